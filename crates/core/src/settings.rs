@@ -1,0 +1,384 @@
+//! Gatehouse's settings: one typed struct whose `Default` is the secure configuration.
+//!
+//! Sources, strongest first: command-line flags > environment > `settings.toml` > defaults. Every
+//! source goes through the same dotted-key mechanism ([`Settings::set`]), so a value from `PORT`, from
+//! `gatehouse settings set server.port` or from the file is parsed and checked the same way.
+//! Validation reports every problem at once, each naming the field, what is wrong and the fix.
+//! A broken file is reported, never replaced.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+/// All of Gatehouse's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub inference: InferenceSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on. Loopback by default: only this computer can connect.
+    pub host: String,
+    /// TCP port; 0 asks the OS for a free one.
+    pub port: u16,
+    /// The model repository (`<name>/<version>/model.onnx`); empty means the one setup installs.
+    pub models: Option<PathBuf>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { host: "127.0.0.1".into(), port: 9001, models: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceSettings {
+    /// Threads ONNX Runtime may use inside one inference.
+    pub intra_threads: usize,
+    /// Sessions kept per model version, i.e. how many requests to one model run at the same time;
+    /// 0 means one per CPU core.
+    pub sessions_per_model: usize,
+    /// The ONNX Runtime library; empty means the one setup installs.
+    pub onnxruntime: Option<PathBuf>,
+}
+
+impl Default for InferenceSettings {
+    fn default() -> Self {
+        InferenceSettings { intra_threads: 1, sessions_per_model: 0, onnxruntime: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings { max_body_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `gatehouse_server=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into() }
+    }
+}
+
+/// One thing wrong with the settings, said so a person can fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted settings key, e.g. `server.port`.
+    pub field: String,
+    /// Where the bad value came from, e.g. `environment variable PORT`.
+    pub source: Option<String>,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.field)?;
+        if let Some(source) = &self.source {
+            write!(f, " (from {source})")?;
+        }
+        write!(f, ": {}; fix: {}", self.message, self.fix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {path}: {source}; fix: check that the file is readable by you")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the settings file {path} is not valid: {message}; fix: correct it, or move it aside to start \
+         from the defaults (a previous version, if any, is at {backup})"
+    )]
+    Malformed { path: PathBuf, backup: PathBuf, message: String },
+    #[error("invalid settings:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+    #[error("cannot write the settings file {path}: {source}; fix: check free disk space and that the directory is writable; the previous file is unchanged")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Environment variables and the settings they set. Roboflow Inference's names come first where
+/// they overlap, so an existing deployment's environment keeps working; `GATEHOUSE_*` wins over them.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("HOST", "server.host"),
+    ("GATEHOUSE_HOST", "server.host"),
+    ("PORT", "server.port"),
+    ("GATEHOUSE_PORT", "server.port"),
+    ("GATEHOUSE_MODELS", "server.models"),
+    ("GATEHOUSE_INTRA_THREADS", "inference.intra_threads"),
+    ("GATEHOUSE_SESSIONS_PER_MODEL", "inference.sessions_per_model"),
+    ("ORT_DYLIB_PATH", "inference.onnxruntime"),
+    ("GATEHOUSE_MAX_BODY_BYTES", "limits.max_body_bytes"),
+    ("GATEHOUSE_LOG", "log.level"),
+];
+
+impl Settings {
+    /// Reads `path`; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+            Err(source) => return Err(SettingsError::Unreadable { path: path.to_path_buf(), source }),
+        };
+        Self::parse(&text).map_err(|message| SettingsError::Malformed {
+            path: path.to_path_buf(),
+            backup: fsutil::backup_path(path),
+            message,
+        })
+    }
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        toml::from_str(text).map_err(|error| {
+            let position = error.span().map(|span| {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!(" (line {line})")
+            });
+            format!("{}{}", error.message().trim_end(), position.unwrap_or_default())
+        })
+    }
+
+    /// Applies environment overrides from `var` (the process environment in production).
+    pub fn apply_environment(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
+        for (name, key) in ENVIRONMENT {
+            if let Some(value) = var(name).filter(|v| !v.is_empty()) {
+                if let Err(mut problem) = self.set(key, &value) {
+                    problem.source = Some(format!("environment variable {name}"));
+                    problems.push(problem);
+                }
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
+    }
+
+    /// Sets one dotted key (`server.port`) from text, parsed as that key's type.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Problem> {
+        let problem = |message: String, fix: String| Problem { field: key.to_string(), source: None, message, fix };
+        let mut tree = toml::Table::try_from(&*self).map_err(|e| problem(e.to_string(), "report this".into()))?;
+        let (section, field) = key.split_once('.').ok_or_else(|| {
+            problem("not a settings key".into(), format!("use one of: {}", Self::keys().join(", ")))
+        })?;
+        let Some(toml::Value::Table(table)) = tree.get_mut(section) else {
+            return Err(problem("no such settings section".into(), format!("use one of: {}", Self::keys().join(", "))));
+        };
+        let parsed = match Self::kind(key) {
+            None => {
+                return Err(problem("no such setting".into(), format!("use one of: {}", Self::keys().join(", "))));
+            }
+            Some(Kind::Integer) => value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| {
+                problem(format!("`{value}` is not a whole number"), "give a whole number such as 9001".into())
+            })?,
+            Some(Kind::Text) => toml::Value::String(value.to_string()),
+        };
+        table.insert(field.to_string(), parsed);
+        let updated: Settings = toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| {
+            problem(e.message().to_string(), "give a value in the setting's range".into())
+        })?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Every settable dotted key.
+    pub fn keys() -> Vec<&'static str> {
+        vec![
+            "server.host",
+            "server.port",
+            "server.models",
+            "inference.intra_threads",
+            "inference.sessions_per_model",
+            "inference.onnxruntime",
+            "limits.max_body_bytes",
+            "log.level",
+        ]
+    }
+
+    fn kind(key: &str) -> Option<Kind> {
+        match key {
+            "server.port" | "inference.intra_threads" | "inference.sessions_per_model" | "limits.max_body_bytes" => {
+                Some(Kind::Integer)
+            }
+            "server.host" | "server.models" | "inference.onnxruntime" | "log.level" => Some(Kind::Text),
+            _ => None,
+        }
+    }
+
+    /// Checks the whole struct and returns every problem found.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
+        let mut add = |field: &str, message: String, fix: &str| {
+            problems.push(Problem { field: field.into(), source: None, message, fix: fix.into() })
+        };
+        if self.server.host != "localhost" && self.server.host.parse::<IpAddr>().is_err() {
+            add(
+                "server.host",
+                format!("`{}` is not an IP address", self.server.host),
+                "use 127.0.0.1 (this computer only), 0.0.0.0 (every network interface) or one interface's address",
+            );
+        }
+        if !(1..=256).contains(&self.inference.intra_threads) {
+            add(
+                "inference.intra_threads",
+                format!("{} is outside 1–256", self.inference.intra_threads),
+                "use 1 for many small concurrent requests, or the number of cores for one big model",
+            );
+        }
+        if self.inference.sessions_per_model > 256 {
+            add(
+                "inference.sessions_per_model",
+                format!("{} is more than 256", self.inference.sessions_per_model),
+                "use 0 (one per CPU core) or a small number",
+            );
+        }
+        if self.limits.max_body_bytes < 1024 {
+            add(
+                "limits.max_body_bytes",
+                format!("{} bytes is too small for any inference request", self.limits.max_body_bytes),
+                "use at least 1024; the default is 8388608 (8 MiB)",
+            );
+        }
+        for (field, path) in [("server.models", &self.server.models), ("inference.onnxruntime", &self.inference.onnxruntime)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty() || p.is_relative()) {
+                add(field, "the path must be absolute".into(), "give the full path, starting with /");
+            }
+        }
+        if self.log.level.trim().is_empty() {
+            add("log.level", "the log filter is empty".into(), "use info, debug or warn");
+        }
+        if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
+    }
+
+    /// The settings as they would be written to `settings.toml`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render settings: {error}\n"))
+    }
+
+    /// Validates and writes the settings to `path` atomically (0600, previous version as `.bak`).
+    pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
+        self.validate()?;
+        fsutil::write_atomic(path, self.to_toml().as_bytes())
+            .map_err(|source| SettingsError::Write { path: path.to_path_buf(), source })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Integer,
+    Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_secure_ones() {
+        let settings = Settings::default();
+        assert_eq!(settings.server.host, "127.0.0.1");
+        assert_eq!(settings.server.port, 9001);
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Settings::load(&dir.path().join("settings.toml")).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_gatehouse_names_win() {
+        let mut settings = Settings::parse("[server]\nport = 7000\nhost = \"0.0.0.0\"\n").unwrap();
+        settings.apply_environment(env(&[("PORT", "8000")])).unwrap();
+        assert_eq!(settings.server.port, 8000);
+        assert_eq!(settings.server.host, "0.0.0.0");
+        settings.apply_environment(env(&[("PORT", "8000"), ("GATEHOUSE_PORT", "8100")])).unwrap();
+        assert_eq!(settings.server.port, 8100);
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable_and_the_field() {
+        let mut settings = Settings::default();
+        let error = settings.apply_environment(env(&[("PORT", "ninety")])).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("server.port"), "{text}");
+        assert!(text.contains("environment variable PORT"), "{text}");
+        assert!(text.contains("not a whole number"), "{text}");
+        let error = settings.apply_environment(env(&[("PORT", "70000")])).unwrap_err().to_string();
+        assert!(error.contains("server.port") && error.contains("70000"), "{error}");
+    }
+
+    #[test]
+    fn a_malformed_file_is_reported_with_its_line_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "[server]\nport = 9001\nbind = \"x\"\n").unwrap();
+        let error = Settings::load(&path).unwrap_err().to_string();
+        assert!(error.contains("bind"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[server]\nport = 9001\nbind = \"x\"\n");
+    }
+
+    #[test]
+    fn validation_reports_every_problem_at_once() {
+        let mut settings = Settings::default();
+        settings.server.host = "my laptop".into();
+        settings.inference.intra_threads = 0;
+        settings.limits.max_body_bytes = 10;
+        let SettingsError::Invalid(problems) = settings.validate().unwrap_err() else { panic!("not Invalid") };
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["server.host", "inference.intra_threads", "limits.max_body_bytes"]);
+        assert!(problems.iter().all(|p| !p.fix.is_empty()));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_list_of_keys() {
+        let mut settings = Settings::default();
+        let problem = settings.set("server.bind", "x").unwrap_err();
+        assert!(problem.fix.contains("server.host"), "{problem}");
+        assert!(settings.set("port", "1").is_err());
+    }
+
+    #[test]
+    fn save_round_trips_and_refuses_invalid_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        let mut settings = Settings::default();
+        settings.set("server.port", "9100").unwrap();
+        settings.set("server.models", "/srv/models").unwrap();
+        settings.save(&path).unwrap();
+        assert_eq!(Settings::load(&path).unwrap(), settings);
+        settings.server.host = "nope".into();
+        assert!(matches!(settings.save(&path), Err(SettingsError::Invalid(_))));
+        assert_eq!(Settings::load(&path).unwrap().server.host, "127.0.0.1");
+    }
+}

@@ -1,0 +1,1 @@
+//! Intentionally empty: the tests live in `e2e/`, one integration binary.
