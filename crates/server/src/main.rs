@@ -1,1 +1,120 @@
-fn main() {}
+//! The `gatehouse` command: `serve` runs the inference server; `settings` reads and changes the
+//! settings file. Human messages go to stderr, `--json` data to stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gatehouse_core::Settings;
+use gatehouse_core::paths::Paths;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "A local ONNX inference server, secure by default")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the inference server in the foreground.
+    Serve(ServeArgs),
+    /// Show or change settings.toml.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1: this computer only).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one (default 9001).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Model repository directory (`<name>/<version>/model.onnx`).
+    #[arg(long)]
+    models: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// Print the effective settings (file, then environment applied).
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one setting in settings.toml, e.g. `gatehouse settings set server.port 9002`.
+    Set { key: String, value: String },
+    /// Print where settings.toml lives.
+    Path,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths::from_env();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args, paths),
+        Command::Settings(command) => settings(command, &paths),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gatehouse: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn effective_settings(paths: &Paths) -> Result<Settings, String> {
+    let mut settings = Settings::load(&paths.settings_file()).map_err(|e| e.to_string())?;
+    settings.apply_environment(|name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
+    Ok(settings)
+}
+
+fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
+    let mut settings = effective_settings(&paths)?;
+    let flags = [
+        ("server.host", args.host),
+        ("server.port", args.port.map(|p| p.to_string())),
+        ("server.models", args.models.map(|p| p.display().to_string())),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            settings.set(key, &value).map_err(|mut problem| {
+                problem.source = Some(format!("--{}", key.rsplit('.').next().unwrap_or(key)));
+                problem.to_string()
+            })?;
+        }
+    }
+    if let Some(models) = settings.server.models.as_mut().filter(|p| p.is_relative()) {
+        // A relative --models is relative to where the command was typed.
+        *models = std::env::current_dir().map_err(|e| e.to_string())?.join(&*models);
+    }
+    settings.validate().map_err(|e| e.to_string())?;
+    gatehouse_server::telemetry::init(&settings.log.level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(gatehouse_server::serve::run(settings, paths)).map_err(|e| e.to_string())
+}
+
+fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {
+    match command {
+        SettingsCommand::Show { json } => {
+            let settings = effective_settings(paths)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&settings).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", settings.to_toml());
+            }
+        }
+        SettingsCommand::Set { key, value } => {
+            let file = paths.settings_file();
+            let mut settings = Settings::load(&file).map_err(|e| e.to_string())?;
+            settings.set(&key, &value).map_err(|p| p.to_string())?;
+            settings.save(&file).map_err(|e| e.to_string())?;
+            eprintln!("set {key} = {value} in {}", file.display());
+        }
+        SettingsCommand::Path => println!("{}", paths.settings_file().display()),
+    }
+    Ok(())
+}

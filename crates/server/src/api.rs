@@ -1,0 +1,315 @@
+//! Handlers for the public endpoints and the Open Inference Protocol v2 REST API. Each one parses,
+//! calls the repository or the metrics, and shapes the answer; checks live in `tensor` and
+//! `models`, cross-cutting concerns in the router's layers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::JsonBody;
+use crate::models::{IndexEntry, LoadedModel, Repository};
+use crate::tensor::{InputTensor, OutputTensor, TensorSpec};
+
+/// Server metadata (`GET /v2`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServerMetadata {
+    pub name: String,
+    pub version: String,
+    pub extensions: Vec<String>,
+}
+
+/// Model metadata (`GET /v2/models/{model}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelMetadata {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub platform: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    /// Gatehouse extension: what the model is, from its `config.toml`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Gatehouse extension: class names for the output scores, from its `config.toml`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// An inference request (OIP v2).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct InferenceRequest {
+    /// Echoed in the response.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    pub inputs: Vec<InputTensor>,
+    /// Outputs to return; all of them when absent.
+    #[serde(default)]
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RequestedOutput {
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+}
+
+/// An inference response (OIP v2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InferenceResponse {
+    pub model_name: String,
+    pub model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub outputs: Vec<OutputTensor>,
+}
+
+/// Readiness of one model (`GET /v2/models/{model}/ready`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelReady {
+    pub name: String,
+    pub version: String,
+    pub ready: bool,
+}
+
+/// What `/info` tells anyone who asks: enough to see the security posture, nothing secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+    pub onnxruntime: String,
+    /// The address the server listens on.
+    pub address: String,
+    /// True when only this computer can connect.
+    pub loopback_only: bool,
+    pub tls: bool,
+    pub mtls: bool,
+    pub models_ready: usize,
+}
+
+#[utoipa::path(get, path = "/", tag = "public", responses((status = 200, description = "Where to go next")))]
+pub async fn root() -> Json<Value> {
+    Json(serde_json::json!({
+        "name": "Gatehouse",
+        "version": gatehouse_core::VERSION,
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/healthz",
+        "readiness": "/readiness",
+        "inference": "/v2",
+    }))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, description = "The process is up")))]
+pub async fn healthz() -> Json<Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readiness", tag = "public", responses(
+    (status = 200, description = "Models are loaded"),
+    (status = 503, description = "Models are still loading", body = ErrorBody)))]
+pub async fn readiness(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let repository = loaded(&state)?;
+    Ok(Json(serde_json::json!({"ready": true, "models_ready": repository.ready_count()})))
+}
+
+#[utoipa::path(get, path = "/info", tag = "public", responses((status = 200, body = ServerInfo)))]
+pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
+    let mut info = (*state.info).clone();
+    info.models_ready = state.repository.get().map(Repository::ready_count).unwrap_or(0);
+    Json(info)
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/v2", tag = "inference", responses((status = 200, body = ServerMetadata)))]
+pub async fn server_metadata() -> Json<ServerMetadata> {
+    Json(ServerMetadata {
+        name: "gatehouse".into(),
+        version: gatehouse_core::VERSION.into(),
+        extensions: vec!["model_repository".into()],
+    })
+}
+
+#[utoipa::path(get, path = "/v2/health/live", tag = "inference", responses((status = 200, description = "Live")))]
+pub async fn live() -> Json<Value> {
+    Json(serde_json::json!({"live": true}))
+}
+
+#[utoipa::path(get, path = "/v2/health/ready", tag = "inference", responses(
+    (status = 200, description = "Ready"), (status = 503, description = "Loading", body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    loaded(&state)?;
+    Ok(Json(serde_json::json!({"ready": true})))
+}
+
+#[utoipa::path(get, path = "/v2/models/{model}", tag = "inference",
+    params(("model" = String, Path, description = "Model name")),
+    responses((status = 200, body = ModelMetadata), (status = 404, body = ErrorBody)))]
+pub async fn model_metadata(State(state): State<AppState>, Path(model): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
+    metadata(&state, &model, None)
+}
+
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}", tag = "inference",
+    params(("model" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = ModelMetadata), (status = 404, body = ErrorBody)))]
+pub async fn model_version_metadata(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<ModelMetadata>, ApiError> {
+    metadata(&state, &model, Some(&version))
+}
+
+#[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "inference",
+    params(("model" = String, Path)),
+    responses((status = 200, body = ModelReady), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn model_ready(State(state): State<AppState>, Path(model): Path<String>) -> Result<Json<ModelReady>, ApiError> {
+    readiness_of(&state, &model, None)
+}
+
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/ready", tag = "inference",
+    params(("model" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = ModelReady), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn model_version_ready(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<ModelReady>, ApiError> {
+    readiness_of(&state, &model, Some(&version))
+}
+
+#[utoipa::path(post, path = "/v2/models/{model}/infer", tag = "inference",
+    params(("model" = String, Path)), request_body = InferenceRequest,
+    responses((status = 200, body = InferenceResponse), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn infer(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    JsonBody(request): JsonBody<InferenceRequest>,
+) -> Result<Json<InferenceResponse>, ApiError> {
+    run_inference(&state, &model, None, request).await
+}
+
+#[utoipa::path(post, path = "/v2/models/{model}/versions/{version}/infer", tag = "inference",
+    params(("model" = String, Path), ("version" = String, Path)), request_body = InferenceRequest,
+    responses((status = 200, body = InferenceResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn infer_version(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    JsonBody(request): JsonBody<InferenceRequest>,
+) -> Result<Json<InferenceResponse>, ApiError> {
+    run_inference(&state, &model, Some(&version), request).await
+}
+
+/// Optional body of the repository index request.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct IndexRequest {
+    /// Only list versions that are ready.
+    #[serde(default)]
+    pub ready: bool,
+}
+
+#[utoipa::path(post, path = "/v2/repository/index", tag = "inference",
+    request_body(content = Option<IndexRequest>),
+    responses((status = 200, body = Vec<IndexEntry>)))]
+pub async fn repository_index(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Vec<IndexEntry>>, ApiError> {
+    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) { IndexRequest::default() } else { crate::json::parse(&body)? };
+    let mut rows = loaded(&state)?.index();
+    if request.ready {
+        rows.retain(|row| row.state == "READY");
+    }
+    Ok(Json(rows))
+}
+
+pub async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json()).into_response()
+}
+
+pub async fn docs() -> Html<String> {
+    Html(crate::openapi::docs_html())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see /docs for the API")
+}
+
+fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
+    state.repository.get().ok_or_else(|| ApiError::unavailable("not_ready", "models are still loading; retry in a moment"))
+}
+
+fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelMetadata>, ApiError> {
+    let repository = loaded(state)?;
+    let model = repository.get(name, version)?;
+    let entry = &repository.models[name];
+    let versions = entry.versions.keys().map(u64::to_string).collect();
+    Ok(Json(ModelMetadata {
+        name: model.name.clone(),
+        versions,
+        platform: "onnxruntime_onnx".into(),
+        inputs: model.inputs.clone(),
+        outputs: model.outputs.clone(),
+        description: entry.config.description.clone(),
+        labels: entry.config.labels.clone(),
+    }))
+}
+
+fn readiness_of(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelReady>, ApiError> {
+    let model: Arc<LoadedModel> = loaded(state)?.get(name, version)?;
+    Ok(Json(ModelReady { name: model.name.clone(), version: model.version.to_string(), ready: true }))
+}
+
+async fn run_inference(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+    request: InferenceRequest,
+) -> Result<Json<InferenceResponse>, ApiError> {
+    refuse_binary_extension(&request)?;
+    let model = loaded(state)?.get(name, version)?;
+    let requested: Vec<String> = request.outputs.iter().flatten().map(|o| o.name.clone()).collect();
+    let (outputs, elapsed) = model.infer(&request.inputs, &requested).await?;
+    state.metrics.observe_inference(&model.name, model.version, elapsed);
+    Ok(Json(InferenceResponse { model_name: model.name.clone(), model_version: model.version.to_string(), id: request.id, outputs }))
+}
+
+/// The binary tensor extension would silently change the response's shape for clients that ask for
+/// it; saying so up front is better than answering in a format they did not expect.
+fn refuse_binary_extension(request: &InferenceRequest) -> Result<(), ApiError> {
+    let asks = |parameters: &Option<Map<String, Value>>, key: &str| {
+        parameters.as_ref().and_then(|p| p.get(key)).is_some_and(|v| v != &Value::Bool(false) && !v.is_null())
+    };
+    let binary_output = asks(&request.parameters, "binary_data_output")
+        || request.outputs.iter().flatten().any(|o| asks(&o.parameters, "binary_data"));
+    let binary_input = request.inputs.iter().any(|i| asks(&i.parameters, "binary_data_size"));
+    if binary_output || binary_input {
+        return Err(ApiError::bad_request(
+            "binary_data_unsupported",
+            "the binary tensor extension is not supported; request JSON tensors (binary_data=False in Triton's client)",
+        ));
+    }
+    Ok(())
+}
+
+/// Answers a panic inside a handler: the process keeps serving, the caller gets a plain 500.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(event = "handler_panic", "a request handler panicked; the request was answered with 500");
+    let mut response = ApiError::internal("internal error; the server logged it with this request's id").into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

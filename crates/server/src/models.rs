@@ -1,0 +1,435 @@
+//! The model repository: Triton's layout, `<root>/<name>/<version>/model.onnx`, with an optional
+//! `<root>/<name>/config.toml` (description, labels), served through ONNX Runtime.
+//!
+//! Loading never fails as a whole: a model that cannot be served (unreadable file, a non-tensor or
+//! unsupported output, a broken `config.toml`) is kept in the index with its reason, logged, and the
+//! others serve. Each loaded version holds a small pool of sessions, because ONNX Runtime runs
+//! concurrent requests on separate sessions without a shared lock; a request borrows one session
+//! for the length of one run, on a blocking thread, never on the async workers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{DynValue, ValueType};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+use crate::tensor::{self, DataType, InputTensor, OutputTensor, TensorSpec};
+
+/// How the repository builds sessions.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub intra_threads: usize,
+    pub sessions_per_model: usize,
+}
+
+/// ONNX Runtime, loaded from its shared library.
+#[derive(Clone)]
+pub struct Runtime {
+    environment: ort::environment::Environment,
+}
+
+impl Runtime {
+    /// Loads `libonnxruntime.so` from `library`. The error says where it looked and how to fix it.
+    pub fn load(library: &Path) -> Result<Runtime, String> {
+        if !library.exists() {
+            return Err(format!(
+                "the ONNX Runtime library is not at {}; run ./scripts/run.sh once (it installs it), or point \
+                 ORT_DYLIB_PATH (or inference.onnxruntime) at libonnxruntime.so",
+                library.display()
+            ));
+        }
+        let builder = ort::init_from(library)
+            .map_err(|error| format!("cannot load ONNX Runtime from {}: {error}", library.display()))?;
+        let environment = builder
+            .with_name("gatehouse")
+            .with_telemetry(false)
+            .build()
+            .map_err(|error| format!("ONNX Runtime did not start: {error}"))?;
+        Ok(Runtime { environment })
+    }
+
+    /// The runtime's version string, e.g. `1.31.1`.
+    pub fn version(&self) -> String {
+        ort::info()
+            .split(", ")
+            .find_map(|part| part.strip_prefix("git-branch=rel-"))
+            .unwrap_or("unknown")
+            .to_string()
+    }
+}
+
+/// Optional per-model notes from `config.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub description: Option<String>,
+    /// Names of the classes, in the order of the model's output scores.
+    pub labels: Vec<String>,
+    /// Free-form notes per input or output name.
+    pub notes: BTreeMap<String, String>,
+}
+
+/// Whether a version can be served.
+#[derive(Clone)]
+pub enum VersionState {
+    Ready(Arc<LoadedModel>),
+    Unavailable(String),
+}
+
+/// One model with all its versions.
+pub struct ModelEntry {
+    pub name: String,
+    pub config: ModelConfig,
+    /// Versions by number; the highest ready one is the default.
+    pub versions: BTreeMap<u64, VersionState>,
+    /// Set when the model as a whole cannot be served (e.g. no version directory).
+    pub problem: Option<String>,
+}
+
+/// A version that loaded and can run.
+pub struct LoadedModel {
+    pub name: String,
+    pub version: u64,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    pool: SessionPool,
+}
+
+/// A row of the repository index, as Triton's `POST /v2/repository/index` returns it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IndexEntry {
+    pub name: String,
+    pub version: String,
+    /// `READY` or `UNAVAILABLE`.
+    pub state: &'static str,
+    /// Why the version cannot be served; empty when ready.
+    pub reason: String,
+}
+
+/// All models found under the repository root.
+#[derive(Default)]
+pub struct Repository {
+    pub root: PathBuf,
+    pub models: BTreeMap<String, ModelEntry>,
+}
+
+impl Repository {
+    /// Scans `root` and loads every model version found. Takes seconds for big models: call it on a
+    /// blocking thread.
+    pub fn load(runtime: &Runtime, root: &Path, options: &LoadOptions) -> Repository {
+        let mut models = BTreeMap::new();
+        let entries = match std::fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::error!(event = "repository_unreadable", path = %root.display(), %error,
+                    "the model repository cannot be read; no models will be served");
+                return Repository { root: root.to_path_buf(), models };
+            }
+        };
+        let mut directories: Vec<PathBuf> =
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        directories.sort();
+        for directory in directories {
+            let Some(name) = directory.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let entry = load_model(runtime, &name, &directory, options);
+            for (version, state) in &entry.versions {
+                match state {
+                    VersionState::Ready(model) => tracing::info!(event = "model_loaded", model = %name, version,
+                        inputs = model.inputs.len(), outputs = model.outputs.len(), "model ready"),
+                    VersionState::Unavailable(reason) => tracing::warn!(event = "model_unavailable",
+                        model = %name, version, %reason, "model cannot be served"),
+                }
+            }
+            if let Some(reason) = &entry.problem {
+                tracing::warn!(event = "model_unavailable", model = %name, %reason, "model cannot be served");
+            }
+            models.insert(name, entry);
+        }
+        Repository { root: root.to_path_buf(), models }
+    }
+
+    /// The ready model for `name` and an optional version (default: the highest ready version).
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ApiError> {
+        let entry = self.models.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            ApiError::not_found(
+                "model_not_found",
+                format!("there is no model `{name}`; models here: {}", if known.is_empty() { "none".into() } else { known.join(", ") }),
+            )
+        })?;
+        let unavailable = |reason: &str| {
+            ApiError::unavailable("model_unavailable", format!("model `{name}` cannot be served: {reason}"))
+        };
+        match version {
+            Some(text) => {
+                let number: u64 = text.parse().map_err(|_| {
+                    ApiError::not_found("version_not_found", format!("`{text}` is not a version number of model `{name}`"))
+                })?;
+                match entry.versions.get(&number) {
+                    Some(VersionState::Ready(model)) => Ok(model.clone()),
+                    Some(VersionState::Unavailable(reason)) => Err(unavailable(reason)),
+                    None => Err(ApiError::not_found(
+                        "version_not_found",
+                        format!("model `{name}` has no version {number}; versions: {}", entry.version_list()),
+                    )),
+                }
+            }
+            None => entry.default_version().ok_or_else(|| {
+                unavailable(entry.problem.as_deref().unwrap_or("no version of it loaded; see the repository index"))
+            }),
+        }
+    }
+
+    /// Triton's repository index: one row per version, or per model when it has none.
+    pub fn index(&self) -> Vec<IndexEntry> {
+        let mut rows = Vec::new();
+        for entry in self.models.values() {
+            if let Some(reason) = &entry.problem {
+                rows.push(IndexEntry { name: entry.name.clone(), version: String::new(), state: "UNAVAILABLE", reason: reason.clone() });
+            }
+            for (version, state) in &entry.versions {
+                let (state, reason) = match state {
+                    VersionState::Ready(_) => ("READY", String::new()),
+                    VersionState::Unavailable(reason) => ("UNAVAILABLE", reason.clone()),
+                };
+                rows.push(IndexEntry { name: entry.name.clone(), version: version.to_string(), state, reason });
+            }
+        }
+        rows
+    }
+
+    pub fn ready_count(&self) -> usize {
+        self.models.values().flat_map(|m| m.versions.values()).filter(|s| matches!(s, VersionState::Ready(_))).count()
+    }
+}
+
+impl ModelEntry {
+    pub fn default_version(&self) -> Option<Arc<LoadedModel>> {
+        self.versions.values().rev().find_map(|state| match state {
+            VersionState::Ready(model) => Some(model.clone()),
+            VersionState::Unavailable(_) => None,
+        })
+    }
+
+    pub fn version_list(&self) -> String {
+        let list: Vec<String> = self.versions.keys().map(u64::to_string).collect();
+        if list.is_empty() { "none".into() } else { list.join(", ") }
+    }
+}
+
+fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOptions) -> ModelEntry {
+    let mut entry = ModelEntry { name: name.to_string(), config: ModelConfig::default(), versions: BTreeMap::new(), problem: None };
+    let config_path = directory.join("config.toml");
+    if config_path.exists() {
+        match std::fs::read_to_string(&config_path).map_err(|e| e.to_string()).and_then(|text| {
+            toml::from_str::<ModelConfig>(&text).map_err(|e| e.message().to_string())
+        }) {
+            Ok(config) => entry.config = config,
+            Err(message) => {
+                entry.problem = Some(format!("its config.toml is invalid: {message}"));
+                return entry;
+            }
+        }
+    }
+    let Ok(children) = std::fs::read_dir(directory) else {
+        entry.problem = Some("its directory cannot be read".into());
+        return entry;
+    };
+    for child in children.filter_map(Result::ok) {
+        let path = child.path();
+        let Some(version) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()) else { continue };
+        if !path.is_dir() {
+            continue;
+        }
+        let file = path.join("model.onnx");
+        let state = if file.is_file() {
+            match LoadedModel::load(runtime, name, version, &file, options) {
+                Ok(model) => VersionState::Ready(Arc::new(model)),
+                Err(reason) => VersionState::Unavailable(reason),
+            }
+        } else {
+            VersionState::Unavailable(format!("version {version} has no model.onnx"))
+        };
+        entry.versions.insert(version, state);
+    }
+    if entry.versions.is_empty() {
+        entry.problem = Some("no version directory (e.g. `1/model.onnx`) was found".into());
+    }
+    entry
+}
+
+impl LoadedModel {
+    fn load(runtime: &Runtime, name: &str, version: u64, file: &Path, options: &LoadOptions) -> Result<LoadedModel, String> {
+        let count = if options.sessions_per_model == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            options.sessions_per_model
+        };
+        let mut sessions = Vec::with_capacity(count);
+        for _ in 0..count {
+            let refused = |error: String| format!("session options were refused: {error}");
+            let session = Session::builder(&runtime.environment)
+                .map_err(|e| refused(e.to_string()))?
+                .with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(|e| refused(e.to_string()))?
+                .with_intra_threads(options.intra_threads)
+                .map_err(|e| refused(e.to_string()))?
+                .with_inter_threads(1)
+                .map_err(|e| refused(e.to_string()))?
+                .commit_from_file(file)
+                .map_err(|error| format!("ONNX Runtime cannot load model.onnx: {error}"))?;
+            sessions.push(session);
+        }
+        let first = &sessions[0];
+        let inputs = first.inputs().iter().map(|o| spec(o.name(), o.dtype(), "input")).collect::<Result<_, _>>()?;
+        let outputs = first.outputs().iter().map(|o| spec(o.name(), o.dtype(), "output")).collect::<Result<_, _>>()?;
+        Ok(LoadedModel { name: name.to_string(), version, inputs, outputs, pool: SessionPool::new(sessions) })
+    }
+
+    /// Checks the request's inputs, runs the model on a blocking thread and returns the requested
+    /// outputs (all of them when `requested` is empty), plus the time spent inside ONNX Runtime.
+    pub async fn infer(
+        self: &Arc<Self>,
+        inputs: &[InputTensor],
+        requested: &[String],
+    ) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
+        let values = self.prepare(inputs)?;
+        let selected = self.select_outputs(requested)?;
+        let permit = Arc::clone(&self.pool.available).acquire_owned().await.map_err(|_| ApiError::unavailable("shutting_down", "the server is shutting down"))?;
+        let model = Arc::clone(self);
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            model.run_blocking(values, &selected)
+        })
+        .await;
+        match result {
+            Ok(outcome) => outcome,
+            Err(join_error) if join_error.is_panic() => std::panic::resume_unwind(join_error.into_panic()),
+            Err(_) => Err(ApiError::unavailable("shutting_down", "the server is shutting down")),
+        }
+    }
+
+    fn prepare(&self, inputs: &[InputTensor]) -> Result<Vec<(String, DynValue)>, ApiError> {
+        for input in inputs {
+            if !self.inputs.iter().any(|spec| spec.name == input.name) {
+                return Err(ApiError::bad_request(
+                    "unknown_input",
+                    format!("model `{}` has no input `{}`; its inputs: {}", self.name, input.name, names(&self.inputs)),
+                ));
+            }
+        }
+        let mut values = Vec::with_capacity(self.inputs.len());
+        for spec in &self.inputs {
+            let mut matching = inputs.iter().filter(|i| i.name == spec.name);
+            let input = matching.next().ok_or_else(|| {
+                ApiError::bad_request(
+                    "missing_input",
+                    format!("input `{}` ({} {:?}) is missing; model `{}` needs: {}", spec.name, spec.datatype.name(), spec.shape, self.name, names(&self.inputs)),
+                )
+            })?;
+            if matching.next().is_some() {
+                return Err(ApiError::bad_request("duplicate_input", format!("input `{}` is given more than once", spec.name)));
+            }
+            values.push((spec.name.clone(), tensor::to_ort_value(spec, input)?));
+        }
+        Ok(values)
+    }
+
+    fn select_outputs(&self, requested: &[String]) -> Result<Vec<String>, ApiError> {
+        if requested.is_empty() {
+            return Ok(self.outputs.iter().map(|o| o.name.clone()).collect());
+        }
+        for name in requested {
+            if !self.outputs.iter().any(|o| &o.name == name) {
+                return Err(ApiError::bad_request(
+                    "unknown_output",
+                    format!("model `{}` has no output `{name}`; its outputs: {}", self.name, names(&self.outputs)),
+                ));
+            }
+        }
+        Ok(requested.to_vec())
+    }
+
+    fn run_blocking(&self, values: Vec<(String, DynValue)>, selected: &[String]) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
+        let mut lease = self.pool.lease();
+        let started = Instant::now();
+        let outputs = lease
+            .session()
+            .run(values)
+            .map_err(|error| ApiError::bad_request("inference_failed", format!("ONNX Runtime could not run model `{}`: {error}", self.name)))?;
+        let elapsed = started.elapsed();
+        let tensors = selected
+            .iter()
+            .map(|name| {
+                let value = outputs.get(name.as_str()).ok_or_else(|| ApiError::internal(format!("ONNX Runtime returned no output `{name}`")))?;
+                tensor::from_ort_value(name, value)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((tensors, elapsed))
+    }
+}
+
+fn spec(name: &str, dtype: &ValueType, role: &str) -> Result<TensorSpec, String> {
+    match dtype {
+        ValueType::Tensor { ty, shape, .. } => {
+            let datatype = DataType::from_ort(*ty)
+                .ok_or_else(|| format!("{role} `{name}` has element type {ty}, which Gatehouse does not serve"))?;
+            Ok(TensorSpec { name: name.to_string(), datatype, shape: shape.to_vec() })
+        }
+        other => Err(format!("{role} `{name}` is a {other}, not a tensor; only tensor inputs and outputs are served")),
+    }
+}
+
+fn names(specs: &[TensorSpec]) -> String {
+    specs.iter().map(|s| format!("`{}`", s.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// Idle sessions of one model version. The semaphore counts idle sessions, so a lease taken after
+/// a permit always finds one; the mutex is held only to push or pop, never during a run.
+struct SessionPool {
+    idle: Mutex<Vec<Session>>,
+    available: Arc<Semaphore>,
+}
+
+impl SessionPool {
+    fn new(sessions: Vec<Session>) -> SessionPool {
+        let count = sessions.len();
+        SessionPool { idle: Mutex::new(sessions), available: Arc::new(Semaphore::new(count)) }
+    }
+
+    fn lease(&self) -> Lease<'_> {
+        let session = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        Lease { pool: self, session }
+    }
+}
+
+/// A borrowed session, returned to the pool on drop (also when a run panics).
+struct Lease<'a> {
+    pool: &'a SessionPool,
+    session: Option<Session>,
+}
+
+impl Lease<'_> {
+    fn session(&mut self) -> &mut Session {
+        // Invariant: a lease is only taken while holding a semaphore permit, and permits never
+        // outnumber idle sessions.
+        self.session.as_mut().expect("a permit guarantees an idle session")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).push(session);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `gatehouse serve`: load ONNX Runtime, bind, announce, load the models, serve, shut down.
+//!
+//! The listening socket is opened before the models load, so a supervisor learns the address at
+//! once from the `listening` line and polls `/readiness` (503 until the models are in).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use gatehouse_core::Settings;
+use gatehouse_core::paths::Paths;
+use tokio::net::TcpListener;
+
+use crate::models::{LoadOptions, Repository, Runtime};
+use crate::{AppState, ServerInfo, metrics::Metrics, router};
+
+/// Why the server could not start; each message says what and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Runtime(String),
+    #[error("port {port} on {host} is already in use; stop the program using it, or pick another port with --port (0 picks a free one)")]
+    PortInUse { host: String, port: u16 },
+    #[error("cannot listen on {host}:{port}: {source}; fix: use an address of this computer, e.g. 127.0.0.1")]
+    Bind { host: String, port: u16, source: std::io::Error },
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
+    let library = settings.inference.onnxruntime.clone().unwrap_or_else(|| paths.default_onnxruntime_library());
+    let runtime = Runtime::load(&library).map_err(StartError::Runtime)?;
+    let models_dir: PathBuf = settings.server.models.clone().unwrap_or_else(|| paths.default_models_dir());
+
+    let host = settings.server.host.clone();
+    let ip: IpAddr = if host == "localhost" { IpAddr::from([127, 0, 0, 1]) } else {
+        host.parse().map_err(|_| StartError::Bind {
+            host: host.clone(),
+            port: settings.server.port,
+            source: std::io::Error::other("not an IP address"),
+        })?
+    };
+    let listener = TcpListener::bind(SocketAddr::new(ip, settings.server.port)).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::PortInUse { host: host.clone(), port: settings.server.port }
+        } else {
+            StartError::Bind { host: host.clone(), port: settings.server.port, source }
+        }
+    })?;
+    let address = listener.local_addr().map_err(|source| StartError::Bind { host: host.clone(), port: settings.server.port, source })?;
+
+    let onnxruntime_version = runtime.version();
+    let metrics = Arc::new(Metrics::new(&onnxruntime_version));
+    let state = AppState {
+        metrics: metrics.clone(),
+        repository: Arc::new(OnceLock::new()),
+        info: Arc::new(ServerInfo {
+            name: "gatehouse".into(),
+            version: gatehouse_core::VERSION.into(),
+            onnxruntime: onnxruntime_version,
+            address: address.to_string(),
+            loopback_only: address.ip().is_loopback(),
+            tls: false,
+            mtls: false,
+            models_ready: 0,
+        }),
+        max_body_bytes: settings.limits.max_body_bytes,
+    };
+
+    let url = format!("http://{address}");
+    tracing::info!(event = "listening", addr = %address, url = %url, tls = false, "Gatehouse is listening on {url}");
+    if !address.ip().is_loopback() {
+        tracing::warn!(event = "exposed", addr = %address,
+            "listening beyond this computer without TLS or API keys; other devices on the network can call every endpoint");
+    }
+
+    let options = LoadOptions {
+        intra_threads: settings.inference.intra_threads,
+        sessions_per_model: settings.inference.sessions_per_model,
+    };
+    let repository_slot = state.repository.clone();
+    tokio::task::spawn_blocking(move || {
+        let repository = Repository::load(&runtime, &models_dir, &options);
+        let ready = repository.ready_count();
+        metrics.set_models_loaded(ready);
+        tracing::info!(event = "ready", models_ready = ready, models = repository.models.len(), "models loaded");
+        let _ = repository_slot.set(repository);
+    });
+
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let result = server.await;
+    if let Err(error) = result {
+        tracing::error!(event = "server_error", %error, "the server stopped with an error");
+    }
+    tracing::info!(event = "stopped", "Gatehouse stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!(event = "shutting_down", grace_seconds = crate::SHUTDOWN_GRACE.as_secs(), "finishing in-flight requests");
+    // Past the grace period the process exits even if a client holds a request open.
+    tokio::spawn(async {
+        tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
+        tracing::warn!(event = "shutdown_forced", "in-flight requests did not finish in time; exiting");
+        std::process::exit(0);
+    });
+}
