@@ -18,7 +18,10 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR_MODE).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
 }
 
 /// The path of the backup kept beside `path`.

@@ -17,17 +17,29 @@ pub struct Paths {
 impl Paths {
     /// Resolves the directories from the process environment.
     pub fn from_env() -> Paths {
-        Self::resolve(|name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from))
+        Self::resolve(|name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
     }
 
     /// Resolves the directories from a lookup function, so tests can pass their own environment.
     pub fn resolve(var: impl Fn(&str) -> Option<PathBuf>) -> Paths {
-        let home = || var("HOME").or_else(dirs::home_dir).unwrap_or_else(|| PathBuf::from("."));
+        let home = || {
+            var("HOME")
+                .or_else(dirs::home_dir)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
         let config_dir = var("GATEHOUSE_HOME").unwrap_or_else(|| {
-            var("XDG_CONFIG_HOME").unwrap_or_else(|| home().join(".config")).join("gatehouse")
+            var("XDG_CONFIG_HOME")
+                .unwrap_or_else(|| home().join(".config"))
+                .join("gatehouse")
         });
         let data_dir = var("GATEHOUSE_DATA").unwrap_or_else(|| {
-            var("XDG_DATA_HOME").unwrap_or_else(|| home().join(".local/share")).join("gatehouse")
+            var("XDG_DATA_HOME")
+                .unwrap_or_else(|| home().join(".local/share"))
+                .join("gatehouse")
         });
         Paths { config_dir, data_dir }
     }
@@ -58,8 +70,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<PathBuf> {
-        let map: HashMap<String, PathBuf> =
-            pairs.iter().map(|(k, v)| (k.to_string(), PathBuf::from(v))).collect();
+        let map: HashMap<String, PathBuf> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+            .collect();
         move |name| map.get(name).cloned()
     }
 

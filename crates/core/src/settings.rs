@@ -37,7 +37,11 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        ServerSettings { host: "127.0.0.1".into(), port: 9001, models: None }
+        ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 9001,
+            models: None,
+        }
     }
 }
 
@@ -55,7 +59,11 @@ pub struct InferenceSettings {
 
 impl Default for InferenceSettings {
     fn default() -> Self {
-        InferenceSettings { intra_threads: 1, sessions_per_model: 0, onnxruntime: None }
+        InferenceSettings {
+            intra_threads: 1,
+            sessions_per_model: 0,
+            onnxruntime: None,
+        }
     }
 }
 
@@ -68,7 +76,9 @@ pub struct LimitSettings {
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        LimitSettings { max_body_bytes: 8 * 1024 * 1024 }
+        LimitSettings {
+            max_body_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -114,10 +124,16 @@ pub enum SettingsError {
         "the settings file {path} is not valid: {message}; fix: correct it, or move it aside to start \
          from the defaults (a previous version, if any, is at {backup})"
     )]
-    Malformed { path: PathBuf, backup: PathBuf, message: String },
+    Malformed {
+        path: PathBuf,
+        backup: PathBuf,
+        message: String,
+    },
     #[error("invalid settings:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Problem>),
-    #[error("cannot write the settings file {path}: {source}; fix: check free disk space and that the directory is writable; the previous file is unchanged")]
+    #[error(
+        "cannot write the settings file {path}: {source}; fix: check free disk space and that the directory is writable; the previous file is unchanged"
+    )]
     Write { path: PathBuf, source: std::io::Error },
 }
 
@@ -142,7 +158,12 @@ impl Settings {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
-            Err(source) => return Err(SettingsError::Unreadable { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(SettingsError::Unreadable {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
         Self::parse(&text).map_err(|message| SettingsError::Malformed {
             path: path.to_path_buf(),
@@ -165,39 +186,71 @@ impl Settings {
     pub fn apply_environment(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
         let mut problems = Vec::new();
         for (name, key) in ENVIRONMENT {
-            if let Some(value) = var(name).filter(|v| !v.is_empty()) {
-                if let Err(mut problem) = self.set(key, &value) {
-                    problem.source = Some(format!("environment variable {name}"));
-                    problems.push(problem);
-                }
+            let Some(value) = var(name).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            if let Err(mut problem) = self.set(key, &value) {
+                problem.source = Some(format!("environment variable {name}"));
+                problems.push(problem);
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
     }
 
     /// Sets one dotted key (`server.port`) from text, parsed as that key's type.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Problem> {
-        let problem = |message: String, fix: String| Problem { field: key.to_string(), source: None, message, fix };
-        let mut tree = toml::Table::try_from(&*self).map_err(|e| problem(e.to_string(), "report this".into()))?;
+        let problem = |message: String, fix: String| Problem {
+            field: key.to_string(),
+            source: None,
+            message,
+            fix,
+        };
+        let mut tree =
+            toml::Table::try_from(&*self).map_err(|e| problem(e.to_string(), "report this".into()))?;
         let (section, field) = key.split_once('.').ok_or_else(|| {
-            problem("not a settings key".into(), format!("use one of: {}", Self::keys().join(", ")))
+            problem(
+                "not a settings key".into(),
+                format!("use one of: {}", Self::keys().join(", ")),
+            )
         })?;
         let Some(toml::Value::Table(table)) = tree.get_mut(section) else {
-            return Err(problem("no such settings section".into(), format!("use one of: {}", Self::keys().join(", "))));
+            return Err(problem(
+                "no such settings section".into(),
+                format!("use one of: {}", Self::keys().join(", ")),
+            ));
         };
         let parsed = match Self::kind(key) {
             None => {
-                return Err(problem("no such setting".into(), format!("use one of: {}", Self::keys().join(", "))));
+                return Err(problem(
+                    "no such setting".into(),
+                    format!("use one of: {}", Self::keys().join(", ")),
+                ));
             }
-            Some(Kind::Integer) => value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| {
-                problem(format!("`{value}` is not a whole number"), "give a whole number such as 9001".into())
-            })?,
+            Some(Kind::Integer) => value
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| {
+                    problem(
+                        format!("`{value}` is not a whole number"),
+                        "give a whole number such as 9001".into(),
+                    )
+                })?,
             Some(Kind::Text) => toml::Value::String(value.to_string()),
         };
         table.insert(field.to_string(), parsed);
-        let updated: Settings = toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| {
-            problem(e.message().to_string(), "give a value in the setting's range".into())
-        })?;
+        let updated: Settings = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                problem(
+                    e.message().to_string(),
+                    "give a value in the setting's range".into(),
+                )
+            })?;
         *self = updated;
         Ok(())
     }
@@ -218,9 +271,10 @@ impl Settings {
 
     fn kind(key: &str) -> Option<Kind> {
         match key {
-            "server.port" | "inference.intra_threads" | "inference.sessions_per_model" | "limits.max_body_bytes" => {
-                Some(Kind::Integer)
-            }
+            "server.port"
+            | "inference.intra_threads"
+            | "inference.sessions_per_model"
+            | "limits.max_body_bytes" => Some(Kind::Integer),
             "server.host" | "server.models" | "inference.onnxruntime" | "log.level" => Some(Kind::Text),
             _ => None,
         }
@@ -230,7 +284,12 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let mut problems = Vec::new();
         let mut add = |field: &str, message: String, fix: &str| {
-            problems.push(Problem { field: field.into(), source: None, message, fix: fix.into() })
+            problems.push(Problem {
+                field: field.into(),
+                source: None,
+                message,
+                fix: fix.into(),
+            })
         };
         if self.server.host != "localhost" && self.server.host.parse::<IpAddr>().is_err() {
             add(
@@ -256,19 +315,40 @@ impl Settings {
         if self.limits.max_body_bytes < 1024 {
             add(
                 "limits.max_body_bytes",
-                format!("{} bytes is too small for any inference request", self.limits.max_body_bytes),
+                format!(
+                    "{} bytes is too small for any inference request",
+                    self.limits.max_body_bytes
+                ),
                 "use at least 1024; the default is 8388608 (8 MiB)",
             );
         }
-        for (field, path) in [("server.models", &self.server.models), ("inference.onnxruntime", &self.inference.onnxruntime)] {
-            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty() || p.is_relative()) {
-                add(field, "the path must be absolute".into(), "give the full path, starting with /");
+        for (field, path) in [
+            ("server.models", &self.server.models),
+            ("inference.onnxruntime", &self.inference.onnxruntime),
+        ] {
+            if path
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty() || p.is_relative())
+            {
+                add(
+                    field,
+                    "the path must be absolute".into(),
+                    "give the full path, starting with /",
+                );
             }
         }
         if self.log.level.trim().is_empty() {
-            add("log.level", "the log filter is empty".into(), "use info, debug or warn");
+            add(
+                "log.level",
+                "the log filter is empty".into(),
+                "use info, debug or warn",
+            );
         }
-        if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
     }
 
     /// The settings as they would be written to `settings.toml`.
@@ -279,8 +359,10 @@ impl Settings {
     /// Validates and writes the settings to `path` atomically (0600, previous version as `.bak`).
     pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
         self.validate()?;
-        fsutil::write_atomic(path, self.to_toml().as_bytes())
-            .map_err(|source| SettingsError::Write { path: path.to_path_buf(), source })
+        fsutil::write_atomic(path, self.to_toml().as_bytes()).map_err(|source| SettingsError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -296,7 +378,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -311,7 +396,10 @@ mod tests {
     #[test]
     fn a_missing_file_means_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Settings::load(&dir.path().join("settings.toml")).unwrap(), Settings::default());
+        assert_eq!(
+            Settings::load(&dir.path().join("settings.toml")).unwrap(),
+            Settings::default()
+        );
     }
 
     #[test]
@@ -320,20 +408,30 @@ mod tests {
         settings.apply_environment(env(&[("PORT", "8000")])).unwrap();
         assert_eq!(settings.server.port, 8000);
         assert_eq!(settings.server.host, "0.0.0.0");
-        settings.apply_environment(env(&[("PORT", "8000"), ("GATEHOUSE_PORT", "8100")])).unwrap();
+        settings
+            .apply_environment(env(&[("PORT", "8000"), ("GATEHOUSE_PORT", "8100")]))
+            .unwrap();
         assert_eq!(settings.server.port, 8100);
     }
 
     #[test]
     fn a_bad_environment_value_names_the_variable_and_the_field() {
         let mut settings = Settings::default();
-        let error = settings.apply_environment(env(&[("PORT", "ninety")])).unwrap_err();
+        let error = settings
+            .apply_environment(env(&[("PORT", "ninety")]))
+            .unwrap_err();
         let text = error.to_string();
         assert!(text.contains("server.port"), "{text}");
         assert!(text.contains("environment variable PORT"), "{text}");
         assert!(text.contains("not a whole number"), "{text}");
-        let error = settings.apply_environment(env(&[("PORT", "70000")])).unwrap_err().to_string();
-        assert!(error.contains("server.port") && error.contains("70000"), "{error}");
+        let error = settings
+            .apply_environment(env(&[("PORT", "70000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("server.port") && error.contains("70000"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -345,7 +443,10 @@ mod tests {
         assert!(error.contains("bind"), "{error}");
         assert!(error.contains("line 3"), "{error}");
         assert!(error.contains(&path.display().to_string()), "{error}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[server]\nport = 9001\nbind = \"x\"\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[server]\nport = 9001\nbind = \"x\"\n"
+        );
     }
 
     #[test]
@@ -354,9 +455,14 @@ mod tests {
         settings.server.host = "my laptop".into();
         settings.inference.intra_threads = 0;
         settings.limits.max_body_bytes = 10;
-        let SettingsError::Invalid(problems) = settings.validate().unwrap_err() else { panic!("not Invalid") };
+        let SettingsError::Invalid(problems) = settings.validate().unwrap_err() else {
+            panic!("not Invalid")
+        };
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(fields, ["server.host", "inference.intra_threads", "limits.max_body_bytes"]);
+        assert_eq!(
+            fields,
+            ["server.host", "inference.intra_threads", "limits.max_body_bytes"]
+        );
         assert!(problems.iter().all(|p| !p.fix.is_empty()));
     }
 

@@ -120,7 +120,9 @@ pub async fn healthz() -> Json<Value> {
     (status = 503, description = "Models are still loading", body = ErrorBody)))]
 pub async fn readiness(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let repository = loaded(&state)?;
-    Ok(Json(serde_json::json!({"ready": true, "models_ready": repository.ready_count()})))
+    Ok(Json(
+        serde_json::json!({"ready": true, "models_ready": repository.ready_count()}),
+    ))
 }
 
 #[utoipa::path(get, path = "/info", tag = "public", responses((status = 200, body = ServerInfo)))]
@@ -133,7 +135,10 @@ pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
 #[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -163,7 +168,10 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 #[utoipa::path(get, path = "/v2/models/{model}", tag = "inference",
     params(("model" = String, Path, description = "Model name")),
     responses((status = 200, body = ModelMetadata), (status = 404, body = ErrorBody)))]
-pub async fn model_metadata(State(state): State<AppState>, Path(model): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
+pub async fn model_metadata(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<ModelMetadata>, ApiError> {
     metadata(&state, &model, None)
 }
 
@@ -180,7 +188,10 @@ pub async fn model_version_metadata(
 #[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "inference",
     params(("model" = String, Path)),
     responses((status = 200, body = ModelReady), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn model_ready(State(state): State<AppState>, Path(model): Path<String>) -> Result<Json<ModelReady>, ApiError> {
+pub async fn model_ready(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<ModelReady>, ApiError> {
     readiness_of(&state, &model, None)
 }
 
@@ -228,8 +239,15 @@ pub struct IndexRequest {
 #[utoipa::path(post, path = "/v2/repository/index", tag = "inference",
     request_body(content = Option<IndexRequest>),
     responses((status = 200, body = Vec<IndexEntry>)))]
-pub async fn repository_index(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Vec<IndexEntry>>, ApiError> {
-    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) { IndexRequest::default() } else { crate::json::parse(&body)? };
+pub async fn repository_index(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Vec<IndexEntry>>, ApiError> {
+    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IndexRequest::default()
+    } else {
+        crate::json::parse(&body)?
+    };
     let mut rows = loaded(&state)?.index();
     if request.ready {
         rows.retain(|row| row.state == "READY");
@@ -238,7 +256,11 @@ pub async fn repository_index(State(state): State<AppState>, body: axum::body::B
 }
 
 pub async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
+        .into_response()
 }
 
 pub async fn docs() -> Html<String> {
@@ -250,7 +272,10 @@ pub async fn not_found() -> ApiError {
 }
 
 fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
-    state.repository.get().ok_or_else(|| ApiError::unavailable("not_ready", "models are still loading; retry in a moment"))
+    state
+        .repository
+        .get()
+        .ok_or_else(|| ApiError::unavailable("not_ready", "models are still loading; retry in a moment"))
 }
 
 fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelMetadata>, ApiError> {
@@ -271,7 +296,11 @@ fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<
 
 fn readiness_of(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelReady>, ApiError> {
     let model: Arc<LoadedModel> = loaded(state)?.get(name, version)?;
-    Ok(Json(ModelReady { name: model.name.clone(), version: model.version.to_string(), ready: true }))
+    Ok(Json(ModelReady {
+        name: model.name.clone(),
+        version: model.version.to_string(),
+        ready: true,
+    }))
 }
 
 async fn run_inference(
@@ -284,19 +313,36 @@ async fn run_inference(
     let model = loaded(state)?.get(name, version)?;
     let requested: Vec<String> = request.outputs.iter().flatten().map(|o| o.name.clone()).collect();
     let (outputs, elapsed) = model.infer(&request.inputs, &requested).await?;
-    state.metrics.observe_inference(&model.name, model.version, elapsed);
-    Ok(Json(InferenceResponse { model_name: model.name.clone(), model_version: model.version.to_string(), id: request.id, outputs }))
+    state
+        .metrics
+        .observe_inference(&model.name, model.version, elapsed);
+    Ok(Json(InferenceResponse {
+        model_name: model.name.clone(),
+        model_version: model.version.to_string(),
+        id: request.id,
+        outputs,
+    }))
 }
 
 /// The binary tensor extension would silently change the response's shape for clients that ask for
 /// it; saying so up front is better than answering in a format they did not expect.
 fn refuse_binary_extension(request: &InferenceRequest) -> Result<(), ApiError> {
     let asks = |parameters: &Option<Map<String, Value>>, key: &str| {
-        parameters.as_ref().and_then(|p| p.get(key)).is_some_and(|v| v != &Value::Bool(false) && !v.is_null())
+        parameters
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .is_some_and(|v| v != &Value::Bool(false) && !v.is_null())
     };
     let binary_output = asks(&request.parameters, "binary_data_output")
-        || request.outputs.iter().flatten().any(|o| asks(&o.parameters, "binary_data"));
-    let binary_input = request.inputs.iter().any(|i| asks(&i.parameters, "binary_data_size"));
+        || request
+            .outputs
+            .iter()
+            .flatten()
+            .any(|o| asks(&o.parameters, "binary_data"));
+    let binary_input = request
+        .inputs
+        .iter()
+        .any(|i| asks(&i.parameters, "binary_data_size"));
     if binary_output || binary_input {
         return Err(ApiError::bad_request(
             "binary_data_unsupported",
@@ -308,8 +354,12 @@ fn refuse_binary_extension(request: &InferenceRequest) -> Result<(), ApiError> {
 
 /// Answers a panic inside a handler: the process keeps serving, the caller gets a plain 500.
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!(event = "handler_panic", "a request handler panicked; the request was answered with 500");
-    let mut response = ApiError::internal("internal error; the server logged it with this request's id").into_response();
+    tracing::error!(
+        event = "handler_panic",
+        "a request handler panicked; the request was answered with 500"
+    );
+    let mut response =
+        ApiError::internal("internal error; the server logged it with this request's id").into_response();
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }

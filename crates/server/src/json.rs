@@ -30,7 +30,10 @@ where
                      limits.max_body_bytes in the settings",
                 )
             } else {
-                ApiError::bad_request("unreadable_body", format!("the request body could not be read: {rejection}"))
+                ApiError::bad_request(
+                    "unreadable_body",
+                    format!("the request body could not be read: {rejection}"),
+                )
             }
         })?;
         parse(&bytes).map(JsonBody)
@@ -40,8 +43,16 @@ where
 /// Parses a JSON body, naming the line and column of the first problem.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| {
-        let code = if error.is_syntax() || error.is_eof() { "malformed_json" } else { "invalid_request" };
-        let what = if code == "malformed_json" { "the body is not valid JSON" } else { "the body does not have the expected shape" };
+        let code = if error.is_syntax() || error.is_eof() {
+            "malformed_json"
+        } else {
+            "invalid_request"
+        };
+        let what = if code == "malformed_json" {
+            "the body is not valid JSON"
+        } else {
+            "the body does not have the expected shape"
+        };
         ApiError::bad_request(code, format!("{what}: {error}"))
     })
 }
@@ -49,7 +60,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), ApiError> {
     // OIP clients differ: some send no Content-Type at all for JSON bodies, so absence is accepted.
     let Some(value) = value else { return Ok(()) };
-    let media_type = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media_type = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media_type == "application/json" || media_type.ends_with("+json") {
         return Ok(());
     }
@@ -62,7 +80,9 @@ fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), ApiErro
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
-        format!("Content-Type `{media_type}` is not accepted; send application/json (with curl: -H 'Content-Type: application/json'){hint}"),
+        format!(
+            "Content-Type `{media_type}` is not accepted; send application/json (with curl: -H 'Content-Type: application/json'){hint}"
+        ),
     ))
 }
 

@@ -40,7 +40,10 @@ pub struct AppState {
 
 /// The whole HTTP surface: every route, then the layers every request passes through.
 pub fn router(state: AppState) -> Router {
-    let max_body_bytes = state.max_body_bytes;
+    with_layers(routes(), state)
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
         // Public: no key will ever be needed for these.
         .route("/", get(api::root))
@@ -57,12 +60,27 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/models/{model}", get(api::model_metadata))
         .route("/v2/models/{model}/ready", get(api::model_ready))
         .route("/v2/models/{model}/infer", post(api::infer))
-        .route("/v2/models/{model}/versions/{version}", get(api::model_version_metadata))
-        .route("/v2/models/{model}/versions/{version}/ready", get(api::model_version_ready))
-        .route("/v2/models/{model}/versions/{version}/infer", post(api::infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(api::model_version_metadata),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(api::model_version_ready),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(api::infer_version),
+        )
         .route("/v2/repository/index", post(api::repository_index))
         .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The layers every request passes through, outermost last: request id, tracing span, metrics,
+/// panic containment, body limit.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(api::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
@@ -86,3 +104,82 @@ pub fn router(state: AppState) -> Router {
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn state() -> AppState {
+        AppState {
+            metrics: Arc::new(Metrics::new("test")),
+            repository: Arc::new(OnceLock::new()),
+            info: Arc::new(ServerInfo {
+                name: "gatehouse".into(),
+                version: "test".into(),
+                onnxruntime: "test".into(),
+                address: "127.0.0.1:9001".into(),
+                loopback_only: true,
+                tls: false,
+                mtls: false,
+                models_ready: 0,
+            }),
+            max_body_bytes: 1024,
+        }
+    }
+
+    async fn call(app: Router, request: Request<Body>) -> (u16, serde_json::Value) {
+        let response = app.oneshot(request).await.expect("the router answers");
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn get_request(path: &str) -> Request<Body> {
+        Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("valid request")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_with_code_internal() {
+        // A handler with an indexing bug, the kind of panic a real handler could have.
+        async fn buggy() -> axum::http::StatusCode {
+            let empty: Vec<u16> = Vec::new();
+            axum::http::StatusCode::from_u16(empty[0]).unwrap_or(axum::http::StatusCode::OK)
+        }
+        let routes = routes().route("/boom", get(buggy));
+        let app = with_layers(routes, state());
+        let (status, body) = call(app.clone(), get_request("/boom")).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["code"], "internal");
+        assert!(
+            !body["error"].as_str().unwrap_or("").contains("handler bug"),
+            "panic text leaked: {body}"
+        );
+        assert_eq!(call(app, get_request("/healthz")).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn model_endpoints_answer_503_until_the_models_have_loaded() {
+        let app = router(state());
+        let (status, body) = call(app.clone(), get_request("/readiness")).await;
+        assert_eq!((status, body["code"].as_str()), (503, Some("not_ready")));
+        assert_eq!(call(app.clone(), get_request("/v2/health/ready")).await.0, 503);
+        assert_eq!(call(app.clone(), get_request("/v2/models/magika")).await.0, 503);
+        assert_eq!(call(app, get_request("/v2/health/live")).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_get_json_not_plain_text() {
+        let (status, body) = call(router(state()), get_request("/nope")).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["code"], "not_found");
+    }
+}

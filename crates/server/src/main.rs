@@ -9,7 +9,11 @@ use gatehouse_core::Settings;
 use gatehouse_core::paths::Paths;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "A local ONNX inference server, secure by default")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A local ONNX inference server, secure by default"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,7 +72,9 @@ fn main() -> ExitCode {
 
 fn effective_settings(paths: &Paths) -> Result<Settings, String> {
     let mut settings = Settings::load(&paths.settings_file()).map_err(|e| e.to_string())?;
-    settings.apply_environment(|name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
+    settings
+        .apply_environment(|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
     Ok(settings)
 }
 
@@ -93,8 +99,13 @@ fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
     }
     settings.validate().map_err(|e| e.to_string())?;
     gatehouse_server::telemetry::init(&settings.log.level)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(gatehouse_server::serve::run(settings, paths)).map_err(|e| e.to_string())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(gatehouse_server::serve::run(settings, paths))
+        .map_err(|e| e.to_string())
 }
 
 fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {
@@ -102,7 +113,10 @@ fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {
         SettingsCommand::Show { json } => {
             let settings = effective_settings(paths)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&settings).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&settings).map_err(|e| e.to_string())?
+                );
             } else {
                 print!("{}", settings.to_toml());
             }

@@ -65,19 +65,36 @@ impl Metrics {
     pub fn new(onnxruntime_version: &str) -> Metrics {
         let mut registry = Registry::with_prefix("gatehouse");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
         let request_duration: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
-        registry.register("http_request_duration_seconds", "HTTP request latency", request_duration.clone());
-        let inference_duration: HistogramFamily<ModelLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            request_duration.clone(),
+        );
+        let inference_duration: HistogramFamily<ModelLabels> =
+            Family::new_with_constructor(latency_histogram);
         registry.register(
             "inference_duration_seconds",
             "Time spent inside ONNX Runtime per model version",
             inference_duration.clone(),
         );
         let in_flight = Gauge::default();
-        registry.register("http_requests_in_flight", "Requests being handled now", in_flight.clone());
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
         let models_loaded = Gauge::default();
-        registry.register("models_loaded", "Model versions ready to serve", models_loaded.clone());
+        registry.register(
+            "models_loaded",
+            "Model versions ready to serve",
+            models_loaded.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -87,9 +104,25 @@ impl Metrics {
             .set(1);
         registry.register("build_info", "Gatehouse and ONNX Runtime versions", build);
         let start = Gauge::<f64, AtomicU64>::default();
-        start.set(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
-        registry.register("process_start_time_seconds", "Start time of the server, seconds since the epoch", start);
-        Metrics { registry, requests, request_duration, inference_duration, in_flight, models_loaded }
+        start.set(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "Start time of the server, seconds since the epoch",
+            start,
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            inference_duration,
+            in_flight,
+            models_loaded,
+        }
     }
 
     pub fn set_models_loaded(&self, count: usize) {
@@ -98,7 +131,10 @@ impl Metrics {
 
     pub fn observe_inference(&self, model: &str, version: u64, elapsed: Duration) {
         self.inference_duration
-            .get_or_create(&ModelLabels { model: model.to_string(), version: version.to_string() })
+            .get_or_create(&ModelLabels {
+                model: model.to_string(),
+                version: version.to_string(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 
@@ -127,8 +163,15 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let elapsed = started.elapsed().as_secs_f64();
     metrics
         .requests
-        .get_or_create(&RequestLabels { route: route.clone(), method: method.clone(), status: response.status().as_u16() })
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method: method.clone(),
+            status: response.status().as_u16(),
+        })
         .inc();
-    metrics.request_duration.get_or_create(&RouteLabels { route, method }).observe(elapsed);
+    metrics
+        .request_duration
+        .get_or_create(&RouteLabels { route, method })
+        .observe(elapsed);
     response
 }

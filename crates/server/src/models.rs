@@ -129,22 +129,32 @@ impl Repository {
             Err(error) => {
                 tracing::error!(event = "repository_unreadable", path = %root.display(), %error,
                     "the model repository cannot be read; no models will be served");
-                return Repository { root: root.to_path_buf(), models };
+                return Repository {
+                    root: root.to_path_buf(),
+                    models,
+                };
             }
         };
-        let mut directories: Vec<PathBuf> =
-            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut directories: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         directories.sort();
         for directory in directories {
-            let Some(name) = directory.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            let Some(name) = directory.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                continue;
+            };
             if name.starts_with('.') {
                 continue;
             }
             let entry = load_model(runtime, &name, &directory, options);
             for (version, state) in &entry.versions {
                 match state {
-                    VersionState::Ready(model) => tracing::info!(event = "model_loaded", model = %name, version,
-                        inputs = model.inputs.len(), outputs = model.outputs.len(), "model ready"),
+                    VersionState::Ready(model) => {
+                        tracing::info!(event = "model_loaded", model = %name, version,
+                        inputs = model.inputs.len(), outputs = model.outputs.len(), "model ready")
+                    }
                     VersionState::Unavailable(reason) => tracing::warn!(event = "model_unavailable",
                         model = %name, version, %reason, "model cannot be served"),
                 }
@@ -154,7 +164,10 @@ impl Repository {
             }
             models.insert(name, entry);
         }
-        Repository { root: root.to_path_buf(), models }
+        Repository {
+            root: root.to_path_buf(),
+            models,
+        }
     }
 
     /// The ready model for `name` and an optional version (default: the highest ready version).
@@ -163,28 +176,49 @@ impl Repository {
             let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
             ApiError::not_found(
                 "model_not_found",
-                format!("there is no model `{name}`; models here: {}", if known.is_empty() { "none".into() } else { known.join(", ") }),
+                format!(
+                    "there is no model `{name}`; models here: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
             )
         })?;
         let unavailable = |reason: &str| {
-            ApiError::unavailable("model_unavailable", format!("model `{name}` cannot be served: {reason}"))
+            ApiError::unavailable(
+                "model_unavailable",
+                format!("model `{name}` cannot be served: {reason}"),
+            )
         };
         match version {
             Some(text) => {
                 let number: u64 = text.parse().map_err(|_| {
-                    ApiError::not_found("version_not_found", format!("`{text}` is not a version number of model `{name}`"))
+                    ApiError::not_found(
+                        "version_not_found",
+                        format!("`{text}` is not a version number of model `{name}`"),
+                    )
                 })?;
                 match entry.versions.get(&number) {
                     Some(VersionState::Ready(model)) => Ok(model.clone()),
                     Some(VersionState::Unavailable(reason)) => Err(unavailable(reason)),
                     None => Err(ApiError::not_found(
                         "version_not_found",
-                        format!("model `{name}` has no version {number}; versions: {}", entry.version_list()),
+                        format!(
+                            "model `{name}` has no version {number}; versions: {}",
+                            entry.version_list()
+                        ),
                     )),
                 }
             }
             None => entry.default_version().ok_or_else(|| {
-                unavailable(entry.problem.as_deref().unwrap_or("no version of it loaded; see the repository index"))
+                unavailable(
+                    entry
+                        .problem
+                        .as_deref()
+                        .unwrap_or("no version of it loaded; see the repository index"),
+                )
             }),
         }
     }
@@ -194,21 +228,35 @@ impl Repository {
         let mut rows = Vec::new();
         for entry in self.models.values() {
             if let Some(reason) = &entry.problem {
-                rows.push(IndexEntry { name: entry.name.clone(), version: String::new(), state: "UNAVAILABLE", reason: reason.clone() });
+                rows.push(IndexEntry {
+                    name: entry.name.clone(),
+                    version: String::new(),
+                    state: "UNAVAILABLE",
+                    reason: reason.clone(),
+                });
             }
             for (version, state) in &entry.versions {
                 let (state, reason) = match state {
                     VersionState::Ready(_) => ("READY", String::new()),
                     VersionState::Unavailable(reason) => ("UNAVAILABLE", reason.clone()),
                 };
-                rows.push(IndexEntry { name: entry.name.clone(), version: version.to_string(), state, reason });
+                rows.push(IndexEntry {
+                    name: entry.name.clone(),
+                    version: version.to_string(),
+                    state,
+                    reason,
+                });
             }
         }
         rows
     }
 
     pub fn ready_count(&self) -> usize {
-        self.models.values().flat_map(|m| m.versions.values()).filter(|s| matches!(s, VersionState::Ready(_))).count()
+        self.models
+            .values()
+            .flat_map(|m| m.versions.values())
+            .filter(|s| matches!(s, VersionState::Ready(_)))
+            .count()
     }
 }
 
@@ -222,17 +270,27 @@ impl ModelEntry {
 
     pub fn version_list(&self) -> String {
         let list: Vec<String> = self.versions.keys().map(u64::to_string).collect();
-        if list.is_empty() { "none".into() } else { list.join(", ") }
+        if list.is_empty() {
+            "none".into()
+        } else {
+            list.join(", ")
+        }
     }
 }
 
 fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOptions) -> ModelEntry {
-    let mut entry = ModelEntry { name: name.to_string(), config: ModelConfig::default(), versions: BTreeMap::new(), problem: None };
+    let mut entry = ModelEntry {
+        name: name.to_string(),
+        config: ModelConfig::default(),
+        versions: BTreeMap::new(),
+        problem: None,
+    };
     let config_path = directory.join("config.toml");
     if config_path.exists() {
-        match std::fs::read_to_string(&config_path).map_err(|e| e.to_string()).and_then(|text| {
-            toml::from_str::<ModelConfig>(&text).map_err(|e| e.message().to_string())
-        }) {
+        match std::fs::read_to_string(&config_path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| toml::from_str::<ModelConfig>(&text).map_err(|e| e.message().to_string()))
+        {
             Ok(config) => entry.config = config,
             Err(message) => {
                 entry.problem = Some(format!("its config.toml is invalid: {message}"));
@@ -246,7 +304,13 @@ fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOpt
     };
     for child in children.filter_map(Result::ok) {
         let path = child.path();
-        let Some(version) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u64>().ok()) else { continue };
+        let Some(version) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
         if !path.is_dir() {
             continue;
         }
@@ -268,7 +332,13 @@ fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOpt
 }
 
 impl LoadedModel {
-    fn load(runtime: &Runtime, name: &str, version: u64, file: &Path, options: &LoadOptions) -> Result<LoadedModel, String> {
+    fn load(
+        runtime: &Runtime,
+        name: &str,
+        version: u64,
+        file: &Path,
+        options: &LoadOptions,
+    ) -> Result<LoadedModel, String> {
         let count = if options.sessions_per_model == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
@@ -290,9 +360,23 @@ impl LoadedModel {
             sessions.push(session);
         }
         let first = &sessions[0];
-        let inputs = first.inputs().iter().map(|o| spec(o.name(), o.dtype(), "input")).collect::<Result<_, _>>()?;
-        let outputs = first.outputs().iter().map(|o| spec(o.name(), o.dtype(), "output")).collect::<Result<_, _>>()?;
-        Ok(LoadedModel { name: name.to_string(), version, inputs, outputs, pool: SessionPool::new(sessions) })
+        let inputs = first
+            .inputs()
+            .iter()
+            .map(|o| spec(o.name(), o.dtype(), "input"))
+            .collect::<Result<_, _>>()?;
+        let outputs = first
+            .outputs()
+            .iter()
+            .map(|o| spec(o.name(), o.dtype(), "output"))
+            .collect::<Result<_, _>>()?;
+        Ok(LoadedModel {
+            name: name.to_string(),
+            version,
+            inputs,
+            outputs,
+            pool: SessionPool::new(sessions),
+        })
     }
 
     /// Checks the request's inputs, runs the model on a blocking thread and returns the requested
@@ -304,7 +388,10 @@ impl LoadedModel {
     ) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
         let values = self.prepare(inputs)?;
         let selected = self.select_outputs(requested)?;
-        let permit = Arc::clone(&self.pool.available).acquire_owned().await.map_err(|_| ApiError::unavailable("shutting_down", "the server is shutting down"))?;
+        let permit = Arc::clone(&self.pool.available)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::unavailable("shutting_down", "the server is shutting down"))?;
         let model = Arc::clone(self);
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -314,7 +401,10 @@ impl LoadedModel {
         match result {
             Ok(outcome) => outcome,
             Err(join_error) if join_error.is_panic() => std::panic::resume_unwind(join_error.into_panic()),
-            Err(_) => Err(ApiError::unavailable("shutting_down", "the server is shutting down")),
+            Err(_) => Err(ApiError::unavailable(
+                "shutting_down",
+                "the server is shutting down",
+            )),
         }
     }
 
@@ -323,7 +413,12 @@ impl LoadedModel {
             if !self.inputs.iter().any(|spec| spec.name == input.name) {
                 return Err(ApiError::bad_request(
                     "unknown_input",
-                    format!("model `{}` has no input `{}`; its inputs: {}", self.name, input.name, names(&self.inputs)),
+                    format!(
+                        "model `{}` has no input `{}`; its inputs: {}",
+                        self.name,
+                        input.name,
+                        names(&self.inputs)
+                    ),
                 ));
             }
         }
@@ -333,11 +428,21 @@ impl LoadedModel {
             let input = matching.next().ok_or_else(|| {
                 ApiError::bad_request(
                     "missing_input",
-                    format!("input `{}` ({} {:?}) is missing; model `{}` needs: {}", spec.name, spec.datatype.name(), spec.shape, self.name, names(&self.inputs)),
+                    format!(
+                        "input `{}` ({} {:?}) is missing; model `{}` needs: {}",
+                        spec.name,
+                        spec.datatype.name(),
+                        spec.shape,
+                        self.name,
+                        names(&self.inputs)
+                    ),
                 )
             })?;
             if matching.next().is_some() {
-                return Err(ApiError::bad_request("duplicate_input", format!("input `{}` is given more than once", spec.name)));
+                return Err(ApiError::bad_request(
+                    "duplicate_input",
+                    format!("input `{}` is given more than once", spec.name),
+                ));
             }
             values.push((spec.name.clone(), tensor::to_ort_value(spec, input)?));
         }
@@ -352,25 +457,37 @@ impl LoadedModel {
             if !self.outputs.iter().any(|o| &o.name == name) {
                 return Err(ApiError::bad_request(
                     "unknown_output",
-                    format!("model `{}` has no output `{name}`; its outputs: {}", self.name, names(&self.outputs)),
+                    format!(
+                        "model `{}` has no output `{name}`; its outputs: {}",
+                        self.name,
+                        names(&self.outputs)
+                    ),
                 ));
             }
         }
         Ok(requested.to_vec())
     }
 
-    fn run_blocking(&self, values: Vec<(String, DynValue)>, selected: &[String]) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
+    fn run_blocking(
+        &self,
+        values: Vec<(String, DynValue)>,
+        selected: &[String],
+    ) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
         let mut lease = self.pool.lease();
         let started = Instant::now();
-        let outputs = lease
-            .session()
-            .run(values)
-            .map_err(|error| ApiError::bad_request("inference_failed", format!("ONNX Runtime could not run model `{}`: {error}", self.name)))?;
+        let outputs = lease.session().run(values).map_err(|error| {
+            ApiError::bad_request(
+                "inference_failed",
+                format!("ONNX Runtime could not run model `{}`: {error}", self.name),
+            )
+        })?;
         let elapsed = started.elapsed();
         let tensors = selected
             .iter()
             .map(|name| {
-                let value = outputs.get(name.as_str()).ok_or_else(|| ApiError::internal(format!("ONNX Runtime returned no output `{name}`")))?;
+                let value = outputs
+                    .get(name.as_str())
+                    .ok_or_else(|| ApiError::internal(format!("ONNX Runtime returned no output `{name}`")))?;
                 tensor::from_ort_value(name, value)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -381,16 +498,27 @@ impl LoadedModel {
 fn spec(name: &str, dtype: &ValueType, role: &str) -> Result<TensorSpec, String> {
     match dtype {
         ValueType::Tensor { ty, shape, .. } => {
-            let datatype = DataType::from_ort(*ty)
-                .ok_or_else(|| format!("{role} `{name}` has element type {ty}, which Gatehouse does not serve"))?;
-            Ok(TensorSpec { name: name.to_string(), datatype, shape: shape.to_vec() })
+            let datatype = DataType::from_ort(*ty).ok_or_else(|| {
+                format!("{role} `{name}` has element type {ty}, which Gatehouse does not serve")
+            })?;
+            Ok(TensorSpec {
+                name: name.to_string(),
+                datatype,
+                shape: shape.to_vec(),
+            })
         }
-        other => Err(format!("{role} `{name}` is a {other}, not a tensor; only tensor inputs and outputs are served")),
+        other => Err(format!(
+            "{role} `{name}` is a {other}, not a tensor; only tensor inputs and outputs are served"
+        )),
     }
 }
 
 fn names(specs: &[TensorSpec]) -> String {
-    specs.iter().map(|s| format!("`{}`", s.name)).collect::<Vec<_>>().join(", ")
+    specs
+        .iter()
+        .map(|s| format!("`{}`", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Idle sessions of one model version. The semaphore counts idle sessions, so a lease taken after
@@ -403,7 +531,10 @@ struct SessionPool {
 impl SessionPool {
     fn new(sessions: Vec<Session>) -> SessionPool {
         let count = sessions.len();
-        SessionPool { idle: Mutex::new(sessions), available: Arc::new(Semaphore::new(count)) }
+        SessionPool {
+            idle: Mutex::new(sessions),
+            available: Arc::new(Semaphore::new(count)),
+        }
     }
 
     fn lease(&self) -> Lease<'_> {
@@ -422,14 +553,20 @@ impl Lease<'_> {
     fn session(&mut self) -> &mut Session {
         // Invariant: a lease is only taken while holding a semaphore permit, and permits never
         // outnumber idle sessions.
-        self.session.as_mut().expect("a permit guarantees an idle session")
+        self.session
+            .as_mut()
+            .expect("a permit guarantees an idle session")
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).push(session);
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(session);
         }
     }
 }

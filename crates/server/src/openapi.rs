@@ -40,7 +40,12 @@ fn document() -> &'static utoipa::openapi::OpenApi {
 /// `/openapi.json`.
 pub fn document_json() -> String {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))).clone()
+    JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
+    })
+    .clone()
 }
 
 /// `/docs`.
@@ -73,7 +78,11 @@ fn render() -> String {
             }
             if let Some(body_schema) = &operation.request_body {
                 let text = serde_json::to_string_pretty(body_schema).unwrap_or_default();
-                let _ = write!(body, "<details><summary>Request body</summary><pre>{}</pre></details>", escape(&text));
+                let _ = write!(
+                    body,
+                    "<details><summary>Request body</summary><pre>{}</pre></details>",
+                    escape(&text)
+                );
             }
             body.push_str("<table><tr><th>Status</th><th>Meaning</th></tr>");
             for (status, response) in &operation.responses.responses {
@@ -81,7 +90,12 @@ fn render() -> String {
                     utoipa::openapi::RefOr::T(response) => response.description.clone(),
                     utoipa::openapi::RefOr::Ref(reference) => reference.ref_location.clone(),
                 };
-                let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", escape(status), escape(&description));
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    escape(status),
+                    escape(&description)
+                );
             }
             body.push_str("</table></section>");
         }
@@ -105,7 +119,10 @@ pre{background:#f6f8fa;padding:.6rem;overflow:auto}@media (prefers-color-scheme:
 section,td,th{border-color:#30363d}pre{background:#161b22}}";
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -116,8 +133,17 @@ mod tests {
     fn every_oip_route_is_documented() {
         let json: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
         let paths = json["paths"].as_object().unwrap();
-        for path in ["/v2", "/v2/models/{model}/infer", "/v2/repository/index", "/readiness", "/info"] {
-            assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+        for path in [
+            "/v2",
+            "/v2/models/{model}/infer",
+            "/v2/repository/index",
+            "/readiness",
+            "/info",
+        ] {
+            assert!(
+                paths.contains_key(path),
+                "{path} missing from the OpenAPI document"
+            );
         }
     }
 

@@ -19,34 +19,63 @@ use crate::{AppState, ServerInfo, metrics::Metrics, router};
 pub enum StartError {
     #[error("{0}")]
     Runtime(String),
-    #[error("port {port} on {host} is already in use; stop the program using it, or pick another port with --port (0 picks a free one)")]
+    #[error(
+        "port {port} on {host} is already in use; stop the program using it, or pick another port with --port (0 picks a free one)"
+    )]
     PortInUse { host: String, port: u16 },
     #[error("cannot listen on {host}:{port}: {source}; fix: use an address of this computer, e.g. 127.0.0.1")]
-    Bind { host: String, port: u16, source: std::io::Error },
+    Bind {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
-    let library = settings.inference.onnxruntime.clone().unwrap_or_else(|| paths.default_onnxruntime_library());
+    let library = settings
+        .inference
+        .onnxruntime
+        .clone()
+        .unwrap_or_else(|| paths.default_onnxruntime_library());
     let runtime = Runtime::load(&library).map_err(StartError::Runtime)?;
-    let models_dir: PathBuf = settings.server.models.clone().unwrap_or_else(|| paths.default_models_dir());
+    let models_dir: PathBuf = settings
+        .server
+        .models
+        .clone()
+        .unwrap_or_else(|| paths.default_models_dir());
 
     let host = settings.server.host.clone();
-    let ip: IpAddr = if host == "localhost" { IpAddr::from([127, 0, 0, 1]) } else {
+    let ip: IpAddr = if host == "localhost" {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
         host.parse().map_err(|_| StartError::Bind {
             host: host.clone(),
             port: settings.server.port,
             source: std::io::Error::other("not an IP address"),
         })?
     };
-    let listener = TcpListener::bind(SocketAddr::new(ip, settings.server.port)).await.map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AddrInUse {
-            StartError::PortInUse { host: host.clone(), port: settings.server.port }
-        } else {
-            StartError::Bind { host: host.clone(), port: settings.server.port, source }
-        }
+    let listener = TcpListener::bind(SocketAddr::new(ip, settings.server.port))
+        .await
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                StartError::PortInUse {
+                    host: host.clone(),
+                    port: settings.server.port,
+                }
+            } else {
+                StartError::Bind {
+                    host: host.clone(),
+                    port: settings.server.port,
+                    source,
+                }
+            }
+        })?;
+    let address = listener.local_addr().map_err(|source| StartError::Bind {
+        host: host.clone(),
+        port: settings.server.port,
+        source,
     })?;
-    let address = listener.local_addr().map_err(|source| StartError::Bind { host: host.clone(), port: settings.server.port, source })?;
 
     let onnxruntime_version = runtime.version();
     let metrics = Arc::new(Metrics::new(&onnxruntime_version));
@@ -82,7 +111,12 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         let repository = Repository::load(&runtime, &models_dir, &options);
         let ready = repository.ready_count();
         metrics.set_models_loaded(ready);
-        tracing::info!(event = "ready", models_ready = ready, models = repository.models.len(), "models loaded");
+        tracing::info!(
+            event = "ready",
+            models_ready = ready,
+            models = repository.models.len(),
+            "models loaded"
+        );
         let _ = repository_slot.set(repository);
     });
 
@@ -112,11 +146,18 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    tracing::info!(event = "shutting_down", grace_seconds = crate::SHUTDOWN_GRACE.as_secs(), "finishing in-flight requests");
+    tracing::info!(
+        event = "shutting_down",
+        grace_seconds = crate::SHUTDOWN_GRACE.as_secs(),
+        "finishing in-flight requests"
+    );
     // Past the grace period the process exits even if a client holds a request open.
     tokio::spawn(async {
         tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
-        tracing::warn!(event = "shutdown_forced", "in-flight requests did not finish in time; exiting");
+        tracing::warn!(
+            event = "shutdown_forced",
+            "in-flight requests did not finish in time; exiting"
+        );
         std::process::exit(0);
     });
 }

@@ -5,8 +5,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the JSON logger with a tracing filter such as `info` or `gatehouse_server=debug`.
 pub fn init(filter: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(filter)
-        .map_err(|error| format!("log.level `{filter}` is not a valid filter ({error}); use info, debug or warn"))?;
+    let filter = EnvFilter::try_new(filter).map_err(|error| {
+        format!("log.level `{filter}` is not a valid filter ({error}); use info, debug or warn")
+    })?;
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

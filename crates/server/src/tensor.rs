@@ -145,17 +145,27 @@ pub struct OutputTensor {
 /// Checks `input` against `spec` and turns it into an ONNX Runtime value.
 pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, ApiError> {
     let name = &spec.name;
-    let bad = |code: &'static str, message: String| ApiError::bad_request(code, format!("input `{name}`: {message}"));
+    let bad = |code: &'static str, message: String| {
+        ApiError::bad_request(code, format!("input `{name}`: {message}"))
+    };
     let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
         bad(
             "unknown_datatype",
-            format!("datatype `{}` is not one of {}", input.datatype, DataType::all_names()),
+            format!(
+                "datatype `{}` is not one of {}",
+                input.datatype,
+                DataType::all_names()
+            ),
         )
     })?;
     if datatype != spec.datatype {
         return Err(bad(
             "wrong_datatype",
-            format!("the model expects {}, the request has {}", spec.datatype.name(), datatype.name()),
+            format!(
+                "the model expects {}, the request has {}",
+                spec.datatype.name(),
+                datatype.name()
+            ),
         ));
     }
     if input.shape.len() != spec.shape.len() {
@@ -172,32 +182,59 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
     }
     for (axis, (&want, &got)) in spec.shape.iter().zip(&input.shape).enumerate() {
         if got < 0 {
-            return Err(bad("wrong_shape", format!("dimension {axis} is {got}; dimensions must be 0 or more")));
+            return Err(bad(
+                "wrong_shape",
+                format!("dimension {axis} is {got}; dimensions must be 0 or more"),
+            ));
         }
         if want >= 0 && want != got {
             return Err(bad(
                 "wrong_shape",
-                format!("dimension {axis} must be {want} (model shape {}), the request has {got}", shape_text(&spec.shape)),
+                format!(
+                    "dimension {axis} must be {want} (model shape {}), the request has {got}",
+                    shape_text(&spec.shape)
+                ),
             ));
         }
     }
     let dims: Vec<usize> = input.shape.iter().map(|&d| d as usize).collect();
-    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-        bad("wrong_shape", format!("shape {:?} has more elements than fit in memory", input.shape))
-    })?;
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            bad(
+                "wrong_shape",
+                format!("shape {:?} has more elements than fit in memory", input.shape),
+            )
+        })?;
     let leaves = flatten(&input.data, &dims).map_err(|message| bad("wrong_data", message))?;
     if leaves.len() != expected {
         return Err(bad(
             "wrong_element_count",
-            format!("shape {:?} needs {expected} elements, `data` has {}", input.shape, leaves.len()),
+            format!(
+                "shape {:?} needs {expected} elements, `data` has {}",
+                input.shape,
+                leaves.len()
+            ),
         ));
     }
     let shape = input.shape.clone();
     let tensor = |result: ort::Result<DynValue>| {
-        result.map_err(|error| bad("invalid_tensor", format!("ONNX Runtime refused the tensor: {error}")))
+        result.map_err(|error| {
+            bad(
+                "invalid_tensor",
+                format!("ONNX Runtime refused the tensor: {error}"),
+            )
+        })
     };
     let convert_error = |index: usize, value: &Value| {
-        bad("wrong_data", format!("element {index} is `{value}`, which is not a {} value", datatype.name()))
+        bad(
+            "wrong_data",
+            format!(
+                "element {index} is `{value}`, which is not a {} value",
+                datatype.name()
+            ),
+        )
     };
     macro_rules! build {
         ($convert:expr) => {{
@@ -218,7 +255,10 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
         DataType::Int16 => build!(|v: &Value| v.as_i64().and_then(|n| i16::try_from(n).ok())),
         DataType::Int32 => build!(|v: &Value| v.as_i64().and_then(|n| i32::try_from(n).ok())),
         DataType::Int64 => build!(|v: &Value| v.as_i64()),
-        DataType::Fp32 => build!(|v: &Value| v.as_f64().map(|n| n as f32).filter(|n| n.is_finite() || n.is_nan())),
+        DataType::Fp32 => build!(|v: &Value| v
+            .as_f64()
+            .map(|n| n as f32)
+            .filter(|n| n.is_finite() || n.is_nan())),
         DataType::Fp64 => build!(|v: &Value| v.as_f64()),
     }
 }
@@ -227,9 +267,13 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
 pub fn from_ort_value(name: &str, value: &DynValue) -> Result<OutputTensor, ApiError> {
     let element = value.dtype().tensor_type();
     let datatype = element.and_then(DataType::from_ort).ok_or_else(|| {
-        ApiError::internal(format!("output `{name}` has type {}, which Gatehouse cannot return", value.dtype()))
+        ApiError::internal(format!(
+            "output `{name}` has type {}, which Gatehouse cannot return",
+            value.dtype()
+        ))
     })?;
-    let failed = |error: ort::Error| ApiError::internal(format!("output `{name}` could not be read: {error}"));
+    let failed =
+        |error: ort::Error| ApiError::internal(format!("output `{name}` could not be read: {error}"));
     macro_rules! read {
         ($variant:ident, $type:ty) => {{
             let (shape, data) = value.try_extract_tensor::<$type>().map_err(failed)?;
@@ -249,7 +293,12 @@ pub fn from_ort_value(name: &str, value: &DynValue) -> Result<OutputTensor, ApiE
         DataType::Fp32 => read!(Fp32, f32),
         DataType::Fp64 => read!(Fp64, f64),
     };
-    Ok(OutputTensor { name: name.to_string(), datatype, shape, data })
+    Ok(OutputTensor {
+        name: name.to_string(),
+        datatype,
+        shape,
+        data,
+    })
 }
 
 /// Collects the leaves of flat or nested `data`; nested data must follow `dims` exactly.
@@ -262,7 +311,9 @@ fn flatten<'a>(data: &'a Value, dims: &[usize]) -> Result<Vec<&'a Value>, String
     if !nested {
         for (index, item) in items.iter().enumerate() {
             if item.is_array() {
-                return Err(format!("element {index} is an array inside flat data; nest every row or none"));
+                return Err(format!(
+                    "element {index} is an array inside flat data; nest every row or none"
+                ));
             }
             leaves.push(item);
         }
@@ -272,21 +323,40 @@ fn flatten<'a>(data: &'a Value, dims: &[usize]) -> Result<Vec<&'a Value>, String
     Ok(leaves)
 }
 
-fn collect_nested<'a>(items: &'a [Value], dims: &[usize], depth: usize, leaves: &mut Vec<&'a Value>) -> Result<(), String> {
+fn collect_nested<'a>(
+    items: &'a [Value],
+    dims: &[usize],
+    depth: usize,
+    leaves: &mut Vec<&'a Value>,
+) -> Result<(), String> {
     let Some(&want) = dims.get(depth) else {
-        return Err(format!("`data` is nested deeper than the shape's {} dimensions", dims.len()));
+        return Err(format!(
+            "`data` is nested deeper than the shape's {} dimensions",
+            dims.len()
+        ));
     };
     if items.len() != want {
-        return Err(format!("nested `data` has {} entries at depth {depth}, the shape says {want}", items.len()));
+        return Err(format!(
+            "nested `data` has {} entries at depth {depth}, the shape says {want}",
+            items.len()
+        ));
     }
     let last = depth + 1 == dims.len();
     for item in items {
         match (item, last) {
             (Value::Array(inner), false) => collect_nested(inner, dims, depth + 1, leaves)?,
             (Value::Array(_), true) => {
-                return Err(format!("`data` is nested deeper than the shape's {} dimensions", dims.len()));
+                return Err(format!(
+                    "`data` is nested deeper than the shape's {} dimensions",
+                    dims.len()
+                ));
             }
-            (leaf, false) => return Err(format!("`{leaf}` at depth {depth} should be an array of {}", dims[depth + 1])),
+            (leaf, false) => {
+                return Err(format!(
+                    "`{leaf}` at depth {depth} should be an array of {}",
+                    dims[depth + 1]
+                ));
+            }
             (leaf, true) => leaves.push(leaf),
         }
     }
@@ -294,7 +364,10 @@ fn collect_nested<'a>(items: &'a [Value], dims: &[usize], depth: usize, leaves: 
 }
 
 fn shape_text(shape: &[i64]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| if *d < 0 { "-1".into() } else { d.to_string() }).collect();
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| if *d < 0 { "-1".into() } else { d.to_string() })
+        .collect();
     format!("[{}]", dims.join(", "))
 }
 
@@ -322,10 +395,22 @@ mod tests {
 
     #[test]
     fn ragged_or_too_deep_nesting_is_refused() {
-        assert!(flatten(&json!([[1, 2], [3]]), &[2, 2]).unwrap_err().contains("depth 1"));
-        assert!(flatten(&json!([[[1]], [[2]]]), &[2, 1]).unwrap_err().contains("deeper"));
+        assert!(
+            flatten(&json!([[1, 2], [3]]), &[2, 2])
+                .unwrap_err()
+                .contains("depth 1")
+        );
+        assert!(
+            flatten(&json!([[[1]], [[2]]]), &[2, 1])
+                .unwrap_err()
+                .contains("deeper")
+        );
         assert!(flatten(&json!([1, [2]]), &[2]).unwrap_err().contains("element 1"));
-        assert!(flatten(&json!({"a": 1}), &[1]).unwrap_err().contains("JSON array"));
+        assert!(
+            flatten(&json!({"a": 1}), &[1])
+                .unwrap_err()
+                .contains("JSON array")
+        );
     }
 
     #[test]

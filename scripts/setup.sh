@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs whatever Gatehouse needs and is missing, and does nothing when nothing is: Debian
+# packages, a private Python environment with pinned packages, libonnxruntime.so from the
+# onnxruntime wheel, and the default models. Sourced by run.sh and test.sh; safe to run alone.
+#
+#   GATEHOUSE_DATA   where the runtime, models and Python environment go (default ~/.local/share/gatehouse)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+GATEHOUSE_DATA="${GATEHOUSE_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/gatehouse}"
+export GATEHOUSE_DATA
+GATEHOUSE_VENV="$GATEHOUSE_DATA/venv"
+export GATEHOUSE_VENV
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+fail() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages: the C toolchain and pkg-config for Rust crates, Python's venv module, curl for
+# the quick start's examples. Extra names can be passed (the benchmark adds wrk).
+apt_packages=(build-essential pkg-config ca-certificates curl python3 python3-venv)
+
+install_debian_packages() {
+    local missing=()
+    for package in "${apt_packages[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || fail "missing packages ${missing[*]} and no apt-get to install them; install them by hand"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    say "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_rust() {
+    command -v cargo >/dev/null || fail "cargo is not installed; install Rust (rustup) first, then run this again"
+}
+
+# The stamp records what was installed; a change to the pinned versions or to the installer
+# itself triggers a reinstall, anything else is a no-op.
+install_python_and_models() {
+    local stamp="$GATEHOUSE_DATA/.setup-stamp"
+    local want
+    want="$(cat "$here/requirements.txt" "$here/install_models.py" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && [ -e "$GATEHOUSE_DATA/runtime/libonnxruntime.so" ] && [ -f "$GATEHOUSE_DATA/models/magika/1/model.onnx" ] \
+        && [ -x "$GATEHOUSE_VENV/bin/python" ]; then
+        return 0
+    fi
+    mkdir -p "$GATEHOUSE_DATA"
+    if [ ! -x "$GATEHOUSE_VENV/bin/python" ]; then
+        say "creating the Python environment in $GATEHOUSE_VENV"
+        python3 -m venv "$GATEHOUSE_VENV" || fail "python3 -m venv failed; on Debian/Ubuntu install python3-venv"
+    fi
+    say "installing pinned Python packages (onnxruntime, magika, onnx, fastapi, uvicorn)"
+    "$GATEHOUSE_VENV/bin/pip" install --disable-pip-version-check -q -r "$here/requirements.txt"
+    "$GATEHOUSE_VENV/bin/python" "$here/install_models.py" "$GATEHOUSE_DATA" >&2
+    printf '%s' "$want" > "$stamp"
+}
+
+setup_all() {
+    install_debian_packages "$@"
+    check_rust
+    install_python_and_models
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    setup_all "$@"
+fi

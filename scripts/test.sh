@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Quick start, part two: install what is missing and run every check and test Gatehouse has:
+# formatting, clippy, unit tests and the end-to-end tests against the real binary and real ONNX
+# Runtime (whose reference results come from the onnxruntime Python package).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+setup_all
+export GATEHOUSE_DATA GATEHOUSE_VENV
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+step "format"
+cargo fmt --all --check
+step "clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+step "build"
+cargo build --locked --workspace --bins
+step "tests"
+cargo test --locked --workspace --no-fail-fast

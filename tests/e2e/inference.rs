@@ -1,0 +1,286 @@
+//! Inference over the Open Inference Protocol, checked against ONNX Runtime's own results.
+
+use serde_json::{Value, json};
+
+use crate::util::{ModelDir, TestServer, default_models, reference_outputs};
+
+/// Magika's input for a file: the first 1024 bytes (leading whitespace stripped) padded at the end
+/// with 256, then the last 1024 (trailing whitespace stripped) padded at the front.
+fn magika_features(content: &[u8]) -> Vec<i32> {
+    const SIZE: usize = 1024;
+    const BLOCK: usize = 4096;
+    const PADDING: i32 = 256;
+    let head = &content[..content.len().min(BLOCK)];
+    let head = &head[head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len())..];
+    let tail = &content[content.len().saturating_sub(BLOCK)..];
+    let tail = &tail[..tail
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1)];
+    let mut features: Vec<i32> = head.iter().take(SIZE).map(|&b| i32::from(b)).collect();
+    features.resize(SIZE, PADDING);
+    let end: Vec<i32> = tail[tail.len().saturating_sub(SIZE)..]
+        .iter()
+        .map(|&b| i32::from(b))
+        .collect();
+    features.extend(std::iter::repeat_n(PADDING, SIZE - end.len()));
+    features.extend(end);
+    features
+}
+
+fn argmax(values: &[f64]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap()
+}
+
+fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect()
+}
+
+#[test]
+fn model_metadata_comes_from_the_onnx_file() {
+    let server = TestServer::start_default();
+    let (status, metadata) = server.get("/v2/models/magika");
+    assert_eq!(status, 200, "{metadata}");
+    assert_eq!(metadata["platform"], "onnxruntime_onnx");
+    assert_eq!(metadata["versions"], json!(["1"]));
+    assert_eq!(
+        metadata["inputs"],
+        json!([{"name": "bytes", "datatype": "INT32", "shape": [-1, 2048]}])
+    );
+    assert_eq!(
+        metadata["outputs"],
+        json!([{"name": "target_label", "datatype": "FP32", "shape": [-1, 214]}])
+    );
+    assert_eq!(metadata["labels"].as_array().unwrap().len(), 214);
+    assert_eq!(server.get("/v2/models/magika/versions/1").1, metadata);
+    let (status, ready) = server.get("/v2/models/magika/ready");
+    assert_eq!((status, ready["ready"].clone()), (200, json!(true)));
+    assert_eq!(server.get("/v2/models/magika/versions/1/ready").0, 200);
+    let (status, server_metadata) = server.get("/v2");
+    assert_eq!(status, 200);
+    assert_eq!(server_metadata["name"], "gatehouse");
+}
+
+#[test]
+fn magika_classifies_a_rust_file_exactly_as_onnx_runtime_does() {
+    let server = TestServer::start_default();
+    let source = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/server/src/tensor.rs"
+    ))
+    .unwrap();
+    let readme =
+        b"# Notes\n\nThis is a *short* markdown file.\n\n- one\n- two\n\n[a link](https://example.org)\n"
+            .to_vec();
+    let batch: Vec<i32> = [magika_features(&source), magika_features(&readme)].concat();
+    let request = json!({
+        "id": "classify-1",
+        "inputs": [{"name": "bytes", "shape": [2, 2048], "datatype": "INT32", "data": batch}],
+    });
+    let (status, response) = server.post_json("/v2/models/magika/infer", &request);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["id"], "classify-1");
+    assert_eq!(response["model_name"], "magika");
+    assert_eq!(response["model_version"], "1");
+    let output = &response["outputs"][0];
+    assert_eq!(output["name"], "target_label");
+    assert_eq!(output["datatype"], "FP32");
+    assert_eq!(output["shape"], json!([2, 214]));
+
+    let model = default_models().join("magika/1/model.onnx");
+    let reference = reference_outputs(
+        &model,
+        json!({"bytes": {"datatype": "INT32", "shape": [2, 2048], "data": batch}}),
+    );
+    let ours = floats(&output["data"]);
+    let theirs = floats(&reference["target_label"]["data"]);
+    assert_eq!(ours.len(), theirs.len());
+    for (index, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-6,
+            "score {index}: server {a}, ONNX Runtime {b}"
+        );
+    }
+    let (_, metadata) = server.get("/v2/models/magika");
+    let labels = metadata["labels"].as_array().unwrap();
+    assert_eq!(labels[argmax(&ours[..214])], "rust");
+    assert_eq!(labels[argmax(&ours[214..])], "markdown");
+}
+
+#[test]
+fn nested_data_requested_outputs_and_versions_work_like_flat_data() {
+    let server = TestServer::start_default();
+    let flat: Vec<f64> = (0..60).map(|i| f64::from(i) / 10.0 - 3.0).collect();
+    let nested: Vec<Vec<Vec<f64>>> = flat
+        .chunks(20)
+        .map(|plane| plane.chunks(5).map(<[f64]>::to_vec).collect())
+        .collect();
+    let (status, a) = server.post_json(
+        "/v2/models/sigmoid/infer",
+        &json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": flat}]}),
+    );
+    assert_eq!(status, 200, "{a}");
+    let (status, b) = server.post_json(
+        "/v2/models/sigmoid/versions/1/infer",
+        &json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": nested}],
+                "outputs": [{"name": "y"}]}),
+    );
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(a["outputs"], b["outputs"]);
+    assert!(a.get("id").is_none(), "no id is invented when none was sent");
+    let reference = reference_outputs(
+        &default_models().join("sigmoid/1/model.onnx"),
+        json!({"x": {"datatype": "FP32", "shape": [3, 4, 5], "data": flat}}),
+    );
+    let ours = floats(&a["outputs"][0]["data"]);
+    let theirs = floats(&reference["y"]["data"]);
+    assert_eq!(a["outputs"][0]["shape"], json!([3, 4, 5]));
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!((a - b).abs() <= 1e-7, "server {a}, ONNX Runtime {b}");
+    }
+}
+
+#[test]
+fn every_served_datatype_round_trips_through_onnx_runtime() {
+    let models = ModelDir::new();
+    models.generate();
+    let server = TestServer::builder().models(models.path()).start();
+    server.wait_ready();
+    let samples: [(&str, Value); 11] = [
+        ("BOOL", json!([true, false, false, true])),
+        ("UINT8", json!([0, 1, 200, 255])),
+        ("UINT16", json!([0, 1, 60000, 65535])),
+        ("UINT32", json!([0, 1, 4_000_000_000u32, 4_294_967_295u32])),
+        (
+            "UINT64",
+            json!([0, 1, 9_007_199_254_740_993u64, 18_446_744_073_709_551_615u64]),
+        ),
+        ("INT8", json!([-128, -1, 0, 127])),
+        ("INT16", json!([-32768, -1, 0, 32767])),
+        ("INT32", json!([-2_147_483_648, -1, 0, 2_147_483_647])),
+        (
+            "INT64",
+            json!([-9_223_372_036_854_775_808i64, -1, 0, 9_223_372_036_854_775_807i64]),
+        ),
+        ("FP32", json!([-1.5, 0.0, 0.1, 3.4e38])),
+        ("FP64", json!([-1.5, 0.0, 0.1, 1.7e308])),
+    ];
+    let inputs: Vec<Value> = samples
+        .iter()
+        .map(|(datatype, data)| json!({"name": format!("in_{datatype}"), "shape": [2, 2], "datatype": datatype, "data": data}))
+        .collect();
+    let (status, response) = server.post_json("/v2/models/identity/infer", &json!({"inputs": inputs}));
+    assert_eq!(status, 200, "{response}");
+    let outputs = response["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 11);
+    for (datatype, data) in &samples {
+        let output = outputs
+            .iter()
+            .find(|o| o["name"] == format!("out_{datatype}"))
+            .unwrap();
+        assert_eq!(output["datatype"], *datatype);
+        assert_eq!(output["shape"], json!([2, 2]));
+        assert_eq!(output["data"], *data, "{datatype} did not round-trip exactly");
+    }
+}
+
+#[test]
+fn a_broken_model_is_reported_and_the_others_still_serve() {
+    let models = ModelDir::new();
+    models
+        .copy_installed("sigmoid")
+        .generate()
+        .write("garbage/1/model.onnx", b"this is not an ONNX file")
+        .write("empty/README", b"no versions here")
+        .write("badconfig/config.toml", b"labels = 3\n")
+        .write(
+            "badconfig/1/model.onnx",
+            &std::fs::read(default_models().join("sigmoid/1/model.onnx")).unwrap(),
+        );
+    let server = TestServer::builder().models(models.path()).start();
+    server.wait_ready();
+    let (status, index) = server.post_json("/v2/repository/index", &json!({}));
+    assert_eq!(status, 200);
+    let row = |name: &str| {
+        index
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in {index}"))
+    };
+    assert_eq!(row("sigmoid")["state"], "READY");
+    assert_eq!(row("identity")["state"], "READY");
+    for (name, reason) in [
+        ("garbage", "cannot load"),
+        ("empty", "no version"),
+        ("badconfig", "config.toml"),
+        ("sequence", "not a tensor"),
+    ] {
+        let row = row(name);
+        assert_eq!(row["state"], "UNAVAILABLE", "{row}");
+        assert!(row["reason"].as_str().unwrap().contains(reason), "{name}: {row}");
+    }
+    let (_, ready_only) = server.post_json("/v2/repository/index", &json!({"ready": true}));
+    assert_eq!(ready_only.as_array().unwrap().len(), 2, "{ready_only}");
+    let (status, body) = server.get("/v2/models/garbage");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "model_unavailable");
+    let (status, _) = server.post_json(
+        "/v2/models/sigmoid/infer",
+        &json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": vec![1.0; 60]}]}),
+    );
+    assert_eq!(status, 200);
+    let unavailable: Vec<_> = server
+        .log_events()
+        .into_iter()
+        .filter(|e| e["event"] == "model_unavailable")
+        .collect();
+    assert_eq!(
+        unavailable.len(),
+        4,
+        "each broken model is logged once:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn concurrent_requests_to_one_model_all_get_their_own_answer() {
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_SESSIONS_PER_MODEL", "2")
+        .start();
+    server.wait_ready();
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let server = &server;
+            scope.spawn(move || {
+                for round in 0..10 {
+                    let value = f64::from(worker * 10 + round) / 10.0 - 2.0;
+                    let (status, response) = server.post_json(
+                        "/v2/models/sigmoid/infer",
+                        &json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": vec![value; 60]}]}),
+                    );
+                    assert_eq!(status, 200, "{response}");
+                    let got = response["outputs"][0]["data"][0].as_f64().unwrap();
+                    let want = 1.0 / (1.0 + (-value).exp());
+                    assert!((got - want).abs() < 1e-6, "request {worker}/{round}: {got} != {want}");
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `gatehouse` binary, real sockets, real ONNX Runtime and real models.
+//! One integration binary; the harness is in `util.rs`.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod errors;
+mod inference;
+mod public;
+mod serve;
+mod util;

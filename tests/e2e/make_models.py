@@ -1,0 +1,50 @@
+"""Builds the small ONNX models the end-to-end tests need and no package ships.
+
+    python make_models.py DIR
+writes DIR/identity/1/model.onnx: one Identity per datatype the server serves, input `in_<TYPE>`
+and output `out_<TYPE>`, shape [-1, 2] so both a dynamic and a fixed dimension are exercised;
+and DIR/sequence/1/model.onnx, whose output is a sequence (not a tensor) and so must be refused.
+"""
+
+import pathlib
+import sys
+
+import onnx
+from onnx import TensorProto, helper
+
+TYPES = {
+    "BOOL": TensorProto.BOOL, "UINT8": TensorProto.UINT8, "UINT16": TensorProto.UINT16,
+    "UINT32": TensorProto.UINT32, "UINT64": TensorProto.UINT64, "INT8": TensorProto.INT8,
+    "INT16": TensorProto.INT16, "INT32": TensorProto.INT32, "INT64": TensorProto.INT64,
+    "FP32": TensorProto.FLOAT, "FP64": TensorProto.DOUBLE,
+}
+OPSET = [helper.make_opsetid("", 17)]
+
+
+def save(model, path: pathlib.Path) -> None:
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
+def identity() -> onnx.ModelProto:
+    inputs, outputs, nodes = [], [], []
+    for name, element in TYPES.items():
+        inputs.append(helper.make_tensor_value_info("in_" + name, element, ["batch", 2]))
+        outputs.append(helper.make_tensor_value_info("out_" + name, element, ["batch", 2]))
+        nodes.append(helper.make_node("Identity", ["in_" + name], ["out_" + name]))
+    graph = helper.make_graph(nodes, "identity", inputs, outputs)
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
+
+
+def sequence() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    out = helper.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, None)
+    node = helper.make_node("SequenceConstruct", ["x"], ["seq"])
+    graph = helper.make_graph([node], "sequence", [x], [out])
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
+
+
+root = pathlib.Path(sys.argv[1])
+save(identity(), root / "identity" / "1" / "model.onnx")
+save(sequence(), root / "sequence" / "1" / "model.onnx")

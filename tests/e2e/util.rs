@@ -1,0 +1,420 @@
+//! The harness: a [`TestServer`] that runs the real `gatehouse` binary on a free port with a private
+//! config directory, collects its log lines and kills it on drop; and helpers to reach the Python
+//! environment setup installed (ONNX Runtime's reference results, generated test models).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `gatehouse` binary next to this test binary (`target/<profile>/gatehouse`).
+pub fn gatehouse_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("GATEHOUSE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let bin = profile_dir.join("gatehouse");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build --workspace --bins`, as scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Where setup installed the runtime, the models and the Python environment.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("GATEHOUSE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map(PathBuf::from).expect("HOME is set");
+            home.join(".local/share/gatehouse")
+        })
+}
+
+pub fn default_models() -> PathBuf {
+    let models = data_dir().join("models");
+    assert!(
+        models.join("magika/1/model.onnx").exists(),
+        "the default models are not installed in {}; run ./scripts/test.sh, which installs them",
+        models.display()
+    );
+    models
+}
+
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("GATEHOUSE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir().join("venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing; run ./scripts/test.sh, which creates it",
+        python.display()
+    );
+    python
+}
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+/// ONNX Runtime's own outputs (via the onnxruntime Python package) for `inputs` on `model`.
+pub fn reference_outputs(model: &Path, inputs: Value) -> Value {
+    let request = serde_json::json!({"model": model, "inputs": inputs});
+    let mut child = Command::new(python())
+        .arg(e2e_dir().join("reference.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("write request");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "reference.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("reference.py prints JSON")
+}
+
+/// A model repository made for one test: copies of installed models plus generated ones.
+pub struct ModelDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ModelDir {
+    pub fn new() -> ModelDir {
+        ModelDir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies an installed model (all its files) into this repository.
+    pub fn copy_installed(&self, name: &str) -> &Self {
+        copy_dir(&default_models().join(name), &self.path().join(name));
+        self
+    }
+
+    /// Generates the identity and sequence models with `make_models.py`.
+    pub fn generate(&self) -> &Self {
+        let status = Command::new(python())
+            .arg(e2e_dir().join("make_models.py"))
+            .arg(self.path())
+            .status()
+            .expect("python runs");
+        assert!(status.success(), "make_models.py failed");
+        self
+    }
+
+    pub fn write(&self, relative: &str, contents: &[u8]) -> &Self {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+        self
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read model dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Starts a server the way a user would, with options.
+pub struct ServerBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    home: tempfile::TempDir,
+    models: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn models(mut self, dir: &Path) -> Self {
+        self.models = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Writes `settings.toml` in the server's private config directory.
+    pub fn settings(self, toml: &str) -> Self {
+        std::fs::write(self.home.path().join("settings.toml"), toml).expect("write settings");
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(gatehouse_bin());
+        command.arg("serve");
+        if !self.args.iter().any(|a| a == "--port") {
+            command.args(["--port", "0"]);
+        }
+        if let Some(models) = &self.models {
+            command.arg("--models").arg(models);
+        }
+        command.args(&self.args);
+        // The server must see only what the test gives it, not the developer's or CI's settings.
+        for name in [
+            "HOST",
+            "PORT",
+            "GATEHOUSE_HOST",
+            "GATEHOUSE_PORT",
+            "GATEHOUSE_MODELS",
+            "GATEHOUSE_LOG",
+            "ORT_DYLIB_PATH",
+            "RUST_LOG",
+        ] {
+            command.env_remove(name);
+        }
+        command
+            .env("GATEHOUSE_HOME", self.home.path())
+            .env("GATEHOUSE_DATA", data_dir());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    /// Runs a server that is expected to refuse to start; returns its output and its config
+    /// directory, so the test can look at what it left behind.
+    pub fn run_to_exit(self) -> (Output, tempfile::TempDir) {
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gatehouse starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("gatehouse kept running although it should have refused to start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (child.wait_with_output().expect("output"), self.home)
+    }
+
+    /// Starts the server and waits for its `listening` line.
+    pub fn start(self) -> TestServer {
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gatehouse starts");
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (sender, receiver) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"event\":\"listening\"") {
+                    let _ = sender.send(line.clone());
+                }
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        let line = match receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "gatehouse did not report listening within 30 s; output:\n{}",
+                    lines.lock().expect("lines").join("\n")
+                );
+            }
+        };
+        let event: Value = serde_json::from_str(&line).expect("the listening line is JSON");
+        let addr = event["addr"]
+            .as_str()
+            .expect("listening line has addr")
+            .to_string();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        TestServer {
+            child,
+            addr,
+            _home: self.home,
+            lines,
+            client,
+            listening: event,
+        }
+    }
+}
+
+/// A running `gatehouse serve`, killed on drop.
+pub struct TestServer {
+    child: Child,
+    pub addr: String,
+    pub listening: Value,
+    _home: tempfile::TempDir,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub client: reqwest::blocking::Client,
+}
+
+impl TestServer {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            home: tempfile::tempdir().expect("temp dir"),
+            models: None,
+        }
+    }
+
+    /// A server on the installed default models, ready to answer.
+    pub fn start_default() -> TestServer {
+        let server = Self::builder().models(&default_models()).start();
+        server.wait_ready();
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.client.get(self.url("/readiness")).send()
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not become ready; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().expect("GET succeeds");
+        split(response)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, "application/json", body.to_string().into_bytes())
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("POST succeeds");
+        split(response)
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// Log lines parsed as JSON (non-JSON lines are left out).
+    pub fn log_events(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn split(response: reqwest::blocking::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// Asserts an error response: status, code, and a message containing every fragment.
+#[track_caller]
+pub fn assert_error(response: (u16, Value), status: u16, code: &str, fragments: &[&str]) {
+    let (got_status, body) = response;
+    assert_eq!(got_status, status, "status for {body}");
+    assert_eq!(body["code"], code, "code in {body}");
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"));
+    for fragment in fragments {
+        assert!(
+            message.contains(fragment),
+            "`{fragment}` not in error message `{message}`"
+        );
+    }
+}
