@@ -15,4 +15,11 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "build"
 cargo build --locked --workspace --bins
 step "tests"
-cargo test --locked --workspace --no-fail-fast
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite, summed over every test binary cargo ran.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

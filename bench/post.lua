@@ -1,0 +1,11 @@
+-- wrk script: POST the JSON body in the file named by BODY_FILE.
+local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+
+-- Non-2xx answers mean the run measured errors, not inference: report them so the harness refuses it.
+function done(summary, latency, requests)
+  io.write(string.format("NON2XX %d\n", summary.errors.status))
+end

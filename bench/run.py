@@ -1,0 +1,173 @@
+"""Runs Gatehouse's benchmarks and prints ratios measured in this one run.
+
+Called by bench/run.sh after setup and the release build. Every server listens on 127.0.0.1 only;
+every load run is bounded by BENCH_SECONDS. Results go to stdout and bench/out/latest.md.
+"""
+
+import json
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATA = pathlib.Path(os.environ["GATEHOUSE_DATA"])
+MODELS = DATA / "models"
+LIBRARY = DATA / "runtime" / "libonnxruntime.so"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+OUT = ROOT / "bench" / "out"
+CORES = os.cpu_count() or 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def magika_features(content: bytes) -> list:
+    head = content[:4096].lstrip()[:1024]
+    tail = content[-4096:].rstrip()[-1024:]
+    return list(head) + [256] * (1024 - len(head)) + [256] * (1024 - len(tail)) + list(tail)
+
+
+def bodies() -> dict:
+    source = (ROOT / "crates" / "server" / "src" / "models.rs").read_bytes()
+    cases = {
+        "sigmoid": {"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32",
+                                "data": [round(i / 10 - 3, 1) for i in range(60)]}]},
+        "magika": {"inputs": [{"name": "bytes", "shape": [1, 2048], "datatype": "INT32", "data": magika_features(source)}]},
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, body in cases.items():
+        path = OUT / f"body_{name}.json"
+        path.write_text(json.dumps(body))
+        files[name] = path
+    return files
+
+
+def to_us(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise SystemExit(f"cannot read the latency `{text}` printed by wrk")
+    number, unit = match.groups()
+    return float(number) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+
+def wrk(url: str, body: pathlib.Path, connections: int) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url]
+    output = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BODY_FILE": str(body)}, check=True).stdout
+    failures = int(re.search(r"NON2XX (\d+)", output).group(1))
+    if failures or "Socket errors" in output:
+        raise SystemExit(f"the run against {url} had errors:\n{output}")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_us": to_us(re.search(r"^\s+50%\s+(\S+)$", output, re.MULTILINE).group(1)),
+        "p99_us": to_us(re.search(r"^\s+99%\s+(\S+)$", output, re.MULTILINE).group(1)),
+    }
+
+
+def measure(base: str, label: str, files: dict) -> dict:
+    results = {}
+    for model, body in files.items():
+        url = f"{base}/v2/models/{model}/infer"
+        # Warm up so that lazy initialisation is not measured.
+        subprocess.run(["wrk", "-t1", "-c4", "-d1s", "-s", str(ROOT / "bench" / "post.lua"), url],
+                       capture_output=True, env={**os.environ, "BODY_FILE": str(body)}, check=True)
+        for connections in (1, 16):
+            result = wrk(url, body, connections)
+            results[(model, connections)] = result
+            print(f"  {label:9} {model:8} c={connections:<3} {result['rps']:>10.0f} req/s  p50 {result['p50_us']:>8.0f} µs  p99 {result['p99_us']:>8.0f} µs", flush=True)
+    return results
+
+
+def gatehouse(files: dict) -> dict:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn"}
+        server = subprocess.Popen([str(ROOT / "target" / "release" / "gatehouse"), "serve", "--port", str(port), "--models", str(MODELS)],
+                                  env=env, stdout=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readiness")
+            return measure(f"http://127.0.0.1:{port}", "gatehouse", files)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def peer(files: dict) -> dict:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "peer_fastapi.py", str(MODELS), str(port), str(CORES)],
+                              cwd=ROOT / "bench", stdout=subprocess.DEVNULL)
+    try:
+        # The peer has no health route; a 405 from GET on the infer route means it is up.
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/sigmoid/infer", timeout=2)
+            except urllib.error.HTTPError:
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise SystemExit("the FastAPI peer did not start")
+                time.sleep(0.2)
+        return measure(f"http://127.0.0.1:{port}", "fastapi", files)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def floor(files: dict) -> dict:
+    binary = ROOT / "target" / "release" / "inprocess-floor"
+    output = subprocess.run([str(binary), str(LIBRARY), str(MODELS / "magika" / "1" / "model.onnx"), str(files["magika"]), "3000"],
+                            capture_output=True, text=True, check=True).stdout
+    return json.loads(output)
+
+
+def main() -> None:
+    files = bodies()
+    print(f"Benchmarks on {CORES} cores, {SECONDS} s per load run, wrk with 1 thread, loopback only", flush=True)
+    ours = gatehouse(files)
+    theirs = peer(files)
+    in_process = floor(files)
+    print(f"  in-process ONNX Runtime, magika: p50 {in_process['p50_us']:.0f} µs, mean {in_process['mean_us']:.0f} µs")
+    rows = [
+        ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI req/s", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "≥ 20"),
+        ("tiny model (sigmoid), 1 connection: Gatehouse ÷ FastAPI req/s", ours[("sigmoid", 1)]["rps"] / theirs[("sigmoid", 1)]["rps"], "—"),
+        ("tiny model (sigmoid), 1 connection: Gatehouse p50 (µs)", ours[("sigmoid", 1)]["p50_us"], "≤ 150"),
+        ("magika, 1 connection: Gatehouse p50 ÷ in-process p50", ours[("magika", 1)]["p50_us"] / in_process["p50_us"], "≤ 1.05"),
+        ("magika, 16 connections: Gatehouse ÷ FastAPI req/s", ours[("magika", 16)]["rps"] / theirs[("magika", 16)]["rps"], "—"),
+    ]
+    lines = ["| measure | this run | target |", "|---|---|---|"]
+    lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]
+    detail = ["", "| server | model | connections | req/s | p50 µs | p99 µs |", "|---|---|---|---|---|---|"]
+    for label, results in (("Gatehouse", ours), (f"FastAPI + uvicorn ({CORES} workers)", theirs)):
+        for (model, connections), r in results.items():
+            detail.append(f"| {label} | {model} | {connections} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} |")
+    detail.append(f"| ONNX Runtime in-process | magika | — | — | {in_process['p50_us']:.0f} | — |")
+    text = "\n".join(lines + detail) + "\n"
+    (OUT / "latest.md").write_text(text)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
