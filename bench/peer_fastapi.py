@@ -1,7 +1,10 @@
 """The benchmark's peer: FastAPI + uvicorn + onnxruntime serving the same models through the same
 Open Inference Protocol JSON, written the way a FastAPI user would write it.
 
-    python peer_fastapi.py MODELS_DIR PORT WORKERS
+    python peer_fastapi.py MODELS_DIR PORT plain|tuned
+
+plain: what `pip install fastapi uvicorn` and `uvicorn app:app` run: one process, h11, asyncio.
+tuned: uvicorn[standard]'s httptools and uvloop, one worker process per CPU core.
 """
 
 import os
@@ -48,11 +51,12 @@ async def infer(model: str, request: Request):
 if __name__ == "__main__":
     os.environ["PEER_MODELS"] = sys.argv[1]
     load(pathlib.Path(sys.argv[1]))
-    workers = int(sys.argv[3])
-    if workers == 1:
-        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+    port = int(sys.argv[2])
+    common = {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False}
+    if sys.argv[3] == "plain":
+        uvicorn.run(app, http="h11", loop="asyncio", **common)
     else:
-        uvicorn.run("peer_fastapi:app", host="127.0.0.1", port=int(sys.argv[2]), workers=workers, log_level="warning", access_log=False)
+        uvicorn.run("peer_fastapi:app", http="httptools", loop="uvloop", workers=os.cpu_count() or 1, **common)
 elif os.environ.get("PEER_MODELS"):
     # Each uvicorn worker process imports this module and loads its own sessions.
     load(pathlib.Path(os.environ["PEER_MODELS"]))

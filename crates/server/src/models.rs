@@ -5,10 +5,12 @@
 //! unsupported output, a broken `config.toml`) is kept in the index with its reason, logged, and the
 //! others serve. Each loaded version holds a small pool of sessions, because ONNX Runtime runs
 //! concurrent requests on separate sessions without a shared lock; a request borrows one session
-//! for the length of one run, on a blocking thread, never on the async workers.
+//! for the length of one run, on a blocking thread unless the model's runs are measured to be
+//! shorter than [`INLINE_RUN_BUDGET`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -99,7 +101,15 @@ pub struct LoadedModel {
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     pool: SessionPool,
+    /// Moving average of one run's time inside ONNX Runtime, in nanoseconds; 0 until measured.
+    typical_run_nanos: AtomicU64,
 }
+
+/// Runs measured to take less than this stay on the async worker that received the request: a
+/// hand-off to the blocking pool costs two thread wake-ups, far more than such a run itself, and a
+/// run this short delays other tasks less than parsing the request's JSON did. Anything slower, or
+/// not measured yet, runs on the blocking pool.
+pub const INLINE_RUN_BUDGET: Duration = Duration::from_micros(100);
 
 /// A row of the repository index, as Triton's `POST /v2/repository/index` returns it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -376,6 +386,7 @@ impl LoadedModel {
             inputs,
             outputs,
             pool: SessionPool::new(sessions),
+            typical_run_nanos: AtomicU64::new(0),
         })
     }
 
@@ -392,6 +403,11 @@ impl LoadedModel {
             .acquire_owned()
             .await
             .map_err(|_| ApiError::unavailable("shutting_down", "the server is shutting down"))?;
+        let typical = self.typical_run_nanos.load(Ordering::Relaxed);
+        if typical != 0 && typical < INLINE_RUN_BUDGET.as_nanos() as u64 {
+            let _permit = permit;
+            return self.run_blocking(values, &selected);
+        }
         let model = Arc::clone(self);
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -468,6 +484,15 @@ impl LoadedModel {
         Ok(requested.to_vec())
     }
 
+    fn record_run_time(&self, elapsed: Duration) {
+        let sample = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let previous = self.typical_run_nanos.load(Ordering::Relaxed);
+        // An exponential moving average over about eight runs; a lost update under contention only
+        // drops one sample.
+        let next = if previous == 0 { sample } else { previous - previous / 8 + sample / 8 };
+        self.typical_run_nanos.store(next.max(1), Ordering::Relaxed);
+    }
+
     fn run_blocking(
         &self,
         values: Vec<(String, DynValue)>,
@@ -482,6 +507,7 @@ impl LoadedModel {
             )
         })?;
         let elapsed = started.elapsed();
+        self.record_run_time(elapsed);
         let tensors = selected
             .iter()
             .map(|name| {
