@@ -48,6 +48,14 @@ impl Paths {
         self.config_dir.join("settings.toml")
     }
 
+    pub fn keys_file(&self) -> PathBuf {
+        self.config_dir.join("keys.toml")
+    }
+
+    pub fn audit_log(&self) -> PathBuf {
+        self.config_dir.join("audit").join("audit.jsonl")
+    }
+
     /// The model repository setup installs the default models into.
     pub fn default_models_dir(&self) -> PathBuf {
         self.data_dir.join("models")

@@ -1,0 +1,104 @@
+//! The audit log: one JSON object per line, appended, never rewritten. Each line is written with a
+//! single `write` on a file opened with `O_APPEND`, so lines from the server and from the CLI
+//! (key changes) interleave whole. Rotation renames `audit.jsonl` to `audit.jsonl.1` (and so on)
+//! once it passes a size.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil;
+
+/// Size at which the server rotates the log.
+pub const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
+/// Rotated files kept beside the current one.
+pub const KEEP_ROTATED: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+impl AuditLog {
+    pub fn new(path: PathBuf) -> AuditLog {
+        AuditLog { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends complete lines (each must end with `\n`) in one write.
+    pub fn append(&self, lines: &[u8]) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            fsutil::ensure_private_dir(dir)?;
+        }
+        let mut file = OpenOptions::new().create(true).append(true).mode(fsutil::PRIVATE_FILE_MODE).open(&self.path)?;
+        file.write_all(lines)
+    }
+
+    /// Appends one event as a JSON line with the current time.
+    pub fn record(&self, mut event: serde_json::Map<String, serde_json::Value>) -> std::io::Result<()> {
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        event.insert("time".into(), time.into());
+        let mut line = serde_json::to_vec(&event).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.append(&line)
+    }
+
+    /// Rotates when the file has grown past `limit` bytes.
+    pub fn rotate_if_larger(&self, limit: u64) -> std::io::Result<bool> {
+        let size = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        };
+        if size < limit {
+            return Ok(false);
+        }
+        let numbered = |n: u32| {
+            let mut name = self.path.file_name().map(|f| f.to_os_string()).unwrap_or_default();
+            name.push(format!(".{n}"));
+            self.path.with_file_name(name)
+        };
+        let _ = std::fs::remove_file(numbered(KEEP_ROTATED));
+        for n in (1..KEEP_ROTATED).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, numbered(1))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn lines_are_appended_private_and_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit/audit.jsonl"));
+        let mut event = serde_json::Map::new();
+        event.insert("event".into(), "key_created".into());
+        log.record(event.clone()).unwrap();
+        log.record(event).unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(value["time"].is_string());
+        }
+        assert_eq!(std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(log.rotate_if_larger(10).unwrap());
+        assert!(!log.path().exists());
+        assert!(dir.path().join("audit/audit.jsonl.1").exists());
+        assert!(!log.rotate_if_larger(10).unwrap(), "nothing to rotate");
+    }
+}

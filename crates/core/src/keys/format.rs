@@ -1,0 +1,160 @@
+//! The key format: `gth_<8-char id><32-char secret><6-char checksum>`, all base62.
+//!
+//! The id is public (it names the key in lists, logs and the audit trail); the secret part carries
+//! 32 × log2(62) ≈ 190 bits from the OS's CSPRNG. The checksum (CRC-32 of everything before it)
+//! lets a typo be refused without a lookup and lets secret scanners recognise a leaked key.
+
+use sha2::{Digest, Sha256};
+
+pub const PREFIX: &str = "gth_";
+pub const ID_LENGTH: usize = 8;
+pub const SECRET_LENGTH: usize = 32;
+pub const CHECKSUM_LENGTH: usize = 6;
+pub const KEY_LENGTH: usize = PREFIX.len() + ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Why a presented string is not a well-formed key. None of these needs a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatError {
+    NotAKey,
+    BadChecksum,
+}
+
+/// Random base62 text from the OS's CSPRNG, without modulo bias.
+pub fn random_base62(length: usize) -> Result<String, getrandom::Error> {
+    let mut out = String::with_capacity(length);
+    let mut buffer = [0u8; 64];
+    while out.len() < length {
+        getrandom::fill(&mut buffer)?;
+        for byte in buffer {
+            // 248 = 4 × 62: bytes at or above it would favour the first characters.
+            if byte < 248 && out.len() < length {
+                out.push(BASE62[usize::from(byte % 62)] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A new key; returns `(id, key)`.
+pub fn generate() -> Result<(String, String), getrandom::Error> {
+    let id = random_base62(ID_LENGTH)?;
+    let secret = random_base62(SECRET_LENGTH)?;
+    let key = with_checksum(&format!("{PREFIX}{id}{secret}"));
+    Ok((id, key))
+}
+
+/// Appends the checksum to a key's first 44 characters.
+pub(crate) fn with_checksum(body: &str) -> String {
+    format!("{body}{}", checksum(body))
+}
+
+/// Checks the shape and checksum of `key` and returns its id.
+pub fn parse(key: &str) -> Result<&str, FormatError> {
+    if key.len() != KEY_LENGTH || !key.starts_with(PREFIX) || !key[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(FormatError::NotAKey);
+    }
+    let (body, sum) = key.split_at(KEY_LENGTH - CHECKSUM_LENGTH);
+    if checksum(body) != sum {
+        return Err(FormatError::BadChecksum);
+    }
+    Ok(&key[PREFIX.len()..PREFIX.len() + ID_LENGTH])
+}
+
+/// SHA-256 of the whole key: what `keys.toml` and the server keep instead of the key.
+pub fn hash(key: &str) -> [u8; 32] {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest);
+    out
+}
+
+pub fn hash_text(key: &str) -> String {
+    let mut text = String::from("sha256:");
+    for byte in hash(key) {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+/// Reads `sha256:<64 hex digits>` back into bytes.
+pub fn parse_hash_text(text: &str) -> Option<[u8; 32]> {
+    let hex = text.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (index, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn checksum(body: &str) -> String {
+    let mut value = u64::from(crc32(body.as_bytes()));
+    let mut digits = [b'0'; CHECKSUM_LENGTH];
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    String::from_utf8_lossy(&digits).into_owned()
+}
+
+/// CRC-32 (IEEE), bit by bit: keys are short, and this keeps the format free of dependencies.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn generated_keys_parse_and_carry_their_id() {
+        let (id, key) = generate().unwrap();
+        assert_eq!(key.len(), KEY_LENGTH);
+        assert!(key.starts_with("gth_"));
+        assert_eq!(parse(&key), Ok(id.as_str()));
+        let (_, other) = generate().unwrap();
+        assert_ne!(key, other);
+    }
+
+    #[test]
+    fn a_typo_is_caught_by_the_checksum() {
+        let (_, key) = generate().unwrap();
+        let mut typo = key.clone().into_bytes();
+        typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+        assert_eq!(parse(&String::from_utf8(typo).unwrap()), Err(FormatError::BadChecksum));
+        assert_eq!(parse("gth_short"), Err(FormatError::NotAKey));
+        assert_eq!(parse(&key.replace("gth_", "ghp_")), Err(FormatError::NotAKey));
+        assert_eq!(parse(&format!("{}!", &key[..KEY_LENGTH - 1])), Err(FormatError::NotAKey));
+    }
+
+    #[test]
+    fn hashes_round_trip_through_text() {
+        let text = hash_text("gth_example");
+        assert_eq!(parse_hash_text(&text), Some(hash("gth_example")));
+        assert_eq!(parse_hash_text("md5:abc"), None);
+    }
+
+    #[test]
+    fn random_text_uses_the_whole_alphabet() {
+        let text = random_base62(4000).unwrap();
+        let distinct: std::collections::HashSet<char> = text.chars().collect();
+        assert_eq!(distinct.len(), 62);
+    }
+}
