@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Quick start, part two: install what is missing and run every check and test Gatehouse has:
-# formatting, clippy, unit tests and the end-to-end tests against the real binary and real ONNX
-# Runtime (whose reference results come from the onnxruntime Python package).
+# formatting, clippy, unit tests and the end-to-end tests against the real binary, real ONNX
+# Runtime (whose reference results come from the onnxruntime Python package) and a real Secret
+# Service (gnome-keyring, unlocked, in a private D-Bus session that ends with the tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-setup_all
+# The keychain tests need a Secret Service, a private session bus and libsecret's secret-tool.
+setup_all dbus gnome-keyring libsecret-tools
 export GATEHOUSE_DATA GATEHOUSE_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"
@@ -16,9 +18,15 @@ step "build"
 cargo build --locked --workspace --bins
 step "tests"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+keyring_home="$(mktemp -d)"
+trap 'rm -f "$log"; rm -rf "$keyring_home"' EXIT
+# gnome-keyring keeps its keyrings under XDG_DATA_HOME: a fresh one per run, unlocked with a
+# throwaway password, so the tests never touch the developer's own keychain.
+XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c '
+    printf "gatehouse-tests" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    exec cargo test --locked --workspace --no-fail-fast
+' 2>&1 | tee "$log" || status=$?
 # One closing line for the whole suite, summed over every test binary cargo ran.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -4,8 +4,10 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod errors;
 mod inference;
+mod keychain;
 mod public;
 mod serve;
 mod util;

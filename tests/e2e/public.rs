@@ -14,7 +14,7 @@ fn public_endpoints_answer_without_a_key() {
         "/v2/health/ready",
         "/openapi.json",
     ] {
-        let (status, body) = server.get(path);
+        let (status, body) = server.get_anonymous(path);
         assert_eq!(status, 200, "{path}: {body}");
         assert!(body.is_object(), "{path} answers JSON: {body}");
     }
@@ -105,6 +105,7 @@ fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
     let response = server
         .client
         .get(server.url("/v2/models/magika"))
+        .bearer_auth(&server.key)
         .header("x-request-id", "trace-me-42")
         .send()
         .unwrap();

@@ -146,7 +146,7 @@ fn a_missing_onnx_runtime_is_explained() {
 
 #[test]
 fn sigterm_finishes_gracefully_with_exit_code_zero() {
-    let server = TestServer::start_default();
+    let mut server = TestServer::start_default();
     assert_eq!(server.get("/healthz").0, 200);
     let (code, log) = server.terminate();
     assert_eq!(code, Some(0), "{log}");

@@ -227,8 +227,13 @@ impl ServerBuilder {
         (child.wait_with_output().expect("output"), self.home)
     }
 
-    /// Starts the server and waits for its `listening` line.
+    /// Starts the server and waits for its `listening` line. Before it starts, an `infer` key is
+    /// created in its config directory (hash-only, as on a headless machine) for the helpers to use.
     pub fn start(self) -> TestServer {
+        let key = create_key(self.home.path(), &["--scope", "infer", "--name", "harness"])["key"]
+            .as_str()
+            .expect("created key has its text")
+            .to_string();
         let mut child = self
             .command()
             .stdout(Stdio::piped())
@@ -276,10 +281,11 @@ impl ServerBuilder {
         TestServer {
             child,
             addr,
-            _home: self.home,
+            home: self.home,
             lines,
             client,
             listening: event,
+            key,
         }
     }
 }
@@ -289,7 +295,9 @@ pub struct TestServer {
     child: Child,
     pub addr: String,
     pub listening: Value,
-    _home: tempfile::TempDir,
+    /// An `infer` key the helpers send as `Authorization: Bearer`.
+    pub key: String,
+    pub home: tempfile::TempDir,
     lines: Arc<Mutex<Vec<String>>>,
     pub client: reqwest::blocking::Client,
 }
@@ -332,9 +340,30 @@ impl TestServer {
         }
     }
 
+    /// GET with the harness key.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).send().expect("GET succeeds");
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .expect("GET succeeds");
         split(response)
+    }
+
+    /// GET with no key at all.
+    pub fn get_anonymous(&self, path: &str) -> (u16, Value) {
+        split(self.client.get(self.url(path)).send().expect("GET succeeds"))
+    }
+
+    /// Runs `gatehouse keys …` against this server's config directory.
+    pub fn keys(&self, args: &[&str]) -> Output {
+        keys_command(self.home.path(), args)
+    }
+
+    /// Creates a key with `keys create --no-keychain --json` and returns its JSON.
+    pub fn create_key(&self, args: &[&str]) -> Value {
+        create_key(self.home.path(), args)
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -345,6 +374,7 @@ impl TestServer {
         let response = self
             .client
             .post(self.url(path))
+            .bearer_auth(&self.key)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -367,7 +397,7 @@ impl TestServer {
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
-    pub fn terminate(mut self) -> (Option<i32>, String) {
+    pub fn terminate(&mut self) -> (Option<i32>, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -395,7 +425,30 @@ impl Drop for TestServer {
     }
 }
 
-fn split(response: reqwest::blocking::Response) -> (u16, Value) {
+/// Runs `gatehouse keys …` with `home` as its config directory.
+pub fn keys_command(home: &Path, args: &[&str]) -> Output {
+    Command::new(gatehouse_bin())
+        .arg("keys")
+        .args(args)
+        .env("GATEHOUSE_HOME", home)
+        .output()
+        .expect("gatehouse keys runs")
+}
+
+/// `gatehouse keys create --no-keychain --json ARGS`, parsed.
+pub fn create_key(home: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["create", "--no-keychain", "--json"];
+    all.extend_from_slice(args);
+    let output = keys_command(home, &all);
+    assert!(
+        output.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("keys create --json prints JSON")
+}
+
+pub fn split(response: reqwest::blocking::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().expect("body");
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));

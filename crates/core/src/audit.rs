@@ -34,7 +34,11 @@ impl AuditLog {
         if let Some(dir) = self.path.parent() {
             fsutil::ensure_private_dir(dir)?;
         }
-        let mut file = OpenOptions::new().create(true).append(true).mode(fsutil::PRIVATE_FILE_MODE).open(&self.path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(fsutil::PRIVATE_FILE_MODE)
+            .open(&self.path)?;
         file.write_all(lines)
     }
 
@@ -60,7 +64,11 @@ impl AuditLog {
             return Ok(false);
         }
         let numbered = |n: u32| {
-            let mut name = self.path.file_name().map(|f| f.to_os_string()).unwrap_or_default();
+            let mut name = self
+                .path
+                .file_name()
+                .map(|f| f.to_os_string())
+                .unwrap_or_default();
             name.push(format!(".{n}"));
             self.path.with_file_name(name)
         };
@@ -95,7 +103,10 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             assert!(value["time"].is_string());
         }
-        assert_eq!(std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(log.rotate_if_larger(10).unwrap());
         assert!(!log.path().exists());
         assert!(dir.path().join("audit/audit.jsonl.1").exists());

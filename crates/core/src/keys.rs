@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -61,7 +62,9 @@ impl FromStr for Scope {
         Scope::ALL
             .into_iter()
             .find(|s| s.name() == text)
-            .ok_or_else(|| KeyError::InvalidScope { given: text.to_string() })
+            .ok_or_else(|| KeyError::InvalidScope {
+                given: text.to_string(),
+            })
     }
 }
 
@@ -84,11 +87,23 @@ pub struct KeyRecord {
     pub scopes: Vec<Scope>,
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub revoked: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_used: Option<OffsetDateTime>,
     /// The id of the key that replaced this one, when it was rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,11 +165,17 @@ pub enum KeyError {
          session, or run `gnome-keyring-daemon --unlock`) and try again"
     )]
     KeychainLocked { detail: String },
-    #[error("the keychain refused the request ({detail}); fix: check the keychain application for a prompt or an error")]
+    #[error(
+        "the keychain refused the request ({detail}); fix: check the keychain application for a prompt or an error"
+    )]
     KeychainRefused { detail: String },
-    #[error("key {id} is not in the keychain; fix: if it was deleted there, rotate the key (`gatehouse keys rotate {id}`) to get a new one")]
+    #[error(
+        "key {id} is not in the keychain; fix: if it was deleted there, rotate the key (`gatehouse keys rotate {id}`) to get a new one"
+    )]
     NotInKeychain { id: String },
-    #[error("key {id} was created with --no-keychain: its text was shown once and is not stored anywhere; fix: rotate it to get a new key")]
+    #[error(
+        "key {id} was created with --no-keychain: its text was shown once and is not stored anywhere; fix: rotate it to get a new key"
+    )]
     HashOnly { id: String },
     #[error("there is no key {id}; fix: see `gatehouse keys list` for the ids")]
     UnknownKey { id: String },
@@ -164,22 +185,32 @@ pub enum KeyError {
     InvalidScope { given: String },
     #[error("`{given}` is not a duration; fix: use a number with d, h or m (e.g. 90d, 12h), or `never`")]
     InvalidDuration { given: String },
-    #[error("the key name must be 1–64 printable characters; fix: give --name a short label such as `laptop`")]
+    #[error(
+        "the key name must be 1–64 printable characters; fix: give --name a short label such as `laptop`"
+    )]
     InvalidName,
     #[error(
         "{path} is not a valid key file: {message}; fix: correct it, or restore {path}.bak (keys in the \
          keychain are unaffected)"
     )]
     Malformed { path: PathBuf, message: String },
-    #[error("cannot {action} {path}: {source}; fix: check free disk space and permissions; the previous file is unchanged")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot {action} {path}: {source}; fix: check free disk space and permissions; the previous file is unchanged"
+    )]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the operating system's random generator failed: {0}")]
     Random(String),
 }
 
 /// Parses `90d`, `12h`, `30m` or `never` (`None`).
 pub fn parse_duration(text: &str) -> Result<Option<time::Duration>, KeyError> {
-    let invalid = || KeyError::InvalidDuration { given: text.to_string() };
+    let invalid = || KeyError::InvalidDuration {
+        given: text.to_string(),
+    };
     if text == "never" {
         return Ok(None);
     }
@@ -238,6 +269,8 @@ struct Verifier {
     identity: Identity,
     expires: Option<OffsetDateTime>,
     revoked: bool,
+    /// Unix time of the last successful use not yet reported by [`KeySet::take_usage`]; 0 if none.
+    last_used: AtomicI64,
 }
 
 /// The keys a server accepts, built from `keys.toml`; cheap to check against, swapped whole on reload.
@@ -253,8 +286,21 @@ impl KeySet {
             .iter()
             .filter_map(|record| {
                 let hash = format::parse_hash_text(&record.hash)?;
-                let identity = Identity { key_id: record.id.clone(), name: record.name.clone(), scopes: record.scopes.clone() };
-                Some((record.id.clone(), Verifier { hash, identity, expires: record.expires, revoked: record.revoked.is_some() }))
+                let identity = Identity {
+                    key_id: record.id.clone(),
+                    name: record.name.clone(),
+                    scopes: record.scopes.clone(),
+                };
+                Some((
+                    record.id.clone(),
+                    Verifier {
+                        hash,
+                        identity,
+                        expires: record.expires,
+                        revoked: record.revoked.is_some(),
+                        last_used: AtomicI64::new(0),
+                    },
+                ))
             })
             .collect();
         KeySet { keys }
@@ -287,7 +333,20 @@ impl KeySet {
         if verifier.expires.is_some_and(|e| e <= now) {
             return Err((Refusal::Expired, key_id));
         }
+        verifier.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
         Ok(&verifier.identity)
+    }
+
+    /// The keys used since the last call, with when; for writing `last_used` back to `keys.toml`.
+    pub fn take_usage(&self) -> Vec<(String, OffsetDateTime)> {
+        self.keys
+            .iter()
+            .filter_map(|(id, verifier)| {
+                let at = verifier.last_used.swap(0, Ordering::Relaxed);
+                let at = OffsetDateTime::from_unix_timestamp(at).ok().filter(|_| at != 0)?;
+                Some((id.clone(), at))
+            })
+            .collect()
     }
 }
 
@@ -317,23 +376,47 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let mut expired = record(&other, &other_id);
         expired.expires = Some(now - time::Duration::seconds(1));
-        let set = KeySet::from_file(&KeyFile { keys: vec![record(&key, &id), expired] });
+        let set = KeySet::from_file(&KeyFile {
+            keys: vec![record(&key, &id), expired],
+        });
+        assert!(set.take_usage().is_empty());
         assert_eq!(set.verify(&key, now).unwrap().key_id, id);
+        assert_eq!(
+            set.take_usage(),
+            vec![(id.clone(), now.replace_nanosecond(0).unwrap())]
+        );
+        assert!(set.take_usage().is_empty(), "usage is reported once");
         assert_eq!(set.verify("nonsense", now).unwrap_err().0, Refusal::Malformed);
         let mut typo = key.clone().into_bytes();
         typo[30] = if typo[30] == b'x' { b'y' } else { b'x' };
-        assert_eq!(set.verify(std::str::from_utf8(&typo).unwrap(), now).unwrap_err().0, Refusal::BadChecksum);
+        assert_eq!(
+            set.verify(std::str::from_utf8(&typo).unwrap(), now)
+                .unwrap_err()
+                .0,
+            Refusal::BadChecksum
+        );
         let (_, stranger) = format::generate().unwrap();
         assert_eq!(set.verify(&stranger, now).unwrap_err().0, Refusal::UnknownId);
-        assert_eq!(set.verify(&other, now).unwrap_err(), (Refusal::Expired, Some(other_id.as_str())));
+        assert_eq!(
+            set.verify(&other, now).unwrap_err(),
+            (Refusal::Expired, Some(other_id.as_str()))
+        );
 
         // Same id, different secret, valid checksum: only the hash comparison can tell.
         let forged = format::with_checksum(&format!("gth_{id}{}", format::random_base62(32).unwrap()));
-        assert_eq!(set.verify(&forged, now).unwrap_err(), (Refusal::WrongSecret, Some(id.as_str())));
+        assert_eq!(
+            set.verify(&forged, now).unwrap_err(),
+            (Refusal::WrongSecret, Some(id.as_str()))
+        );
 
-        let mut revoked = KeyFile { keys: vec![record(&key, &id)] };
+        let mut revoked = KeyFile {
+            keys: vec![record(&key, &id)],
+        };
         revoked.keys[0].revoked = Some(now);
-        assert_eq!(KeySet::from_file(&revoked).verify(&key, now).unwrap_err().0, Refusal::Revoked);
+        assert_eq!(
+            KeySet::from_file(&revoked).verify(&key, now).unwrap_err().0,
+            Refusal::Revoked
+        );
     }
 
     #[test]
@@ -355,7 +438,9 @@ mod tests {
     #[test]
     fn a_key_file_round_trips_and_rejects_bad_hashes() {
         let (id, key) = format::generate().unwrap();
-        let file = KeyFile { keys: vec![record(&key, &id)] };
+        let file = KeyFile {
+            keys: vec![record(&key, &id)],
+        };
         let text = toml::to_string_pretty(&file).unwrap();
         assert_eq!(KeyFile::parse(&text).unwrap(), file);
         assert!(!text.contains(&key), "the key itself must never be written");

@@ -37,7 +37,10 @@ mod tests {
     #[test]
     fn formatting_never_shows_the_value() {
         let secret = Sensitive::new("gth_topsecret".to_string());
-        assert_eq!(format!("{secret} {secret:?} {:?}", Some(&secret)), "[redacted] [redacted] Some([redacted])");
+        assert_eq!(
+            format!("{secret} {secret:?} {:?}", Some(&secret)),
+            "[redacted] [redacted] Some([redacted])"
+        );
         assert_eq!(secret.expose(), "gth_topsecret");
     }
 }

@@ -19,8 +19,10 @@ use crate::fsutil;
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub auth: AuthSettings,
     pub inference: InferenceSettings,
     pub limits: LimitSettings,
+    pub audit: AuditSettings,
     pub log: LogSettings,
 }
 
@@ -33,6 +35,9 @@ pub struct ServerSettings {
     pub port: u16,
     /// The model repository (`<name>/<version>/model.onnx`); empty means the one setup installs.
     pub models: Option<PathBuf>,
+    /// Who may read `/metrics`: `auto` (anyone while bound to loopback, else a `metrics` key),
+    /// `public` or `key`.
+    pub metrics_access: String,
 }
 
 impl Default for ServerSettings {
@@ -41,7 +46,34 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 9001,
             models: None,
+            metrics_access: "auto".into(),
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Every non-public endpoint needs an API key. Turning this off shows red on the checklist.
+    pub enabled: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// One JSON line per authenticated or refused request and per key change.
+    pub enabled: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings { enabled: true }
     }
 }
 
@@ -72,12 +104,27 @@ impl Default for InferenceSettings {
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Sustained requests per second one API key may make (bursts of twice this pass).
+    pub key_requests_per_second: u32,
+    /// Sustained requests per second from one client address.
+    pub address_requests_per_second: u32,
+    /// Failed authentications from one address within a minute before each further one is slowed.
+    pub auth_failures_before_slowdown: u32,
+    /// Failed authentications from one address within a minute before it is refused outright.
+    pub auth_failures_before_lockout: u32,
+    /// How long a locked-out address is refused.
+    pub auth_lockout_seconds: u32,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
         LimitSettings {
             max_body_bytes: 8 * 1024 * 1024,
+            key_requests_per_second: 1000,
+            address_requests_per_second: 2000,
+            auth_failures_before_slowdown: 10,
+            auth_failures_before_lockout: 30,
+            auth_lockout_seconds: 300,
         }
     }
 }
@@ -145,6 +192,20 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("PORT", "server.port"),
     ("GATEHOUSE_PORT", "server.port"),
     ("GATEHOUSE_MODELS", "server.models"),
+    ("GATEHOUSE_METRICS_ACCESS", "server.metrics_access"),
+    ("GATEHOUSE_AUTH", "auth.enabled"),
+    ("GATEHOUSE_AUDIT", "audit.enabled"),
+    ("GATEHOUSE_KEY_RPS", "limits.key_requests_per_second"),
+    ("GATEHOUSE_ADDRESS_RPS", "limits.address_requests_per_second"),
+    (
+        "GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN",
+        "limits.auth_failures_before_slowdown",
+    ),
+    (
+        "GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT",
+        "limits.auth_failures_before_lockout",
+    ),
+    ("GATEHOUSE_AUTH_LOCKOUT_SECONDS", "limits.auth_lockout_seconds"),
     ("GATEHOUSE_INTRA_THREADS", "inference.intra_threads"),
     ("GATEHOUSE_SESSIONS_PER_MODEL", "inference.sessions_per_model"),
     ("ORT_DYLIB_PATH", "inference.onnxruntime"),
@@ -223,14 +284,14 @@ impl Settings {
                 format!("use one of: {}", Self::keys().join(", ")),
             ));
         };
-        let parsed = match Self::kind(key) {
-            None => {
-                return Err(problem(
-                    "no such setting".into(),
-                    format!("use one of: {}", Self::keys().join(", ")),
-                ));
-            }
-            Some(Kind::Integer) => value
+        let Some(kind) = Self::kind(key) else {
+            return Err(problem(
+                "no such setting".into(),
+                format!("use one of: {}", Self::keys().join(", ")),
+            ));
+        };
+        let parsed = match kind {
+            Kind::Integer => value
                 .trim()
                 .parse::<i64>()
                 .map(toml::Value::Integer)
@@ -240,7 +301,17 @@ impl Settings {
                         "give a whole number such as 9001".into(),
                     )
                 })?,
-            Some(Kind::Text) => toml::Value::String(value.to_string()),
+            Kind::Bool => match value.trim() {
+                "true" | "on" | "yes" | "1" => toml::Value::Boolean(true),
+                "false" | "off" | "no" | "0" => toml::Value::Boolean(false),
+                _ => {
+                    return Err(problem(
+                        format!("`{value}` is not true or false"),
+                        "give true or false".into(),
+                    ));
+                }
+            },
+            Kind::Text => toml::Value::String(value.to_string()),
         };
         table.insert(field.to_string(), parsed);
         let updated: Settings = toml::Value::Table(tree)
@@ -257,27 +328,11 @@ impl Settings {
 
     /// Every settable dotted key.
     pub fn keys() -> Vec<&'static str> {
-        vec![
-            "server.host",
-            "server.port",
-            "server.models",
-            "inference.intra_threads",
-            "inference.sessions_per_model",
-            "inference.onnxruntime",
-            "limits.max_body_bytes",
-            "log.level",
-        ]
+        KEYS.iter().map(|(key, _)| *key).collect()
     }
 
     fn kind(key: &str) -> Option<Kind> {
-        match key {
-            "server.port"
-            | "inference.intra_threads"
-            | "inference.sessions_per_model"
-            | "limits.max_body_bytes" => Some(Kind::Integer),
-            "server.host" | "server.models" | "inference.onnxruntime" | "log.level" => Some(Kind::Text),
-            _ => None,
-        }
+        KEYS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
     }
 
     /// Checks the whole struct and returns every problem found.
@@ -337,6 +392,40 @@ impl Settings {
                 );
             }
         }
+        if !["auto", "public", "key"].contains(&self.server.metrics_access.as_str()) {
+            add(
+                "server.metrics_access",
+                format!("`{}` is not auto, public or key", self.server.metrics_access),
+                "use auto (public on loopback, key elsewhere), public, or key",
+            );
+        }
+        let limits = &self.limits;
+        if limits.key_requests_per_second == 0 || limits.address_requests_per_second == 0 {
+            add(
+                "limits.key_requests_per_second",
+                "request rates must be at least 1 per second".into(),
+                "use a positive number; the defaults are 1000 per key and 2000 per address",
+            );
+        }
+        if limits.auth_failures_before_slowdown == 0
+            || limits.auth_failures_before_lockout <= limits.auth_failures_before_slowdown
+        {
+            add(
+                "limits.auth_failures_before_lockout",
+                format!(
+                    "slow down after {} failures and lock out after {}: the lockout must come later",
+                    limits.auth_failures_before_slowdown, limits.auth_failures_before_lockout
+                ),
+                "use e.g. 10 before slowdown and 30 before lockout",
+            );
+        }
+        if !(1..=86_400).contains(&limits.auth_lockout_seconds) {
+            add(
+                "limits.auth_lockout_seconds",
+                format!("{} is outside 1–86400", limits.auth_lockout_seconds),
+                "use e.g. 300",
+            );
+        }
         if self.log.level.trim().is_empty() {
             add(
                 "log.level",
@@ -369,8 +458,29 @@ impl Settings {
 #[derive(Clone, Copy)]
 enum Kind {
     Integer,
+    Bool,
     Text,
 }
+
+/// Every settable key and how its text is parsed.
+const KEYS: &[(&str, Kind)] = &[
+    ("server.host", Kind::Text),
+    ("server.port", Kind::Integer),
+    ("server.models", Kind::Text),
+    ("server.metrics_access", Kind::Text),
+    ("auth.enabled", Kind::Bool),
+    ("inference.intra_threads", Kind::Integer),
+    ("inference.sessions_per_model", Kind::Integer),
+    ("inference.onnxruntime", Kind::Text),
+    ("limits.max_body_bytes", Kind::Integer),
+    ("limits.key_requests_per_second", Kind::Integer),
+    ("limits.address_requests_per_second", Kind::Integer),
+    ("limits.auth_failures_before_slowdown", Kind::Integer),
+    ("limits.auth_failures_before_lockout", Kind::Integer),
+    ("limits.auth_lockout_seconds", Kind::Integer),
+    ("audit.enabled", Kind::Bool),
+    ("log.level", Kind::Text),
+];
 
 #[cfg(test)]
 mod tests {

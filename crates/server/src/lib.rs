@@ -8,6 +8,7 @@ pub mod json;
 pub mod metrics;
 pub mod models;
 pub mod openapi;
+pub mod perimeter;
 pub mod serve;
 pub mod telemetry;
 pub mod tensor;
@@ -25,8 +26,10 @@ use tower_http::trace::TraceLayer;
 use tracing::Level;
 
 pub use api::ServerInfo;
+use gatehouse_core::keys::Scope;
 use metrics::Metrics;
 use models::Repository;
+use perimeter::{Gate, Perimeter};
 
 /// Everything a handler may need, built once and cloned cheaply.
 #[derive(Clone)]
@@ -36,26 +39,45 @@ pub struct AppState {
     pub repository: Arc<OnceLock<Repository>>,
     pub info: Arc<ServerInfo>,
     pub max_body_bytes: usize,
+    pub perimeter: Arc<Perimeter>,
+    /// `/metrics` needs a key with the `metrics` scope.
+    pub metrics_protected: bool,
 }
 
 /// The whole HTTP surface: every route, then the layers every request passes through.
 pub fn router(state: AppState) -> Router {
-    with_layers(routes(), state)
+    let routes = routes(&state);
+    with_layers(routes, state)
 }
 
-fn routes() -> Router<AppState> {
-    Router::new()
-        // Public: no key will ever be needed for these.
+fn routes(state: &AppState) -> Router<AppState> {
+    let gate = |scope| {
+        axum::middleware::from_fn_with_state(
+            Gate {
+                perimeter: state.perimeter.clone(),
+                scope,
+            },
+            perimeter::authenticate,
+        )
+    };
+    // Public: no key will ever be needed for these.
+    let public = Router::new()
         .route("/", get(api::root))
         .route("/healthz", get(api::healthz))
         .route("/readiness", get(api::readiness))
         .route("/info", get(api::info))
         .route("/openapi.json", get(api::openapi_json))
         .route("/docs", get(api::docs))
-        .route("/metrics", get(api::metrics))
         .route("/v2/health/live", get(api::live))
-        .route("/v2/health/ready", get(api::ready))
-        // Open Inference Protocol v2.
+        .route("/v2/health/ready", get(api::ready));
+    let metrics = Router::new().route("/metrics", get(api::metrics));
+    let metrics = if state.metrics_protected {
+        metrics.route_layer(gate(Scope::Metrics))
+    } else {
+        metrics
+    };
+    // Open Inference Protocol v2: the `infer` scope.
+    let inference = Router::new()
         .route("/v2", get(api::server_metadata))
         .route("/v2/models/{model}", get(api::model_metadata))
         .route("/v2/models/{model}/ready", get(api::model_ready))
@@ -73,7 +95,8 @@ fn routes() -> Router<AppState> {
             post(api::infer_version),
         )
         .route("/v2/repository/index", post(api::repository_index))
-        .fallback(api::not_found)
+        .route_layer(gate(Scope::Infer));
+    public.merge(metrics).merge(inference).fallback(api::not_found)
 }
 
 /// The layers every request passes through, outermost last: request id, tracing span, metrics,
@@ -82,7 +105,10 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(api::panic_response))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -91,10 +117,21 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                         .get::<RequestId>()
                         .and_then(|id| id.header_value().to_str().ok())
                         .unwrap_or("");
-                    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                    // The path only: a key sent as `?api_key=` must not reach the log.
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        key_id = tracing::field::Empty,
+                    )
                 })
                 .on_request(())
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(Level::DEBUG).latency_unit(tower_http::LatencyUnit::Micros))
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(Level::DEBUG)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                )
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -113,8 +150,18 @@ mod tests {
     use tower::ServiceExt;
 
     fn state() -> AppState {
+        let metrics = Arc::new(Metrics::new("test"));
+        let keys = std::env::temp_dir().join("gatehouse-unit-tests-no-keys.toml");
+        let perimeter = Arc::new(Perimeter::new(
+            &gatehouse_core::Settings::default(),
+            keys,
+            None,
+            metrics.clone(),
+        ));
         AppState {
-            metrics: Arc::new(Metrics::new("test")),
+            metrics,
+            perimeter,
+            metrics_protected: false,
             repository: Arc::new(OnceLock::new()),
             info: Arc::new(ServerInfo {
                 name: "gatehouse".into(),
@@ -154,8 +201,9 @@ mod tests {
             let empty: Vec<u16> = Vec::new();
             axum::http::StatusCode::from_u16(empty[0]).unwrap_or(axum::http::StatusCode::OK)
         }
-        let routes = routes().route("/boom", get(buggy));
-        let app = with_layers(routes, state());
+        let state = state();
+        let routes = routes(&state).route("/boom", get(buggy));
+        let app = with_layers(routes, state);
         let (status, body) = call(app.clone(), get_request("/boom")).await;
         assert_eq!(status, 500);
         assert_eq!(body["code"], "internal");
@@ -172,7 +220,11 @@ mod tests {
         let (status, body) = call(app.clone(), get_request("/readiness")).await;
         assert_eq!((status, body["code"].as_str()), (503, Some("not_ready")));
         assert_eq!(call(app.clone(), get_request("/v2/health/ready")).await.0, 503);
-        assert_eq!(call(app.clone(), get_request("/v2/models/magika")).await.0, 503);
+        assert_eq!(
+            call(app.clone(), get_request("/v2/models/magika")).await.0,
+            401,
+            "keys come before readiness"
+        );
         assert_eq!(call(app, get_request("/v2/health/live")).await.0, 200);
     }
 

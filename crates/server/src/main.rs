@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod keys_cli;
+
 use clap::{Parser, Subcommand};
 use gatehouse_core::Settings;
 use gatehouse_core::paths::Paths;
@@ -26,6 +28,9 @@ enum Command {
     /// Show or change settings.toml.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Create, list, reveal, revoke and rotate API keys.
+    #[command(subcommand)]
+    Keys(keys_cli::KeysCommand),
 }
 
 #[derive(clap::Args)]
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args, paths),
         Command::Settings(command) => settings(command, &paths),
+        Command::Keys(command) => keys_cli::run(command, &paths),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,6 +39,16 @@ struct ModelLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     onnxruntime: String,
@@ -54,6 +64,16 @@ pub struct Metrics {
     inference_duration: HistogramFamily<ModelLabels>,
     in_flight: Gauge,
     models_loaded: Gauge,
+    auth_failures: Family<ReasonLabels, Counter>,
+    rate_limited: Family<LimitLabels, Counter>,
+    /// Audit lines lost because the writer could not keep up.
+    pub audit_dropped: Counter,
+    /// Audit lines lost because the file could not be written (a full disk, say).
+    pub audit_write_errors: Counter,
+    pub keys_loaded: Gauge,
+    pub key_reload_failures: Counter,
+    /// Requests that presented their key in the URL, where proxies and histories keep it.
+    pub key_in_url: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -115,6 +135,48 @@ impl Metrics {
             "Start time of the server, seconds since the epoch",
             start,
         );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Refused authentications by reason",
+            auth_failures.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit or the guessing guard",
+            rate_limited.clone(),
+        );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Audit lines dropped because the writer fell behind",
+            audit_dropped.clone(),
+        );
+        let audit_write_errors = Counter::default();
+        registry.register(
+            "audit_write_errors",
+            "Audit lines that could not be written to disk",
+            audit_write_errors.clone(),
+        );
+        let keys_loaded = Gauge::default();
+        registry.register(
+            "api_keys_loaded",
+            "API keys in the current key set",
+            keys_loaded.clone(),
+        );
+        let key_reload_failures = Counter::default();
+        registry.register(
+            "api_key_reload_failures",
+            "Changes to keys.toml that could not be read",
+            key_reload_failures.clone(),
+        );
+        let key_in_url = Counter::default();
+        registry.register(
+            "api_key_in_url",
+            "Requests that sent their API key in the URL",
+            key_in_url.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -122,7 +184,22 @@ impl Metrics {
             inference_duration,
             in_flight,
             models_loaded,
+            auth_failures,
+            rate_limited,
+            audit_dropped,
+            audit_write_errors,
+            keys_loaded,
+            key_reload_failures,
+            key_in_url,
         }
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&LimitLabels { limit }).inc();
     }
 
     pub fn set_models_loaded(&self, count: usize) {
@@ -156,10 +233,10 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".to_string());
     let method = request.method().as_str().to_string();
     let metrics = &state.metrics;
-    metrics.in_flight.inc();
+    let in_flight = InFlight::enter(&metrics.in_flight);
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.in_flight.dec();
+    drop(in_flight);
     let elapsed = started.elapsed().as_secs_f64();
     metrics
         .requests
@@ -174,4 +251,20 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get_or_create(&RouteLabels { route, method })
         .observe(elapsed);
     response
+}
+
+/// Counts a request as in flight until dropped, also when the client goes away mid-request.
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a Gauge) -> InFlight<'a> {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

@@ -489,7 +489,11 @@ impl LoadedModel {
         let previous = self.typical_run_nanos.load(Ordering::Relaxed);
         // An exponential moving average over about eight runs; a lost update under contention only
         // drops one sample.
-        let next = if previous == 0 { sample } else { previous - previous / 8 + sample / 8 };
+        let next = if previous == 0 {
+            sample
+        } else {
+            previous - previous / 8 + sample / 8
+        };
         self.typical_run_nanos.store(next.max(1), Ordering::Relaxed);
     }
 

@@ -11,7 +11,12 @@ use gatehouse_core::Settings;
 use gatehouse_core::paths::Paths;
 use tokio::net::TcpListener;
 
+use gatehouse_core::audit::AuditLog;
+use gatehouse_core::keys::KeyStore;
+
 use crate::models::{LoadOptions, Repository, Runtime};
+use crate::perimeter::Perimeter;
+use crate::perimeter::audit::AuditSink;
 use crate::{AppState, ServerInfo, metrics::Metrics, router};
 
 /// Why the server could not start; each message says what and how to fix it.
@@ -79,7 +84,26 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
 
     let onnxruntime_version = runtime.version();
     let metrics = Arc::new(Metrics::new(&onnxruntime_version));
+    let audit = settings
+        .audit
+        .enabled
+        .then(|| AuditSink::start(AuditLog::new(paths.audit_log()), metrics.clone()));
+    let perimeter = Arc::new(Perimeter::new(
+        &settings,
+        paths.keys_file(),
+        audit.clone(),
+        metrics.clone(),
+    ));
+    perimeter.spawn_watchers();
+    let loopback = address.ip().is_loopback();
+    let metrics_protected = match settings.server.metrics_access.as_str() {
+        "public" => false,
+        "key" => true,
+        _ => !loopback,
+    };
     let state = AppState {
+        perimeter: perimeter.clone(),
+        metrics_protected,
         metrics: metrics.clone(),
         repository: Arc::new(OnceLock::new()),
         info: Arc::new(ServerInfo {
@@ -96,10 +120,22 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     };
 
     let url = format!("http://{address}");
-    tracing::info!(event = "listening", addr = %address, url = %url, tls = false, "Gatehouse is listening on {url}");
-    if !address.ip().is_loopback() {
+    tracing::info!(event = "listening", addr = %address, url = %url, tls = false, auth = settings.auth.enabled,
+        "Gatehouse is listening on {url}");
+    if !settings.auth.enabled {
+        tracing::warn!(
+            event = "auth_disabled",
+            "authentication is off: anyone who can reach the port can call every endpoint"
+        );
+    } else if perimeter_is_empty(&paths) {
+        tracing::warn!(
+            event = "no_keys",
+            "no API keys exist yet, so every protected endpoint answers 401; create one with `gatehouse keys create`"
+        );
+    }
+    if !loopback {
         tracing::warn!(event = "exposed", addr = %address,
-            "listening beyond this computer without TLS or API keys; other devices on the network can call every endpoint");
+            "listening beyond this computer without TLS; other devices on the network can reach the server");
     }
 
     let options = LoadOptions {
@@ -125,6 +161,15 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let result = server.await;
     if let Err(error) = result {
         tracing::error!(event = "server_error", %error, "the server stopped with an error");
+    }
+    perimeter.flush_usage();
+    if let Some(audit) = &audit
+        && !audit.flush(std::time::Duration::from_secs(2))
+    {
+        tracing::warn!(
+            event = "audit_flush_timeout",
+            "the audit log could not be flushed before exit"
+        );
     }
     tracing::info!(event = "stopped", "Gatehouse stopped");
     Ok(())
@@ -160,4 +205,11 @@ async fn shutdown_signal() {
         );
         std::process::exit(0);
     });
+}
+
+fn perimeter_is_empty(paths: &Paths) -> bool {
+    KeyStore::new(paths.keys_file())
+        .load()
+        .map(|file| file.keys.iter().all(|k| k.revoked.is_some()))
+        .unwrap_or(true)
 }

@@ -46,13 +46,16 @@ pub fn generate() -> Result<(String, String), getrandom::Error> {
 }
 
 /// Appends the checksum to a key's first 44 characters.
-pub(crate) fn with_checksum(body: &str) -> String {
+pub fn with_checksum(body: &str) -> String {
     format!("{body}{}", checksum(body))
 }
 
 /// Checks the shape and checksum of `key` and returns its id.
 pub fn parse(key: &str) -> Result<&str, FormatError> {
-    if key.len() != KEY_LENGTH || !key.starts_with(PREFIX) || !key[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if key.len() != KEY_LENGTH
+        || !key.starts_with(PREFIX)
+        || !key[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err(FormatError::NotAKey);
     }
     let (body, sum) = key.split_at(KEY_LENGTH - CHECKSUM_LENGTH);
@@ -138,10 +141,16 @@ mod tests {
         let (_, key) = generate().unwrap();
         let mut typo = key.clone().into_bytes();
         typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
-        assert_eq!(parse(&String::from_utf8(typo).unwrap()), Err(FormatError::BadChecksum));
+        assert_eq!(
+            parse(&String::from_utf8(typo).unwrap()),
+            Err(FormatError::BadChecksum)
+        );
         assert_eq!(parse("gth_short"), Err(FormatError::NotAKey));
         assert_eq!(parse(&key.replace("gth_", "ghp_")), Err(FormatError::NotAKey));
-        assert_eq!(parse(&format!("{}!", &key[..KEY_LENGTH - 1])), Err(FormatError::NotAKey));
+        assert_eq!(
+            parse(&format!("{}!", &key[..KEY_LENGTH - 1])),
+            Err(FormatError::NotAKey)
+        );
     }
 
     #[test]

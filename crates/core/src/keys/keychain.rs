@@ -21,12 +21,15 @@ impl Keychain {
     pub fn connect() -> Result<Keychain, KeyError> {
         #[cfg(target_os = "linux")]
         {
-            let store = zbus_secret_service_keyring_store::Store::new().map_err(|error| unavailable(&error))?;
+            let store =
+                zbus_secret_service_keyring_store::Store::new().map_err(|error| unavailable(&error))?;
             Ok(Keychain { store })
         }
         #[cfg(not(target_os = "linux"))]
         {
-            Err(KeyError::KeychainUnavailable { detail: "this build of Gatehouse only knows the Linux Secret Service".into() })
+            Err(KeyError::KeychainUnavailable {
+                detail: "this build of Gatehouse only knows the Linux Secret Service".into(),
+            })
         }
     }
 
@@ -34,22 +37,33 @@ impl Keychain {
     pub fn store(&self, account: &str, label: &str, secret: &Sensitive<String>) -> Result<(), KeyError> {
         let label = format!("Gatehouse {label}");
         let modifiers = std::collections::HashMap::from([("label", label.as_str())]);
-        let entry = self.store.build(SERVICE, account, Some(&modifiers)).map_err(|e| classify(&e))?;
+        let entry = self
+            .store
+            .build(SERVICE, account, Some(&modifiers))
+            .map_err(|e| classify(&e))?;
         entry.set_password(secret.expose()).map_err(|e| classify(&e))
     }
 
     pub fn get(&self, account: &str) -> Result<Sensitive<String>, KeyError> {
-        let entry = self.store.build(SERVICE, account, None).map_err(|e| classify(&e))?;
+        let entry = self
+            .store
+            .build(SERVICE, account, None)
+            .map_err(|e| classify(&e))?;
         match entry.get_password() {
             Ok(secret) => Ok(Sensitive::new(secret)),
-            Err(KeyringError::NoEntry) => Err(KeyError::NotInKeychain { id: account.to_string() }),
+            Err(KeyringError::NoEntry) => Err(KeyError::NotInKeychain {
+                id: account.to_string(),
+            }),
             Err(error) => Err(classify(&error)),
         }
     }
 
     /// Removes the item; a missing item is not an error (the goal is that it is gone).
     pub fn delete(&self, account: &str) -> Result<(), KeyError> {
-        let entry = self.store.build(SERVICE, account, None).map_err(|e| classify(&e))?;
+        let entry = self
+            .store
+            .build(SERVICE, account, None)
+            .map_err(|e| classify(&e))?;
         match entry.delete_credential() {
             Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
             Err(error) => Err(classify(&error)),
@@ -58,14 +72,22 @@ impl Keychain {
 }
 
 fn unavailable(error: &KeyringError) -> KeyError {
-    KeyError::KeychainUnavailable { detail: describe(error) }
+    KeyError::KeychainUnavailable {
+        detail: describe(error),
+    }
 }
 
 fn classify(error: &KeyringError) -> KeyError {
     match error {
-        KeyringError::NoStorageAccess(_) => KeyError::KeychainLocked { detail: describe(error) },
-        KeyringError::PlatformFailure(_) => KeyError::KeychainUnavailable { detail: describe(error) },
-        other => KeyError::KeychainRefused { detail: describe(other) },
+        KeyringError::NoStorageAccess(_) => KeyError::KeychainLocked {
+            detail: describe(error),
+        },
+        KeyringError::PlatformFailure(_) => KeyError::KeychainUnavailable {
+            detail: describe(error),
+        },
+        other => KeyError::KeychainRefused {
+            detail: describe(other),
+        },
     }
 }
 

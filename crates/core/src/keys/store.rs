@@ -41,14 +41,25 @@ impl KeyStore {
     /// Reads `keys.toml`; a missing file means no keys.
     pub fn load(&self) -> Result<KeyFile, KeyError> {
         match std::fs::read_to_string(&self.path) {
-            Ok(text) => KeyFile::parse(&text).map_err(|message| KeyError::Malformed { path: self.path.clone(), message }),
+            Ok(text) => KeyFile::parse(&text).map_err(|message| KeyError::Malformed {
+                path: self.path.clone(),
+                message,
+            }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
-            Err(source) => Err(KeyError::Io { action: "read", path: self.path.clone(), source }),
+            Err(source) => Err(KeyError::Io {
+                action: "read",
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
     pub fn get(&self, id: &str) -> Result<KeyRecord, KeyError> {
-        self.load()?.keys.into_iter().find(|k| k.id == id).ok_or_else(|| KeyError::UnknownKey { id: id.to_string() })
+        self.load()?
+            .keys
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| KeyError::UnknownKey { id: id.to_string() })
     }
 
     /// Creates a key with `scopes` (infer when empty) that expires after `lifetime` (never when
@@ -63,7 +74,11 @@ impl KeyStore {
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(KeyError::InvalidName);
         }
-        let mut scopes = if scopes.is_empty() { vec![Scope::Infer] } else { scopes.to_vec() };
+        let mut scopes = if scopes.is_empty() {
+            vec![Scope::Infer]
+        } else {
+            scopes.to_vec()
+        };
         scopes.sort();
         scopes.dedup();
         let (id, key) = format::generate().map_err(|e| KeyError::Random(e.to_string()))?;
@@ -79,7 +94,11 @@ impl KeyStore {
             last_used: None,
             rotated_to: None,
             hash: format::hash_text(key.expose()),
-            storage: if keychain.is_some() { Storage::Keychain } else { Storage::HashOnly },
+            storage: if keychain.is_some() {
+                Storage::Keychain
+            } else {
+                Storage::HashOnly
+            },
         };
         if let Some(keychain) = keychain {
             keychain.store(&id, name, &key)?;
@@ -98,7 +117,11 @@ impl KeyStore {
     }
 
     /// The key's text, from the keychain. `connect` is called only for keys that are there.
-    pub fn reveal(&self, id: &str, connect: impl FnOnce() -> Result<Keychain, KeyError>) -> Result<Sensitive<String>, KeyError> {
+    pub fn reveal(
+        &self,
+        id: &str,
+        connect: impl FnOnce() -> Result<Keychain, KeyError>,
+    ) -> Result<Sensitive<String>, KeyError> {
         let record = self.get(id)?;
         if record.storage == Storage::HashOnly {
             return Err(KeyError::HashOnly { id: id.to_string() });
@@ -108,7 +131,11 @@ impl KeyStore {
 
     /// Revokes the key (servers refuse it within a second) and removes its text from the keychain.
     /// Returns the record and, when the keychain could not be cleaned, why.
-    pub fn revoke(&self, keychain: Option<&Keychain>, id: &str) -> Result<(KeyRecord, Option<KeyError>), KeyError> {
+    pub fn revoke(
+        &self,
+        keychain: Option<&Keychain>,
+        id: &str,
+    ) -> Result<(KeyRecord, Option<KeyError>), KeyError> {
         let record = self.update(|file| {
             let record = find(file, id)?;
             if record.revoked.is_some() {
@@ -150,6 +177,9 @@ impl KeyStore {
 
     /// Records when keys were last used (called by the server, a few times a minute at most).
     pub fn record_use(&self, uses: &[(String, OffsetDateTime)]) -> Result<(), KeyError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
         self.update(|file| {
             for (id, at) in uses {
                 if let Some(record) = file.keys.iter_mut().find(|k| &k.id == id) {
@@ -164,30 +194,54 @@ impl KeyStore {
         let _lock = self.lock()?;
         let mut file = self.load()?;
         let result = change(&mut file)?;
-        let text = toml::to_string_pretty(&file).map_err(|e| KeyError::Malformed { path: self.path.clone(), message: e.to_string() })?;
+        let text = toml::to_string_pretty(&file).map_err(|e| KeyError::Malformed {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
         let header = "# Gatehouse API keys: ids, names, scopes, dates and SHA-256 hashes. The keys themselves are\n\
                       # in the OS keychain (service `gatehouse`), never here. Manage with `gatehouse keys`.\n\n";
-        fsutil::write_atomic(&self.path, format!("{header}{text}").as_bytes())
-            .map_err(|source| KeyError::Io { action: "write", path: self.path.clone(), source })?;
+        fsutil::write_atomic(&self.path, format!("{header}{text}").as_bytes()).map_err(|source| {
+            KeyError::Io {
+                action: "write",
+                path: self.path.clone(),
+                source,
+            }
+        })?;
         Ok(result)
     }
 
     fn lock(&self) -> Result<File, KeyError> {
-        let mut name = self.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".lock");
         let path = self.path.with_file_name(name);
-        let io = |source| KeyError::Io { action: "lock", path: path.clone(), source };
+        let io = |source| KeyError::Io {
+            action: "lock",
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             fsutil::ensure_private_dir(dir).map_err(io)?;
         }
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
         file.lock().map_err(io)?;
         Ok(file)
     }
 }
 
 fn find<'a>(file: &'a mut KeyFile, id: &str) -> Result<&'a mut KeyRecord, KeyError> {
-    file.keys.iter_mut().find(|k| k.id == id).ok_or_else(|| KeyError::UnknownKey { id: id.to_string() })
+    file.keys
+        .iter_mut()
+        .find(|k| k.id == id)
+        .ok_or_else(|| KeyError::UnknownKey { id: id.to_string() })
 }
 
 fn now() -> OffsetDateTime {
@@ -210,13 +264,23 @@ mod tests {
     #[test]
     fn hash_only_keys_are_created_listed_and_never_written() {
         let (_dir, store) = store();
-        let new = store.create(None, "ci", &[Scope::Metrics, Scope::Infer, Scope::Infer], Some(DEFAULT_LIFETIME)).unwrap();
+        let new = store
+            .create(
+                None,
+                "ci",
+                &[Scope::Metrics, Scope::Infer, Scope::Infer],
+                Some(DEFAULT_LIFETIME),
+            )
+            .unwrap();
         assert_eq!(new.record.scopes, vec![Scope::Infer, Scope::Metrics]);
         assert_eq!(new.record.storage, Storage::HashOnly);
         let text = std::fs::read_to_string(store.path()).unwrap();
         assert!(!text.contains(new.key.expose()), "keys.toml holds the key itself");
         assert!(text.contains(&format::hash_text(new.key.expose())));
-        assert_eq!(std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(store.load().unwrap().keys, vec![new.record.clone()]);
         let expires = new.record.expires.unwrap() - new.record.created;
         assert_eq!(expires, DEFAULT_LIFETIME);
@@ -226,17 +290,28 @@ mod tests {
     fn revoke_and_rotate_change_the_records() {
         let (_dir, store) = store();
         let first = store.create(None, "laptop", &[Scope::Infer], None).unwrap();
-        let (new, old) = store.rotate(None, &first.record.id, ROTATION_GRACE, Some(DEFAULT_LIFETIME)).unwrap();
+        let (new, old) = store
+            .rotate(None, &first.record.id, ROTATION_GRACE, Some(DEFAULT_LIFETIME))
+            .unwrap();
         assert_eq!(old.rotated_to.as_deref(), Some(new.record.id.as_str()));
         let left = old.expires.unwrap() - OffsetDateTime::now_utc();
         assert!(left <= ROTATION_GRACE && left > ROTATION_GRACE - time::Duration::minutes(1));
         assert_eq!(new.record.name, "laptop");
         let (revoked, cleanup) = store.revoke(None, &new.record.id).unwrap();
         assert!(revoked.revoked.is_some() && cleanup.is_none());
-        assert!(matches!(store.revoke(None, &new.record.id), Err(KeyError::AlreadyRevoked { .. })));
-        assert!(matches!(store.revoke(None, "nope"), Err(KeyError::UnknownKey { .. })));
+        assert!(matches!(
+            store.revoke(None, &new.record.id),
+            Err(KeyError::AlreadyRevoked { .. })
+        ));
+        assert!(matches!(
+            store.revoke(None, "nope"),
+            Err(KeyError::UnknownKey { .. })
+        ));
         let never = || -> Result<Keychain, KeyError> { panic!("a hash-only key needs no keychain") };
-        assert!(matches!(store.reveal(&first.record.id, never), Err(KeyError::HashOnly { .. })));
+        assert!(matches!(
+            store.reveal(&first.record.id, never),
+            Err(KeyError::HashOnly { .. })
+        ));
     }
 
     #[test]
@@ -245,13 +320,22 @@ mod tests {
         std::fs::write(store.path(), "[[key]]\nid = 3\n").unwrap();
         let error = store.create(None, "x", &[], None).unwrap_err();
         assert!(matches!(error, KeyError::Malformed { .. }), "{error}");
-        assert_eq!(std::fs::read_to_string(store.path()).unwrap(), "[[key]]\nid = 3\n");
+        assert_eq!(
+            std::fs::read_to_string(store.path()).unwrap(),
+            "[[key]]\nid = 3\n"
+        );
     }
 
     #[test]
     fn names_are_checked() {
         let (_dir, store) = store();
-        assert!(matches!(store.create(None, "", &[], None), Err(KeyError::InvalidName)));
-        assert!(matches!(store.create(None, "a\nb", &[], None), Err(KeyError::InvalidName)));
+        assert!(matches!(
+            store.create(None, "", &[], None),
+            Err(KeyError::InvalidName)
+        ));
+        assert!(matches!(
+            store.create(None, "a\nb", &[], None),
+            Err(KeyError::InvalidName)
+        ));
     }
 }

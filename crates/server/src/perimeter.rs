@@ -1,0 +1,612 @@
+//! The perimeter: who may call what. One tower middleware ([`authenticate`]) in front of each
+//! group of protected routes checks the API key (wherever the client put it), the scope, the
+//! abuse limits and the guessing guard, and writes the audit line. It knows nothing of the routes
+//! behind it, so the same stack can later guard a server Gatehouse did not write.
+//!
+//! The key set is hot-swapped: a watcher re-reads `keys.toml` when it changes and swaps the new
+//! set in whole; a file that does not parse never removes access that existed.
+
+pub mod audit;
+pub mod limits;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use gatehouse_core::keys::{Identity, KeyFile, KeySet, KeyStore, Refusal, Scope};
+use gatehouse_core::{Sensitive, Settings};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use audit::AuditSink;
+use limits::{FailureGuard, Penalty, RateLimiter};
+
+/// How often `keys.toml` is checked for changes; a change takes effect within about this long.
+pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
+/// How often keys' last use is written back to `keys.toml`.
+pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Everything the authentication middleware needs, shared by every protected route group.
+pub struct Perimeter {
+    pub enabled: bool,
+    keys: ArcSwap<KeySet>,
+    store: KeyStore,
+    key_limiter: RateLimiter<String>,
+    address_limiter: RateLimiter<IpAddr>,
+    failures: FailureGuard,
+    audit: Option<AuditSink>,
+    metrics: Arc<Metrics>,
+    max_body_bytes: usize,
+}
+
+/// Where the client put its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presentation {
+    Bearer,
+    Header,
+    Query,
+    Basic,
+    Body,
+}
+
+impl Presentation {
+    fn name(self) -> &'static str {
+        match self {
+            Presentation::Bearer => "bearer",
+            Presentation::Header => "x-api-key",
+            Presentation::Query => "query",
+            Presentation::Basic => "basic",
+            Presentation::Body => "body",
+        }
+    }
+}
+
+impl Perimeter {
+    pub fn new(
+        settings: &Settings,
+        keys_file: PathBuf,
+        audit: Option<AuditSink>,
+        metrics: Arc<Metrics>,
+    ) -> Perimeter {
+        let store = KeyStore::new(keys_file);
+        let initial = match store.load() {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::error!(event = "keys_unreadable", %error, "no API key will be accepted until keys.toml is fixed");
+                KeyFile::default()
+            }
+        };
+        let set = KeySet::from_file(&initial);
+        metrics.keys_loaded.set(set.len() as i64);
+        let limits = &settings.limits;
+        Perimeter {
+            enabled: settings.auth.enabled,
+            keys: ArcSwap::from_pointee(set),
+            store,
+            key_limiter: RateLimiter::new(limits.key_requests_per_second),
+            address_limiter: RateLimiter::new(limits.address_requests_per_second),
+            failures: FailureGuard::new(
+                limits.auth_failures_before_slowdown,
+                limits.auth_failures_before_lockout,
+                Duration::from_secs(u64::from(limits.auth_lockout_seconds)),
+            ),
+            audit,
+            metrics,
+            max_body_bytes: settings.limits.max_body_bytes,
+        }
+    }
+
+    pub fn audit(&self) -> Option<&AuditSink> {
+        self.audit.as_ref()
+    }
+
+    /// Watches `keys.toml` and writes keys' last use back, until the process ends.
+    pub fn spawn_watchers(self: &Arc<Self>) {
+        let perimeter = self.clone();
+        tokio::spawn(async move {
+            let mut seen = signature(perimeter.store.path());
+            let mut interval = tokio::time::interval(RELOAD_INTERVAL);
+            loop {
+                interval.tick().await;
+                let now = signature(perimeter.store.path());
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                let reloaded = perimeter.clone();
+                let _ = tokio::task::spawn_blocking(move || reloaded.reload()).await;
+            }
+        });
+        let perimeter = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                let flushing = perimeter.clone();
+                let _ = tokio::task::spawn_blocking(move || flushing.flush_usage()).await;
+            }
+        });
+    }
+
+    fn reload(&self) {
+        match self.store.load() {
+            Ok(file) => {
+                let old = self.keys.swap(Arc::new(KeySet::from_file(&file)));
+                let count = self.keys.load().len();
+                self.metrics.keys_loaded.set(count as i64);
+                tracing::info!(event = "keys_reloaded", keys = count, "API keys reloaded");
+                self.write_usage(old.take_usage());
+            }
+            Err(error) => {
+                self.metrics.key_reload_failures.inc();
+                tracing::error!(event = "keys_reload_failed", %error, "keys.toml changed but cannot be read; the previous keys stay in force");
+            }
+        }
+    }
+
+    /// Writes keys' last use to `keys.toml`; also called at shutdown.
+    pub fn flush_usage(&self) {
+        self.write_usage(self.keys.load().take_usage());
+    }
+
+    fn write_usage(&self, uses: Vec<(String, OffsetDateTime)>) {
+        if let Err(error) = self.store.record_use(&uses) {
+            tracing::warn!(event = "key_usage_not_saved", %error, "keys' last-used times could not be saved");
+        }
+    }
+}
+
+fn signature(path: &std::path::Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+/// The state one protected route group's middleware runs with.
+#[derive(Clone)]
+pub struct Gate {
+    pub perimeter: Arc<Perimeter>,
+    pub scope: Scope,
+}
+
+/// The key a request was authenticated with, for handlers and the audit line.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Identity);
+
+/// Authenticates a request to a protected route group, or refuses it.
+pub async fn authenticate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let perimeter = &gate.perimeter;
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let mut line = AuditLine::new(&request, address);
+
+    let outcome = admit(&gate, request, address, &mut line).await;
+    let response = match outcome {
+        Ok(request) => next.run(request).await,
+        Err(response) => response,
+    };
+    line.finish(response.status(), started.elapsed());
+    if let Some(sink) = perimeter.audit() {
+        sink.send(line.to_json());
+    }
+    response
+}
+
+/// Every check before the handler runs; `Err` is the refusal to send instead.
+async fn admit(
+    gate: &Gate,
+    request: Request,
+    address: IpAddr,
+    line: &mut AuditLine,
+) -> Result<Request, Response> {
+    let perimeter = &gate.perimeter;
+    let metrics = &perimeter.metrics;
+    let now = Instant::now();
+    if let Some(left) = perimeter.failures.locked(&address, now) {
+        metrics.rate_limited("auth_guard");
+        line.refused("locked_out");
+        return Err(refuse_for(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_auth_failures",
+            "too many failed attempts to authenticate from this address; wait, then use a valid key",
+            left,
+        ));
+    }
+    if let Err(wait) = perimeter.address_limiter.check(&address, now) {
+        metrics.rate_limited("address");
+        line.refused("address_rate");
+        return Err(refuse_for(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from this address; slow down",
+            wait,
+        ));
+    }
+    if !perimeter.enabled {
+        return Ok(request);
+    }
+
+    let (request, presented) = find_key(request, perimeter.max_body_bytes).await?;
+    let Some((presentation, key)) = presented else {
+        metrics.auth_failure("missing");
+        line.refused("missing_key");
+        return Err(unauthorized(
+            "unauthorized",
+            "this endpoint needs an API key: send `Authorization: Bearer <key>` (or X-API-Key); \
+             create one with `gatehouse keys create`",
+        ));
+    };
+    line.presentation = Some(presentation);
+    if presentation == Presentation::Query {
+        metrics.key_in_url.inc();
+    }
+    let keys = perimeter.keys.load();
+    let identity = match keys.verify(key.expose(), OffsetDateTime::now_utc()) {
+        Ok(identity) => identity.clone(),
+        Err((refusal, key_id)) => {
+            metrics.auth_failure(refusal.reason());
+            line.key_id = key_id.map(str::to_string);
+            line.refused(refusal.reason());
+            let penalty = perimeter.failures.record_failure(address, now);
+            if let Penalty::Delay(delay) = penalty {
+                tokio::time::sleep(delay).await;
+            }
+            if let Penalty::Lockout(left) = penalty {
+                metrics.rate_limited("auth_guard");
+                return Err(refuse_for(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_auth_failures",
+                    "too many failed attempts to authenticate from this address; wait, then use a valid key",
+                    left,
+                ));
+            }
+            return Err(refusal_response(refusal, key_id));
+        }
+    };
+    perimeter.failures.record_success(&address);
+    line.key_id = Some(identity.key_id.clone());
+    tracing::Span::current().record("key_id", identity.key_id.as_str());
+
+    if presentation == Presentation::Basic && forgeable(&request) {
+        metrics.auth_failure("cross_site");
+        line.refused("cross_site");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request_refused",
+            "a browser could have sent this Basic-authenticated request on its own; send it with \
+             Content-Type: application/json, or use a Bearer or X-API-Key header",
+        )
+        .into_response());
+    }
+    if !identity.scopes.contains(&gate.scope) {
+        metrics.auth_failure("insufficient_scope");
+        line.refused("insufficient_scope");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "key {} does not have the `{}` scope this endpoint needs; create a key with --scope {}",
+                identity.key_id, gate.scope, gate.scope
+            ),
+        )
+        .into_response());
+    }
+    if let Err(wait) = perimeter.key_limiter.check(&identity.key_id, now) {
+        metrics.rate_limited("key");
+        line.refused("key_rate");
+        return Err(refuse_for(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests with this key; slow down",
+            wait,
+        ));
+    }
+    let mut request = request;
+    request.extensions_mut().insert(Caller(identity));
+    Ok(request)
+}
+
+/// Looks for a key in the places clients put one: Authorization (Bearer, or Basic's password),
+/// X-API-Key, `?api_key=`, then an `api_key` field of a JSON body.
+async fn find_key(
+    request: Request,
+    max_body_bytes: usize,
+) -> Result<(Request, Option<(Presentation, Sensitive<String>)>), Response> {
+    if let Some(found) = key_from_headers(request.headers()) {
+        return Ok((request, Some(found)));
+    }
+    if let Some(key) = request.uri().query().and_then(key_from_query) {
+        return Ok((request, Some((Presentation::Query, key))));
+    }
+    if request.method() != Method::POST {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the server accepts; send a smaller batch, or raise limits.max_body_bytes in the settings",
+        )
+        .into_response()
+    })?;
+    #[derive(serde::Deserialize)]
+    struct WithKey {
+        api_key: Option<String>,
+    }
+    let key = serde_json::from_slice::<WithKey>(&bytes)
+        .ok()
+        .and_then(|b| b.api_key)
+        .map(Sensitive::new);
+    Ok((
+        Request::from_parts(parts, Body::from(bytes)),
+        key.map(|k| (Presentation::Body, k)),
+    ))
+}
+
+fn key_from_headers(headers: &HeaderMap) -> Option<(Presentation, Sensitive<String>)> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some((Presentation::Bearer, Sensitive::new(rest.trim().to_string())));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+            // Some clients put a token in the user name and leave the password empty.
+            let key = if password.is_empty() { user } else { password };
+            return Some((Presentation::Basic, Sensitive::new(key.to_string())));
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| (Presentation::Header, Sensitive::new(v.trim().to_string())))
+}
+
+fn key_from_query(query: &str) -> Option<Sensitive<String>> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("api_key="))
+        .map(|v| Sensitive::new(v.to_string()))
+}
+
+/// A state-changing request a browser could send cross-site without the page reading anything:
+/// a "simple" content type and no Origin of our own.
+fn forgeable(request: &Request) -> bool {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    if json {
+        return false;
+    }
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
+        _ => true,
+    }
+}
+
+fn refusal_response(refusal: Refusal, key_id: Option<&str>) -> Response {
+    let id = key_id.unwrap_or("?");
+    match refusal {
+        Refusal::Expired => unauthorized(
+            "expired_api_key",
+            &format!("key {id} has expired; rotate it with `gatehouse keys rotate {id}`"),
+        ),
+        Refusal::Revoked => unauthorized(
+            "revoked_api_key",
+            &format!("key {id} was revoked; use another key"),
+        ),
+        Refusal::Malformed => unauthorized(
+            "unauthorized",
+            "that is not a Gatehouse API key (they start with gth_ and are 50 characters long)",
+        ),
+        Refusal::BadChecksum => unauthorized(
+            "unauthorized",
+            "the API key is mistyped (its checksum does not match); copy it again",
+        ),
+        Refusal::UnknownId | Refusal::WrongSecret => unauthorized("unauthorized", "the API key is not valid"),
+    }
+}
+
+fn unauthorized(code: &'static str, message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"gatehouse\", charset=\"UTF-8\""),
+    );
+    response
+}
+
+fn refuse_for(status: StatusCode, code: &'static str, message: &str, wait: Duration) -> Response {
+    let mut response = ApiError::new(status, code, message).into_response();
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// One audit record. Holds the route pattern, never the raw URI, so a key in `?api_key=` cannot
+/// reach the file.
+struct AuditLine {
+    time: OffsetDateTime,
+    request_id: Option<String>,
+    address: IpAddr,
+    method: String,
+    route: String,
+    model: Option<String>,
+    key_id: Option<String>,
+    presentation: Option<Presentation>,
+    refused: Option<&'static str>,
+    status: u16,
+    latency_us: u64,
+}
+
+impl AuditLine {
+    fn new(request: &Request, address: IpAddr) -> AuditLine {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str())
+            .to_string();
+        let model = request
+            .uri()
+            .path()
+            .strip_prefix("/v2/models/")
+            .and_then(|rest| rest.split('/').next())
+            .filter(|name| !name.is_empty())
+            .map(|name| name.chars().take(128).collect());
+        AuditLine {
+            time: OffsetDateTime::now_utc(),
+            request_id: request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(64).collect()),
+            address,
+            method: request.method().as_str().to_string(),
+            route,
+            model,
+            key_id: None,
+            presentation: None,
+            refused: None,
+            status: 0,
+            latency_us: 0,
+        }
+    }
+
+    fn refused(&mut self, reason: &'static str) {
+        self.refused = Some(reason);
+    }
+
+    fn finish(&mut self, status: StatusCode, latency: Duration) {
+        self.status = status.as_u16();
+        self.latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        let time = self
+            .time
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let value = serde_json::json!({
+            "time": time,
+            "event": "request",
+            "request_id": self.request_id,
+            "key_id": self.key_id,
+            "address": self.address.to_string(),
+            "method": self.method,
+            "route": self.route,
+            "model": self.model,
+            "key_presented_as": self.presentation.map(Presentation::name),
+            "outcome": if self.refused.is_some() { "refused" } else { "allowed" },
+            "reason": self.refused,
+            "status": self.status,
+            "latency_us": self.latency_us,
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn keys_are_found_in_each_header_form() {
+        let bearer = key_from_headers(&headers(&[("authorization", "Bearer gth_abc")])).unwrap();
+        assert_eq!(
+            (bearer.0, bearer.1.expose().as_str()),
+            (Presentation::Bearer, "gth_abc")
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode("me:gth_pw");
+        let found = key_from_headers(&headers(&[("authorization", &format!("Basic {basic}"))])).unwrap();
+        assert_eq!(
+            (found.0, found.1.expose().as_str()),
+            (Presentation::Basic, "gth_pw")
+        );
+        let user_only = base64::engine::general_purpose::STANDARD.encode("gth_user:");
+        assert_eq!(
+            key_from_headers(&headers(&[("authorization", &format!("Basic {user_only}"))]))
+                .unwrap()
+                .1
+                .expose(),
+            "gth_user"
+        );
+        let header = key_from_headers(&headers(&[("x-api-key", "gth_h")])).unwrap();
+        assert_eq!(
+            (header.0, header.1.expose().as_str()),
+            (Presentation::Header, "gth_h")
+        );
+        assert!(key_from_headers(&headers(&[])).is_none());
+        assert_eq!(key_from_query("a=1&api_key=gth_q&b=2").unwrap().expose(), "gth_q");
+    }
+
+    #[test]
+    fn form_posts_with_basic_auth_are_forgeable_json_is_not() {
+        let build = |content_type: Option<&str>, origin: Option<&str>| {
+            let mut builder = Request::builder()
+                .method("POST")
+                .uri("/v2/models/m/infer")
+                .header("host", "127.0.0.1:9001");
+            if let Some(c) = content_type {
+                builder = builder.header("content-type", c);
+            }
+            if let Some(o) = origin {
+                builder = builder.header("origin", o);
+            }
+            builder.body(Body::empty()).unwrap()
+        };
+        assert!(forgeable(&build(Some("text/plain"), None)));
+        assert!(forgeable(&build(
+            Some("application/x-www-form-urlencoded"),
+            Some("https://evil.example")
+        )));
+        assert!(!forgeable(&build(Some("application/json"), None)));
+        assert!(!forgeable(&build(
+            Some("text/plain"),
+            Some("http://127.0.0.1:9001")
+        )));
+    }
+}

@@ -1,0 +1,606 @@
+//! Authentication end to end: every way of presenting a key, against every kind of key, on every
+//! group of endpoints; revocation within a second; limits; the audit trail; and that no key ever
+//! reaches a log.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::util::{TestServer, create_key, default_models, split};
+
+#[derive(Clone, Copy, Debug)]
+enum Presentation {
+    Bearer,
+    Header,
+    Query,
+    Basic,
+    Body,
+}
+
+const ALL: [Presentation; 5] = [
+    Presentation::Bearer,
+    Presentation::Header,
+    Presentation::Query,
+    Presentation::Basic,
+    Presentation::Body,
+];
+
+fn sigmoid_body() -> Value {
+    json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": vec![0.5; 60]}]})
+}
+
+/// Sends one request with `key` presented as `how` (or no key at all).
+fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    how: Presentation,
+) -> (u16, Value, Option<String>) {
+    let mut url = server.url(path);
+    let mut body = if method == "POST" {
+        Some(sigmoid_body())
+    } else {
+        None
+    };
+    let mut request = if method == "POST" {
+        server.client.post(&url)
+    } else {
+        server.client.get(&url)
+    };
+    if let Some(key) = key {
+        match how {
+            Presentation::Bearer => request = request.bearer_auth(key),
+            Presentation::Header => request = request.header("x-api-key", key),
+            Presentation::Basic => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("gatehouse:{key}"));
+                request = request.header("authorization", format!("Basic {encoded}"));
+            }
+            Presentation::Query => {
+                url = format!("{url}?api_key={key}");
+                request = if method == "POST" {
+                    server.client.post(&url)
+                } else {
+                    server.client.get(&url)
+                };
+            }
+            Presentation::Body => {
+                if let Some(body) = body.as_mut() {
+                    body["api_key"] = json!(key);
+                }
+            }
+        }
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().expect("request succeeds");
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let (status, body) = split(response);
+    (status, body, challenge)
+}
+
+/// A key with the same id as `key` and a valid checksum, but another secret.
+fn forge_secret(key: &str) -> String {
+    let id = &key[4..12];
+    let body = format!("gth_{id}{}", "Z".repeat(32));
+    gatehouse_core::keys::format::with_checksum(&body)
+}
+
+/// Moves one key's `expires` into the past in keys.toml, as a person with an editor would.
+fn expire(server: &TestServer, id: &str) {
+    let path = server.home.path().join("keys.toml");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let start = lines
+        .iter()
+        .position(|l| l == &format!("id = \"{id}\""))
+        .expect("key in file");
+    let line = lines[start..]
+        .iter()
+        .position(|l| l.starts_with("expires = "))
+        .expect("key has an expiry")
+        + start;
+    lines[line] = "expires = \"2020-01-01T00:00:00Z\"".to_string();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what} did not happen within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn every_presentation_of_every_kind_of_key_gets_the_right_answer() {
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_METRICS_ACCESS", "key")
+        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "1000")
+        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "2000")
+        .start();
+    server.wait_ready();
+    let valid = server.key.clone();
+    let metrics_key = server.create_key(&["--scope", "metrics"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expired = server.create_key(&["--name", "old"]);
+    let revoked = server.create_key(&["--name", "gone"]);
+    assert!(
+        server
+            .keys(&["revoke", revoked["id"].as_str().unwrap()])
+            .status
+            .success()
+    );
+    expire(&server, expired["id"].as_str().unwrap());
+    let stranger_home = tempfile::tempdir().unwrap();
+    let unknown = create_key(stranger_home.path(), &[])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut typo = valid.clone().into_bytes();
+    typo[20] = if typo[20] == b'q' { b'r' } else { b'q' };
+    let typo = String::from_utf8(typo).unwrap();
+    // Let the server pick up the revocation and the edited expiry.
+    wait_until("the revoked key is refused", || {
+        call(
+            &server,
+            "GET",
+            "/v2/models/sigmoid",
+            revoked["key"].as_str(),
+            Presentation::Bearer,
+        )
+        .0 == 401
+    });
+    wait_until("the expired key is refused", || {
+        call(
+            &server,
+            "GET",
+            "/v2/models/sigmoid",
+            expired["key"].as_str(),
+            Presentation::Bearer,
+        )
+        .1["code"]
+            == "expired_api_key"
+    });
+
+    let cases: Vec<(&str, Option<String>, u16, Option<&str>)> = vec![
+        ("no key", None, 401, Some("unauthorized")),
+        (
+            "malformed",
+            Some("not-a-gatehouse-key".into()),
+            401,
+            Some("unauthorized"),
+        ),
+        ("wrong checksum", Some(typo), 401, Some("unauthorized")),
+        ("unknown id", Some(unknown), 401, Some("unauthorized")),
+        (
+            "wrong secret",
+            Some(forge_secret(&valid)),
+            401,
+            Some("unauthorized"),
+        ),
+        (
+            "expired",
+            expired["key"].as_str().map(str::to_string),
+            401,
+            Some("expired_api_key"),
+        ),
+        (
+            "revoked",
+            revoked["key"].as_str().map(str::to_string),
+            401,
+            Some("revoked_api_key"),
+        ),
+        (
+            "wrong scope",
+            Some(metrics_key.clone()),
+            403,
+            Some("insufficient_scope"),
+        ),
+        ("valid", Some(valid.clone()), 200, None),
+    ];
+    let endpoints = [
+        ("GET", "/v2/models/sigmoid"),
+        ("POST", "/v2/models/sigmoid/infer"),
+        ("POST", "/v2/repository/index"),
+        ("GET", "/v2"),
+    ];
+    let mut checked = 0;
+    for (label, key, status, code) in &cases {
+        for (method, path) in endpoints {
+            for how in ALL {
+                if matches!(how, Presentation::Body) && method == "GET" {
+                    continue;
+                }
+                let (got, body, challenge) = call(&server, method, path, key.as_deref(), how);
+                assert_eq!(got, *status, "{label} as {how:?} on {method} {path}: {body}");
+                if let Some(code) = code {
+                    assert_eq!(body["code"], *code, "{label} as {how:?} on {method} {path}");
+                }
+                if got == 401 {
+                    assert!(
+                        challenge.as_deref().is_some_and(|c| c.starts_with("Bearer")),
+                        "401 without WWW-Authenticate"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, cases.len() * 18);
+
+    // /metrics needs the `metrics` scope here; the infer key is not enough, and the public
+    // endpoints need nothing.
+    for how in [
+        Presentation::Bearer,
+        Presentation::Header,
+        Presentation::Query,
+        Presentation::Basic,
+    ] {
+        assert_eq!(
+            call(&server, "GET", "/metrics", Some(&metrics_key), how).0,
+            200,
+            "{how:?}"
+        );
+        let (status, body, _) = call(&server, "GET", "/metrics", Some(&valid), how);
+        assert_eq!((status, body["code"].as_str()), (403, Some("insufficient_scope")));
+        assert_eq!(call(&server, "GET", "/metrics", None, how).0, 401);
+    }
+    for path in [
+        "/",
+        "/healthz",
+        "/readiness",
+        "/info",
+        "/openapi.json",
+        "/docs",
+        "/v2/health/live",
+        "/v2/health/ready",
+    ] {
+        assert_eq!(server.get_anonymous(path).0, 200, "{path} must stay public");
+    }
+}
+
+#[test]
+fn a_revoked_key_is_refused_within_one_second_and_a_new_one_accepted() {
+    let server = TestServer::start_default();
+    let key = server.create_key(&["--name", "short-lived"]);
+    let text = key["key"].as_str().unwrap();
+    let accepted = wait_until("a key created while running is accepted", || {
+        call(
+            &server,
+            "GET",
+            "/v2/models/sigmoid",
+            Some(text),
+            Presentation::Bearer,
+        )
+        .0 == 200
+    });
+    assert!(accepted < Duration::from_secs(1), "new key took {accepted:?}");
+    assert!(
+        server
+            .keys(&["revoke", key["id"].as_str().unwrap()])
+            .status
+            .success()
+    );
+    let refused = wait_until("the revoked key is refused", || {
+        call(
+            &server,
+            "GET",
+            "/v2/models/sigmoid",
+            Some(text),
+            Presentation::Bearer,
+        )
+        .0 == 401
+    });
+    assert!(refused < Duration::from_secs(1), "revocation took {refused:?}");
+    assert_eq!(
+        server.get("/v2/models/sigmoid").0,
+        200,
+        "other keys are unaffected"
+    );
+}
+
+#[test]
+fn a_broken_keys_file_keeps_the_last_good_keys() {
+    let server = TestServer::start_default();
+    let path = server.home.path().join("keys.toml");
+    std::fs::write(&path, "[[key]]\nid = \"half-writ").unwrap();
+    wait_until("the failed reload is logged", || {
+        server.log().contains("keys_reload_failed")
+    });
+    assert_eq!(
+        server.get("/v2/models/sigmoid").0,
+        200,
+        "access that existed is kept"
+    );
+    let body = server.get("/metrics").1;
+    assert!(
+        body.as_str()
+            .unwrap_or("")
+            .contains("gatehouse_api_key_reload_failures_total 1"),
+        "{body}"
+    );
+}
+
+#[test]
+fn guessing_is_slowed_then_locked_out() {
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "2")
+        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "4")
+        .env("GATEHOUSE_AUTH_LOCKOUT_SECONDS", "60")
+        .start();
+    server.wait_ready();
+    let guess = forge_secret(&server.key);
+    for _ in 0..2 {
+        assert_eq!(
+            call(
+                &server,
+                "GET",
+                "/v2/models/sigmoid",
+                Some(&guess),
+                Presentation::Bearer
+            )
+            .0,
+            401
+        );
+    }
+    let started = Instant::now();
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/v2/models/sigmoid",
+            Some(&guess),
+            Presentation::Bearer
+        )
+        .0,
+        401
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the third failure was not slowed"
+    );
+    let response = server
+        .client
+        .get(server.url("/v2/models/sigmoid"))
+        .bearer_auth(&guess)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(split(response).1["code"], "too_many_auth_failures");
+    let (status, body) = server.get("/v2/models/sigmoid");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("too_many_auth_failures")),
+        "a locked-out address is refused even with a valid key"
+    );
+    assert_eq!(
+        server.get_anonymous("/healthz").0,
+        200,
+        "public endpoints stay reachable"
+    );
+    let metrics = server.get_anonymous("/metrics").1;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains(r#"gatehouse_rate_limited_total{limit="auth_guard"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gatehouse_auth_failures_total{reason="wrong_secret"} 4"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_per_key_rate_limit_answers_429_with_retry_after() {
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_KEY_RPS", "5")
+        .start();
+    server.wait_ready();
+    let mut limited = None;
+    for _ in 0..30 {
+        let response = server
+            .client
+            .get(server.url("/v2/models/sigmoid"))
+            .bearer_auth(&server.key)
+            .send()
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let response = limited.expect("30 requests at once must exceed 5 per second with a burst of 10");
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(split(response).1["code"], "rate_limited");
+    let text = server.get_anonymous("/metrics").1;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains(r#"gatehouse_rate_limited_total{limit="key"}"#)
+    );
+}
+
+#[test]
+fn basic_auth_form_posts_are_refused_as_cross_site() {
+    let server = TestServer::start_default();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("u:{}", server.key));
+    let response = server
+        .client
+        .post(server.url("/v2/models/sigmoid/infer"))
+        .header("authorization", format!("Basic {encoded}"))
+        .header("content-type", "text/plain")
+        .body(sigmoid_body().to_string())
+        .send()
+        .unwrap();
+    let (status, body) = split(response);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("cross_site_request_refused")),
+        "{body}"
+    );
+}
+
+#[test]
+fn authentication_can_be_turned_off_and_it_says_so() {
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_AUTH", "false")
+        .start();
+    server.wait_ready();
+    assert_eq!(server.listening["auth"], false);
+    assert_eq!(server.get_anonymous("/v2/models/sigmoid").0, 200);
+    assert!(server.log().contains("\"event\":\"auth_disabled\""));
+}
+
+#[test]
+fn audit_lines_record_requests_and_key_changes_and_no_key_is_ever_logged() {
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_LOG", "debug")
+        .start();
+    server.wait_ready();
+    let extra = server.create_key(&["--name", "audited"]);
+    let extra_key = extra["key"].as_str().unwrap().to_string();
+    wait_until("the new key is accepted", || {
+        call(
+            &server,
+            "GET",
+            "/v2/models/sigmoid",
+            Some(&extra_key),
+            Presentation::Bearer,
+        )
+        .0 == 200
+    });
+    for how in ALL {
+        assert_eq!(
+            call(
+                &server,
+                "POST",
+                "/v2/models/sigmoid/infer",
+                Some(&server.key),
+                how
+            )
+            .0,
+            200,
+            "{how:?}"
+        );
+    }
+    let forged = forge_secret(&extra_key);
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/v2/models/magika",
+            Some(&forged),
+            Presentation::Query
+        )
+        .0,
+        401
+    );
+    assert!(
+        server
+            .keys(&["revoke", extra["id"].as_str().unwrap()])
+            .status
+            .success()
+    );
+    let log_before_stop = server.log();
+    let home = server.home.path().to_path_buf();
+    let harness_key = server.key.clone();
+    let mut server = server;
+    let (code, log) = server.terminate();
+    assert_eq!(code, Some(0));
+    let audit = std::fs::read_to_string(home.join("audit/audit.jsonl")).unwrap();
+    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let allowed: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "request" && l["outcome"] == "allowed")
+        .collect();
+    assert!(allowed.len() >= 6, "{audit}");
+    for line in &allowed {
+        for field in [
+            "time",
+            "key_id",
+            "address",
+            "route",
+            "status",
+            "latency_us",
+            "request_id",
+        ] {
+            assert!(!line[field].is_null(), "{field} missing in {line}");
+        }
+    }
+    assert!(allowed.iter().any(|l| l["model"] == "sigmoid"
+        && l["route"] == "/v2/models/{model}/infer"
+        && l["key_presented_as"] == "query"));
+    let refused = lines
+        .iter()
+        .find(|l| l["reason"] == "wrong_secret")
+        .expect("the forged key is audited");
+    assert_eq!(refused["key_id"], extra["id"]);
+    assert_eq!(refused["status"], 401);
+    assert_eq!(refused["route"], "/v2/models/{model}");
+    for event in ["key_created", "key_revoked"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["event"] == event && l["key_id"] == extra["id"]),
+            "no {event} line"
+        );
+    }
+    for secret in [&harness_key, &extra_key, &forged] {
+        for (name, text) in [
+            ("server log", &log),
+            ("server log", &log_before_stop),
+            ("audit log", &audit),
+        ] {
+            assert!(!text.contains(secret.as_str()), "a key appears in the {name}");
+            assert!(
+                !text.contains(&secret[12..44]),
+                "a key's secret part appears in the {name}"
+            );
+        }
+    }
+    let keys = std::fs::read_to_string(home.join("keys.toml")).unwrap();
+    assert!(
+        !keys.contains(&harness_key) && !keys.contains(&extra_key),
+        "keys.toml holds a key"
+    );
+    let listed = crate::util::keys_command(&home, &["list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let harness = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "harness")
+        .unwrap();
+    assert!(
+        harness["last_used"].is_string(),
+        "last use is written back at shutdown: {harness}"
+    );
+}
