@@ -4,6 +4,10 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("BENCH_KEY")
+if key and key ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
 
 -- Non-2xx answers mean the run measured errors, not inference: report them so the harness refuses it.
 function done(summary, latency, requests)

@@ -4,6 +4,7 @@ Called by bench/run.sh after setup and the release build. Every server listens o
 every load run is bounded by BENCH_SECONDS. Results go to stdout and bench/out/latest.md.
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -72,9 +73,10 @@ def to_us(text: str) -> float:
     return float(number) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
 
-def wrk(url: str, body: pathlib.Path, connections: int) -> dict:
+def wrk(url: str, body: pathlib.Path, connections: int, key: str = "") -> dict:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url]
-    output = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BODY_FILE": str(body)}, check=True).stdout
+    env = {**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key}
+    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     failures = int(re.search(r"NON2XX (\d+)", output).group(1))
     if failures or "Socket errors" in output:
         raise SystemExit(f"the run against {url} had errors:\n{output}")
@@ -85,32 +87,65 @@ def wrk(url: str, body: pathlib.Path, connections: int) -> dict:
     }
 
 
-def measure(base: str, label: str, files: dict) -> dict:
+def warm_up(url: str, body: pathlib.Path, key: str) -> None:
+    """One second of load first, so that lazy initialisation is not measured."""
+    subprocess.run(["wrk", "-t1", "-c4", "-d1s", "-s", str(ROOT / "bench" / "post.lua"), url],
+                   capture_output=True, env={**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key}, check=True)
+
+
+def measure(base: str, label: str, files: dict, key: str = "") -> dict:
     results = {}
     for model, body in files.items():
         url = f"{base}/v2/models/{model}/infer"
-        # Warm up so that lazy initialisation is not measured.
-        subprocess.run(["wrk", "-t1", "-c4", "-d1s", "-s", str(ROOT / "bench" / "post.lua"), url],
-                       capture_output=True, env={**os.environ, "BODY_FILE": str(body)}, check=True)
+        warm_up(url, body, key)
         for connections in (1, 16):
-            result = wrk(url, body, connections)
+            result = wrk(url, body, connections, key)
             results[(model, connections)] = result
             print(f"  {label:9} {model:8} c={connections:<3} {result['rps']:>10.0f} req/s  p50 {result['p50_us']:>8.0f} µs  p99 {result['p99_us']:>8.0f} µs", flush=True)
     return results
 
 
-def gatehouse(files: dict) -> dict:
+@contextlib.contextmanager
+def serving(auth: bool):
+    """Gatehouse in its default configuration (keys required, audit log on), or with keys off.
+    The rate limits are raised out of the way: they are measured as running, not as refusing."""
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn"}
-        server = subprocess.Popen([str(ROOT / "target" / "release" / "gatehouse"), "serve", "--port", str(port), "--models", str(MODELS)],
-                                  env=env, stdout=subprocess.DEVNULL)
+        env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn", "GATEHOUSE_AUTH": str(auth).lower(),
+               "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000"}
+        binary = str(ROOT / "target" / "release" / "gatehouse")
+        key = ""
+        if auth:
+            created = subprocess.run([binary, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
+                                     env=env, capture_output=True, text=True, check=True).stdout
+            key = json.loads(created)["key"]
+        server = subprocess.Popen([binary, "serve", "--port", str(port), "--models", str(MODELS)], env=env, stdout=subprocess.DEVNULL)
         try:
             wait_http(f"http://127.0.0.1:{port}/readiness")
-            return measure(f"http://127.0.0.1:{port}", "gatehouse", files)
+            yield f"http://127.0.0.1:{port}", key
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+def gatehouse(files: dict) -> dict:
+    with serving(auth=True) as (base, key):
+        return measure(base, "gatehouse", files, key)
+
+
+def auth_ratio(files: dict) -> tuple:
+    """Requests/s with keys required ÷ with keys off, tiny model, 16 connections. The two
+    configurations alternate twice so that drift in the machine's speed hits both."""
+    runs = {True: [], False: []}
+    for auth in (False, True, False, True):
+        with serving(auth) as (base, key):
+            url = f"{base}/v2/models/sigmoid/infer"
+            warm_up(url, files["sigmoid"], key)
+            result = wrk(url, files["sigmoid"], 16, key)
+            runs[auth].append(result["rps"])
+            print(f"  gatehouse auth {'on ' if auth else 'off'} sigmoid  c=16  {result['rps']:>10.0f} req/s", flush=True)
+    on, off = sum(runs[True]) / 2, sum(runs[False]) / 2
+    return on, off
 
 
 def peer(files: dict, flavour: str) -> dict:
@@ -144,7 +179,8 @@ def floor(files: dict) -> dict:
 
 def main() -> None:
     files = bodies()
-    print(f"Benchmarks on {CORES} cores, {SECONDS} s per load run, wrk with 1 thread, loopback only", flush=True)
+    print(f"Benchmarks on {CORES} cores, {SECONDS} s per load run, wrk with 1 thread, loopback only;", flush=True)
+    print("Gatehouse runs as installed: API keys required, audit log on (rate limits raised out of the way)", flush=True)
     # The in-process floor is taken right before and right after Gatehouse's run and averaged, so
     # that drift in the machine's speed during the run shows up on both sides of the ratio.
     before = floor(files)
@@ -154,6 +190,7 @@ def main() -> None:
     print(f"  in-process ONNX Runtime, magika: p50 {before['p50_us']:.0f} µs before, {after['p50_us']:.0f} µs after")
     theirs = peer(files, "plain")
     tuned = peer(files, "tuned")
+    auth_on, auth_off = auth_ratio(files)
     rows = [
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "≥ 20"),
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("sigmoid", 16)]["rps"] / tuned[("sigmoid", 16)]["rps"], "—"),
@@ -161,6 +198,7 @@ def main() -> None:
         ("tiny model (sigmoid), 1 connection: Gatehouse p50 (µs)", ours[("sigmoid", 1)]["p50_us"], "≤ 150"),
         ("magika, 1 connection: Gatehouse p50 ÷ in-process p50", ours[("magika", 1)]["p50_us"] / in_process["p50_us"], "≤ 1.05"),
         ("magika, 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("magika", 16)]["rps"] / tuned[("magika", 16)]["rps"], "—"),
+        ("tiny model, 16 connections: keys required ÷ keys off req/s", auth_on / auth_off, "≥ 0.95"),
     ]
     lines = ["| measure | this run | target |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]
@@ -171,6 +209,8 @@ def main() -> None:
         for (model, connections), r in results.items():
             detail.append(f"| {label} | {model} | {connections} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} |")
     detail.append(f"| ONNX Runtime in-process (mean of before and after) | magika | — | — | {in_process['p50_us']:.0f} | — |")
+    detail.append(f"| Gatehouse, keys required (mean of 2 runs) | sigmoid | 16 | {auth_on:.0f} | — | — |")
+    detail.append(f"| Gatehouse, keys off (mean of 2 runs) | sigmoid | 16 | {auth_off:.0f} | — | — |")
     text = "\n".join(lines + detail) + "\n"
     (OUT / "latest.md").write_text(text)
     print()

@@ -249,7 +249,7 @@ async fn admit(
              create one with `gatehouse keys create`",
         ));
     };
-    line.presentation = Some(presentation);
+    line.presented(presentation);
     if presentation == Presentation::Query {
         metrics.key_in_url.inc();
     }
@@ -461,27 +461,31 @@ fn refuse_for(status: StatusCode, code: &'static str, message: &str, wait: Durat
 
 /// One audit record. Holds the route pattern, never the raw URI, so a key in `?api_key=` cannot
 /// reach the file.
+#[derive(serde::Serialize)]
 struct AuditLine {
+    #[serde(with = "time::serde::rfc3339")]
     time: OffsetDateTime,
+    event: &'static str,
     request_id: Option<String>,
-    address: IpAddr,
-    method: String,
-    route: String,
-    model: Option<String>,
     key_id: Option<String>,
-    presentation: Option<Presentation>,
-    refused: Option<&'static str>,
+    address: IpAddr,
+    #[serde(serialize_with = "serialize_method")]
+    method: Method,
+    /// The pattern (`/v2/models/{model}/infer`); cloning it only bumps a reference count.
+    #[serde(serialize_with = "serialize_route")]
+    route: Option<MatchedPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    key_presented_as: Option<&'static str>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     status: u16,
     latency_us: u64,
 }
 
 impl AuditLine {
     fn new(request: &Request, address: IpAddr) -> AuditLine {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", |p| p.as_str())
-            .to_string();
         let model = request
             .uri()
             .path()
@@ -491,25 +495,32 @@ impl AuditLine {
             .map(|name| name.chars().take(128).collect());
         AuditLine {
             time: OffsetDateTime::now_utc(),
+            event: "request",
             request_id: request
                 .headers()
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(64).collect()),
-            address,
-            method: request.method().as_str().to_string(),
-            route,
-            model,
             key_id: None,
-            presentation: None,
-            refused: None,
+            address,
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            model,
+            key_presented_as: None,
+            outcome: "allowed",
+            reason: None,
             status: 0,
             latency_us: 0,
         }
     }
 
+    fn presented(&mut self, presentation: Presentation) {
+        self.key_presented_as = Some(presentation.name());
+    }
+
     fn refused(&mut self, reason: &'static str) {
-        self.refused = Some(reason);
+        self.outcome = "refused";
+        self.reason = Some(reason);
     }
 
     fn finish(&mut self, status: StatusCode, latency: Duration) {
@@ -518,27 +529,19 @@ impl AuditLine {
     }
 
     fn to_json(&self) -> Vec<u8> {
-        let time = self
-            .time
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let value = serde_json::json!({
-            "time": time,
-            "event": "request",
-            "request_id": self.request_id,
-            "key_id": self.key_id,
-            "address": self.address.to_string(),
-            "method": self.method,
-            "route": self.route,
-            "model": self.model,
-            "key_presented_as": self.presentation.map(Presentation::name),
-            "outcome": if self.refused.is_some() { "refused" } else { "allowed" },
-            "reason": self.refused,
-            "status": self.status,
-            "latency_us": self.latency_us,
-        });
-        serde_json::to_vec(&value).unwrap_or_default()
+        serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+fn serialize_method<S: serde::Serializer>(method: &Method, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(method.as_str())
+}
+
+fn serialize_route<S: serde::Serializer>(
+    route: &Option<MatchedPath>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(route.as_ref().map_or("unmatched", MatchedPath::as_str))
 }
 
 #[cfg(test)]
