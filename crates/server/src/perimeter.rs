@@ -218,12 +218,7 @@ async fn admit(
     if let Some(left) = perimeter.failures.locked(&address, now) {
         metrics.rate_limited("auth_guard");
         line.refused("locked_out");
-        return Err(refuse_for(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_auth_failures",
-            "too many failed attempts to authenticate from this address; wait, then use a valid key",
-            left,
-        ));
+        return Err(locked_out(left));
     }
     if let Err(wait) = perimeter.address_limiter.check(&address, now) {
         metrics.rate_limited("address");
@@ -266,12 +261,7 @@ async fn admit(
             }
             if let Penalty::Lockout(left) = penalty {
                 metrics.rate_limited("auth_guard");
-                return Err(refuse_for(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_auth_failures",
-                    "too many failed attempts to authenticate from this address; wait, then use a valid key",
-                    left,
-                ));
+                return Err(locked_out(left));
             }
             return Err(refusal_response(refusal, key_id));
         }
@@ -448,6 +438,15 @@ fn unauthorized(code: &'static str, message: &str) -> Response {
         HeaderValue::from_static("Bearer realm=\"gatehouse\", charset=\"UTF-8\""),
     );
     response
+}
+
+fn locked_out(left: Duration) -> Response {
+    refuse_for(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_auth_failures",
+        "too many failed attempts to authenticate from this address; wait, then use a valid key",
+        left,
+    )
 }
 
 fn refuse_for(status: StatusCode, code: &'static str, message: &str, wait: Duration) -> Response {
