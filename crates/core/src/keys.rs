@@ -181,6 +181,10 @@ pub enum KeyError {
     UnknownKey { id: String },
     #[error("key {id} is already revoked")]
     AlreadyRevoked { id: String },
+    #[error(
+        "key {id} is revoked, and its text was removed from the keychain; fix: use another key, or create one"
+    )]
+    RevokedNotRevealable { id: String },
     #[error("`{given}` is not a scope; fix: use infer, workflows, metrics or admin")]
     InvalidScope { given: String },
     #[error("`{given}` is not a duration; fix: use a number with d, h or m (e.g. 90d, 12h), or `never`")]

@@ -123,6 +123,9 @@ impl KeyStore {
         connect: impl FnOnce() -> Result<Keychain, KeyError>,
     ) -> Result<Sensitive<String>, KeyError> {
         let record = self.get(id)?;
+        if record.revoked.is_some() {
+            return Err(KeyError::RevokedNotRevealable { id: id.to_string() });
+        }
         if record.storage == Storage::HashOnly {
             return Err(KeyError::HashOnly { id: id.to_string() });
         }
