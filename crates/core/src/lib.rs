@@ -6,6 +6,7 @@
 //! Invariant: nothing in this crate opens a socket or spawns a thread on its own.
 
 pub mod audit;
+pub mod certs;
 pub mod fsutil;
 pub mod keys;
 pub mod paths;

@@ -52,6 +52,10 @@ impl Paths {
         self.config_dir.join("keys.toml")
     }
 
+    pub fn certs_dir(&self) -> PathBuf {
+        self.config_dir.join("certs")
+    }
+
     pub fn audit_log(&self) -> PathBuf {
         self.config_dir.join("audit").join("audit.jsonl")
     }

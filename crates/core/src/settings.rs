@@ -19,6 +19,7 @@ use crate::fsutil;
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub tls: TlsSettings,
     pub auth: AuthSettings,
     pub inference: InferenceSettings,
     pub limits: LimitSettings,
@@ -49,6 +50,20 @@ impl Default for ServerSettings {
             metrics_access: "auto".into(),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Speak HTTPS (TLS 1.2 and 1.3 only).
+    pub enabled: bool,
+    /// The server's certificate chain (PEM); empty means the one `gatehouse certs init` made.
+    pub cert: Option<PathBuf>,
+    /// The server's private key (PEM); empty means the one `gatehouse certs init` made.
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to; set, it turns on mutual TLS:
+    /// a client without a valid certificate is refused during the handshake.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +208,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("GATEHOUSE_PORT", "server.port"),
     ("GATEHOUSE_MODELS", "server.models"),
     ("GATEHOUSE_METRICS_ACCESS", "server.metrics_access"),
+    ("ENABLE_HTTPS", "tls.enabled"),
+    ("GATEHOUSE_TLS", "tls.enabled"),
+    ("SSL_CERTFILE", "tls.cert"),
+    ("SSL_KEYFILE", "tls.key"),
+    ("SSL_CA_CERTS", "tls.client_ca"),
     ("GATEHOUSE_AUTH", "auth.enabled"),
     ("GATEHOUSE_AUDIT", "audit.enabled"),
     ("GATEHOUSE_KEY_RPS", "limits.key_requests_per_second"),
@@ -377,10 +397,14 @@ impl Settings {
                 "use at least 1024; the default is 8388608 (8 MiB)",
             );
         }
-        for (field, path) in [
+        let paths = [
             ("server.models", &self.server.models),
             ("inference.onnxruntime", &self.inference.onnxruntime),
-        ] {
+            ("tls.cert", &self.tls.cert),
+            ("tls.key", &self.tls.key),
+            ("tls.client_ca", &self.tls.client_ca),
+        ];
+        for (field, path) in paths {
             if path
                 .as_ref()
                 .is_some_and(|p| p.as_os_str().is_empty() || p.is_relative())
@@ -468,6 +492,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("server.port", Kind::Integer),
     ("server.models", Kind::Text),
     ("server.metrics_access", Kind::Text),
+    ("tls.enabled", Kind::Bool),
+    ("tls.cert", Kind::Text),
+    ("tls.key", Kind::Text),
+    ("tls.client_ca", Kind::Text),
     ("auth.enabled", Kind::Bool),
     ("inference.intra_threads", Kind::Integer),
     ("inference.sessions_per_model", Kind::Integer),

@@ -12,6 +12,7 @@ pub mod perimeter;
 pub mod serve;
 pub mod telemetry;
 pub mod tensor;
+pub mod tls;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

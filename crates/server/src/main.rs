@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod certs_cli;
 mod keys_cli;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Command {
     /// Create, list, reveal, revoke and rotate API keys.
     #[command(subcommand)]
     Keys(keys_cli::KeysCommand),
+    /// The local CA, the server certificate and client certificates for mutual TLS.
+    #[command(subcommand)]
+    Certs(certs_cli::CertsCommand),
 }
 
 #[derive(clap::Args)]
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args, paths),
         Command::Settings(command) => settings(command, &paths),
         Command::Keys(command) => keys_cli::run(command, &paths),
+        Command::Certs(command) => certs_cli::run(command, &paths),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

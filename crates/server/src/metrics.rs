@@ -44,6 +44,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitLabels {
     limit: &'static str,
 }
@@ -74,6 +79,7 @@ pub struct Metrics {
     pub key_reload_failures: Counter,
     /// Requests that presented their key in the URL, where proxies and histories keep it.
     pub key_in_url: Counter,
+    tls_handshakes: Family<ResultLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -177,7 +183,14 @@ impl Metrics {
             "Requests that sent their API key in the URL",
             key_in_url.clone(),
         );
+        let tls_handshakes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes by result (ok, failed, plaintext, timeout)",
+            tls_handshakes.clone(),
+        );
         Metrics {
+            tls_handshakes,
             registry,
             requests,
             request_duration,
@@ -196,6 +209,10 @@ impl Metrics {
 
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn tls_handshake(&self, result: &'static str) {
+        self.tls_handshakes.get_or_create(&ResultLabels { result }).inc();
     }
 
     pub fn rate_limited(&self, limit: &'static str) {

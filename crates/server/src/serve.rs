@@ -11,12 +11,16 @@ use gatehouse_core::Settings;
 use gatehouse_core::paths::Paths;
 use tokio::net::TcpListener;
 
+use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
 use gatehouse_core::audit::AuditLog;
+use gatehouse_core::certs::CertFiles;
 use gatehouse_core::keys::KeyStore;
 
 use crate::models::{LoadOptions, Repository, Runtime};
 use crate::perimeter::Perimeter;
 use crate::perimeter::audit::AuditSink;
+use crate::tls::{TlsFiles, TlsListener};
 use crate::{AppState, ServerInfo, metrics::Metrics, router};
 
 /// Why the server could not start; each message says what and how to fix it.
@@ -28,6 +32,8 @@ pub enum StartError {
         "port {port} on {host} is already in use; stop the program using it, or pick another port with --port (0 picks a free one)"
     )]
     PortInUse { host: String, port: u16 },
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot listen on {host}:{port}: {source}; fix: use an address of this computer, e.g. 127.0.0.1")]
     Bind {
         host: String,
@@ -44,6 +50,23 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         .clone()
         .unwrap_or_else(|| paths.default_onnxruntime_library());
     let runtime = Runtime::load(&library).map_err(StartError::Runtime)?;
+    let tls_files = settings.tls.enabled.then(|| TlsFiles {
+        cert: settings
+            .tls
+            .cert
+            .clone()
+            .unwrap_or_else(|| CertFiles::new(paths.certs_dir()).server_cert()),
+        key: settings
+            .tls
+            .key
+            .clone()
+            .unwrap_or_else(|| CertFiles::new(paths.certs_dir()).server_key()),
+        client_ca: settings.tls.client_ca.clone(),
+    });
+    let tls_config = match &tls_files {
+        Some(files) => Some(Arc::new(ArcSwap::new(files.load().map_err(StartError::Tls)?))),
+        None => None,
+    };
     let models_dir: PathBuf = settings
         .server
         .models
@@ -112,15 +135,17 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             onnxruntime: onnxruntime_version,
             address: address.to_string(),
             loopback_only: address.ip().is_loopback(),
-            tls: false,
-            mtls: false,
+            tls: tls_files.is_some(),
+            mtls: tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
             models_ready: 0,
         }),
         max_body_bytes: settings.limits.max_body_bytes,
     };
 
-    let url = format!("http://{address}");
-    tracing::info!(event = "listening", addr = %address, url = %url, tls = false, auth = settings.auth.enabled,
+    let scheme = if tls_files.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{address}");
+    tracing::info!(event = "listening", addr = %address, url = %url, tls = tls_files.is_some(),
+        mtls = tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()), auth = settings.auth.enabled,
         "Gatehouse is listening on {url}");
     if !settings.auth.enabled {
         tracing::warn!(
@@ -133,9 +158,9 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             "no API keys exist yet, so every protected endpoint answers 401; create one with `gatehouse keys create`"
         );
     }
-    if !loopback {
+    if !loopback && tls_files.is_none() {
         tracing::warn!(event = "exposed", addr = %address,
-            "listening beyond this computer without TLS; other devices on the network can reach the server");
+            "listening beyond this computer without TLS; keys and data cross the network in plain text");
     }
 
     let options = LoadOptions {
@@ -143,6 +168,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         sessions_per_model: settings.inference.sessions_per_model,
     };
     let repository_slot = state.repository.clone();
+    let metrics_for_tls = metrics.clone();
     tokio::task::spawn_blocking(move || {
         let repository = Repository::load(&runtime, &models_dir, &options);
         let ready = repository.ready_count();
@@ -157,8 +183,27 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     });
 
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
-    let result = server.await;
+    let result = match (tls_files, tls_config) {
+        (Some(files), Some(config)) => {
+            crate::tls::watch(files, config.clone());
+            let listener =
+                TlsListener::start(listener, config, metrics_for_tls).map_err(|source| StartError::Bind {
+                    host: host.clone(),
+                    port: settings.server.port,
+                    source,
+                })?;
+            // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`, which the perimeter
+            // uses for per-address limits.
+            axum::serve(listener.tap_io(|_| {}), app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        _ => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    };
     if let Err(error) = result {
         tracing::error!(event = "server_error", %error, "the server stopped with an error");
     }

@@ -1,0 +1,448 @@
+//! Certificates for TLS and mTLS, made with rcgen: a local certificate authority whose private key
+//! lives in the OS keychain (never on disk), a server certificate it signs for this computer's
+//! names and chosen LAN addresses, and client certificates for mutual TLS.
+//!
+//! Files live in `<config>/certs/`: `ca.pem` (public), `server.pem` + `server-key.pem`, and
+//! `clients/<name>.pem` + `clients/<name>-key.pem`. Key files are 0600 and written atomically.
+//! Renewal reissues a certificate with the same names; a running server picks the new files up.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
+};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::fsutil;
+use crate::keys::{KeyError, Keychain};
+use crate::sensitive::Sensitive;
+
+/// Keychain account that holds the CA's private key (PEM), under service `gatehouse`.
+pub const CA_KEY_ACCOUNT: &str = "certificate-authority";
+/// How long the local CA is valid.
+pub const CA_LIFETIME: time::Duration = time::Duration::days(5 * 365);
+/// How long a server certificate is valid; browsers refuse more than 398 days.
+pub const SERVER_LIFETIME: time::Duration = time::Duration::days(90);
+/// Default lifetime of a client certificate.
+pub const CLIENT_LIFETIME: time::Duration = time::Duration::days(90);
+/// Certificates that expire within this are renewed by `renew`.
+pub const RENEW_WITHIN: time::Duration = time::Duration::days(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error(transparent)]
+    Keychain(#[from] KeyError),
+    #[error("there is no local CA yet; fix: run `gatehouse certs init` first")]
+    NoAuthority,
+    #[error(
+        "the CA certificate exists but its private key is not in the keychain; fix: run `gatehouse certs init --new-ca` \
+         to make a new CA (clients must then trust the new ca.pem)"
+    )]
+    AuthorityKeyMissing,
+    #[error("`{name}` is not a usable {what}; fix: {fix}")]
+    Invalid {
+        what: &'static str,
+        name: String,
+        fix: &'static str,
+    },
+    #[error("cannot read {path}: {message}; fix: check the file is a PEM certificate or key you can read")]
+    Unreadable { path: PathBuf, message: String },
+    #[error(
+        "cannot write {path}: {source}; fix: check free disk space and permissions (the previous file is unchanged)"
+    )]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("certificate generation failed: {0}")]
+    Generation(String),
+}
+
+impl From<rcgen::Error> for CertError {
+    fn from(error: rcgen::Error) -> CertError {
+        CertError::Generation(error.to_string())
+    }
+}
+
+/// Where the certificate files are.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub dir: PathBuf,
+}
+
+impl CertFiles {
+    pub fn new(dir: PathBuf) -> CertFiles {
+        CertFiles { dir }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server-key.pem")
+    }
+
+    pub fn client_cert(&self, name: &str) -> PathBuf {
+        self.dir.join("clients").join(format!("{name}.pem"))
+    }
+
+    pub fn client_key(&self, name: &str) -> PathBuf {
+        self.dir.join("clients").join(format!("{name}-key.pem"))
+    }
+}
+
+/// What one certificate file says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertInfo {
+    /// `ca`, `server` or `client`.
+    pub role: &'static str,
+    pub path: PathBuf,
+    pub subject: String,
+    pub names: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub days_left: i64,
+}
+
+/// Reads a PEM certificate's subject, names and validity.
+pub fn inspect(role: &'static str, path: &Path) -> Result<CertInfo, CertError> {
+    let unreadable = |message: String| CertError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(&bytes).map_err(|e| unreadable(format!("not PEM: {e}")))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| unreadable(format!("not an X.509 certificate: {e}")))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => names.push((*dns).to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                    let ip = match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
+                        _ => None,
+                    };
+                    if let Some(ip) = ip {
+                        names.push(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).map_err(|e| unreadable(e.to_string()));
+    let not_before = at(cert.validity().not_before.timestamp())?;
+    let not_after = at(cert.validity().not_after.timestamp())?;
+    Ok(CertInfo {
+        role,
+        path: path.to_path_buf(),
+        subject: cert.subject().to_string(),
+        names,
+        not_before,
+        not_after,
+        days_left: (not_after - OffsetDateTime::now_utc()).whole_days(),
+    })
+}
+
+/// The names a server certificate covers by default: this computer under every name a local client
+/// uses, plus the host name and any addresses given.
+pub fn default_server_names(extra: &[String]) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if let Some(host) = host_name() {
+        names.push(host);
+    }
+    for name in extra {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty() && name != "localhost").then(|| name.to_string())
+}
+
+/// The local CA: its certificate on disk, its key in the keychain.
+pub struct Authority {
+    cert_pem: String,
+    key: KeyPair,
+}
+
+impl Authority {
+    /// Loads the CA, or makes one when there is none (or `replace` is set).
+    pub fn load_or_create(
+        files: &CertFiles,
+        keychain: &Keychain,
+        replace: bool,
+    ) -> Result<(Authority, bool), CertError> {
+        if !replace && files.ca().exists() {
+            return Ok((Self::load(files, keychain)?, false));
+        }
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.distinguished_name = name(&format!(
+            "Gatehouse local CA ({})",
+            host_name().unwrap_or_else(|| "this computer".into())
+        ));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + CA_LIFETIME;
+        let cert = params.self_signed(&key)?;
+        // The key goes to the keychain before the certificate is written: a CA file without its
+        // key would be a CA nobody can use.
+        keychain.store(
+            CA_KEY_ACCOUNT,
+            "local certificate authority",
+            &Sensitive::new(key.serialize_pem()),
+        )?;
+        write_public(&files.ca(), cert.pem().as_bytes())?;
+        Ok((
+            Authority {
+                cert_pem: cert.pem(),
+                key,
+            },
+            true,
+        ))
+    }
+
+    pub fn load(files: &CertFiles, keychain: &Keychain) -> Result<Authority, CertError> {
+        let cert_pem = std::fs::read_to_string(files.ca()).map_err(|_| CertError::NoAuthority)?;
+        let key_pem = match keychain.get(CA_KEY_ACCOUNT) {
+            Ok(pem) => pem,
+            Err(KeyError::NotInKeychain { .. }) => return Err(CertError::AuthorityKeyMissing),
+            Err(other) => return Err(other.into()),
+        };
+        let key = KeyPair::from_pem(key_pem.expose())?;
+        Ok(Authority { cert_pem, key })
+    }
+
+    fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, CertError> {
+        Ok(Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?)
+    }
+
+    /// Issues the server certificate for `names` into `server.pem` / `server-key.pem`.
+    pub fn issue_server(
+        &self,
+        files: &CertFiles,
+        names: &[String],
+        lifetime: time::Duration,
+    ) -> Result<CertInfo, CertError> {
+        let mut params = CertificateParams::new(names.to_vec()).map_err(|_| CertError::Invalid {
+            what: "host name",
+            name: names.join(", "),
+            fix: "give DNS names (letters, digits, dots, dashes) or IP addresses",
+        })?;
+        params.distinguished_name = name(names.first().map_or("gatehouse", String::as_str));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.sign(params, lifetime, &files.server_cert(), &files.server_key())?;
+        inspect("server", &files.server_cert())
+    }
+
+    /// Issues a client certificate for mutual TLS.
+    pub fn issue_client(
+        &self,
+        files: &CertFiles,
+        client: &str,
+        lifetime: time::Duration,
+    ) -> Result<CertInfo, CertError> {
+        if client.is_empty()
+            || client.len() > 64
+            || !client
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(CertError::Invalid {
+                what: "client name",
+                name: client.to_string(),
+                fix: "use letters, digits, - and _ (it names the files)",
+            });
+        }
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(client);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.sign(
+            params,
+            lifetime,
+            &files.client_cert(client),
+            &files.client_key(client),
+        )?;
+        inspect("client", &files.client_cert(client))
+    }
+
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        lifetime: time::Duration,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<(), CertError> {
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + lifetime;
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer()?)?;
+        // Key first: a certificate whose key is missing would fail at the next handshake.
+        fsutil::write_atomic(key_path, key.serialize_pem().as_bytes()).map_err(|source| {
+            CertError::Write {
+                path: key_path.to_path_buf(),
+                source,
+            }
+        })?;
+        write_public(cert_path, cert.pem().as_bytes())
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    name.push(DnType::OrganizationName, "Gatehouse");
+    name
+}
+
+/// Certificates are public, but written the same careful way; 0644 so other tools can read them.
+fn write_public(path: &Path, contents: &[u8]) -> Result<(), CertError> {
+    use std::os::unix::fs::PermissionsExt;
+    fsutil::write_atomic(path, contents).map_err(|source| CertError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|source| {
+        CertError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Every certificate Gatehouse knows of, CA first.
+pub fn list(files: &CertFiles) -> Vec<Result<CertInfo, CertError>> {
+    let mut found = Vec::new();
+    for (role, path) in [("ca", files.ca()), ("server", files.server_cert())] {
+        if path.exists() {
+            found.push(inspect(role, &path));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(files.dir.join("clients")) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "pem") && !p.to_string_lossy().ends_with("-key.pem")
+            })
+            .collect();
+        paths.sort();
+        found.extend(paths.iter().map(|p| inspect("client", p)));
+    }
+    found
+}
+
+/// Checks that `cert` and `key` are PEM files that belong together, then copies them into place
+/// as the server's certificate (for people who already have one).
+pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertInfo, CertError> {
+    let info = inspect("server", cert)?;
+    let key_pem = std::fs::read_to_string(key).map_err(|e| CertError::Unreadable {
+        path: key.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    KeyPair::from_pem(&key_pem).map_err(|e| CertError::Unreadable {
+        path: key.to_path_buf(),
+        message: format!("not a private key: {e}"),
+    })?;
+    let cert_pem = std::fs::read(cert).map_err(|e| CertError::Unreadable {
+        path: cert.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    fsutil::write_atomic(&files.server_key(), key_pem.as_bytes()).map_err(|source| CertError::Write {
+        path: files.server_key(),
+        source,
+    })?;
+    write_public(&files.server_cert(), &cert_pem)?;
+    Ok(CertInfo {
+        path: files.server_cert(),
+        ..info
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_cover_every_local_address() {
+        let names = default_server_names(&["192.0.2.7".into(), "localhost".into()]);
+        for name in ["localhost", "127.0.0.1", "::1", "192.0.2.7"] {
+            assert!(names.contains(&name.to_string()), "{name} missing from {names:?}");
+        }
+        assert_eq!(names.iter().filter(|n| *n == "localhost").count(), 1);
+    }
+
+    #[test]
+    fn a_signed_certificate_carries_its_names_and_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles::new(dir.path().to_path_buf());
+        // The CA here is built in memory, without a keychain, to test signing alone.
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.distinguished_name = name("test CA");
+        let ca = params.self_signed(&key).unwrap();
+        let authority = Authority {
+            cert_pem: ca.pem(),
+            key,
+        };
+        let info = authority
+            .issue_server(
+                &files,
+                &default_server_names(&["10.9.8.7".into()]),
+                SERVER_LIFETIME,
+            )
+            .unwrap();
+        assert!(
+            info.names.contains(&"127.0.0.1".to_string()) && info.names.contains(&"10.9.8.7".to_string())
+        );
+        assert!((89..=90).contains(&info.days_left), "{}", info.days_left);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(files.server_key())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let client = authority.issue_client(&files, "phone", CLIENT_LIFETIME).unwrap();
+        assert!(client.subject.contains("phone"));
+        assert!(authority.issue_client(&files, "../etc", CLIENT_LIFETIME).is_err());
+        assert_eq!(
+            list(&files).len(),
+            2,
+            "server and client (no ca.pem written in this test)"
+        );
+    }
+}

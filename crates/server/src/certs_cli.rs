@@ -1,0 +1,252 @@
+//! `gatehouse certs …`: the local CA, the server certificate and client certificates for mTLS.
+//! Data (`--json`, PEM) goes to stdout, guidance to stderr; every change is audited.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use gatehouse_core::audit::AuditLog;
+use gatehouse_core::certs::{self, Authority, CertFiles, CertInfo};
+use gatehouse_core::keys::Keychain;
+use gatehouse_core::paths::Paths;
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// Make the local CA (key in the keychain) and a server certificate for this computer.
+    Init {
+        /// Another name or address the server is reached by (a LAN address, say); repeatable.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Replace the CA too (clients must then trust the new ca.pem).
+        #[arg(long)]
+        new_ca: bool,
+        /// Lifetime of the server certificate in days.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a client certificate for mutual TLS.
+    IssueClient {
+        name: String,
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every certificate and when it expires.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reissue certificates that expire within 30 days (all of them with --force), same names.
+    Renew {
+        #[arg(long)]
+        force: bool,
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the CA certificate (PEM) to add to trust stores.
+    ExportCa {
+        /// Write it to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Use an existing certificate and key as the server's.
+    Import {
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
+    let files = CertFiles::new(paths.certs_dir());
+    let audit = AuditLog::new(paths.audit_log());
+    let lifetime = |days: i64| {
+        if (1..=825).contains(&days) {
+            Ok(time::Duration::days(days))
+        } else {
+            Err("--days must be between 1 and 825".to_string())
+        }
+    };
+    match command {
+        CertsCommand::Init {
+            hosts,
+            new_ca,
+            days,
+            json,
+        } => {
+            let lifetime = lifetime(days)?;
+            let keychain = Keychain::connect().map_err(|e| e.to_string())?;
+            let (authority, created) =
+                Authority::load_or_create(&files, &keychain, new_ca).map_err(|e| e.to_string())?;
+            let server = authority
+                .issue_server(&files, &certs::default_server_names(&hosts), lifetime)
+                .map_err(|e| e.to_string())?;
+            let ca = certs::inspect("ca", &files.ca()).map_err(|e| e.to_string())?;
+            record(&audit, "certificates_initialised", &server);
+            if json {
+                println!(
+                    "{}",
+                    json!({"ca": ca, "server": server, "ca_created": created, "key": files.server_key()})
+                );
+            } else {
+                eprintln!(
+                    "{} local CA: {} (key in your keychain)",
+                    if created { "Created" } else { "Kept the" },
+                    ca.path.display()
+                );
+                print_info(&server);
+                eprintln!(
+                    "Turn TLS on with `gatehouse settings set tls.enabled true`; trust the CA with `gatehouse certs export-ca`."
+                );
+            }
+        }
+        CertsCommand::IssueClient { name, days, json } => {
+            let keychain = Keychain::connect().map_err(|e| e.to_string())?;
+            let authority = Authority::load(&files, &keychain).map_err(|e| e.to_string())?;
+            let info = authority
+                .issue_client(&files, &name, lifetime(days)?)
+                .map_err(|e| e.to_string())?;
+            record(&audit, "client_certificate_issued", &info);
+            if json {
+                println!(
+                    "{}",
+                    json!({"certificate": info, "key": files.client_key(&name), "ca": files.ca()})
+                );
+            } else {
+                print_info(&info);
+                eprintln!(
+                    "Its key: {}. Clients present both; the server trusts them once tls.client_ca is {}.",
+                    files.client_key(&name).display(),
+                    files.ca().display()
+                );
+            }
+        }
+        CertsCommand::Show { json } => {
+            let found = certs::list(&files);
+            if json {
+                let rows: Vec<serde_json::Value> = found
+                    .iter()
+                    .map(|r| match r {
+                        Ok(info) => json!(info),
+                        Err(error) => json!({"error": error.to_string()}),
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+                );
+            } else if found.is_empty() {
+                eprintln!("No certificates yet; make them with `gatehouse certs init`.");
+            } else {
+                for row in &found {
+                    match row {
+                        Ok(info) => print_info(info),
+                        Err(error) => eprintln!("gatehouse: {error}"),
+                    }
+                }
+            }
+        }
+        CertsCommand::Renew { force, days, json } => {
+            let lifetime = lifetime(days)?;
+            let keychain = Keychain::connect().map_err(|e| e.to_string())?;
+            let authority = Authority::load(&files, &keychain).map_err(|e| e.to_string())?;
+            let mut renewed = Vec::new();
+            for info in certs::list(&files).into_iter().filter_map(Result::ok) {
+                if info.role == "ca" || !(force || info.days_left < certs::RENEW_WITHIN.whole_days()) {
+                    continue;
+                }
+                let new = match info.role {
+                    "server" => authority.issue_server(&files, &info.names, lifetime),
+                    _ => {
+                        let name = info
+                            .path
+                            .file_stem()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or_default()
+                            .to_string();
+                        authority.issue_client(&files, &name, lifetime)
+                    }
+                }
+                .map_err(|e| e.to_string())?;
+                record(&audit, "certificate_renewed", &new);
+                renewed.push(new);
+            }
+            if json {
+                println!("{}", json!(renewed));
+            } else if renewed.is_empty() {
+                eprintln!(
+                    "Nothing expires within {} days; use --force to renew anyway.",
+                    certs::RENEW_WITHIN.whole_days()
+                );
+            } else {
+                renewed.iter().for_each(print_info);
+                eprintln!("A running server picks the new files up within a second.");
+            }
+        }
+        CertsCommand::ExportCa { out } => {
+            let pem = std::fs::read_to_string(files.ca())
+                .map_err(|_| "there is no local CA yet; run `gatehouse certs init` first".to_string())?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &pem)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    eprintln!("Wrote {}.", path.display());
+                }
+                None => print!("{pem}"),
+            }
+            eprintln!(
+                "To trust it: Debian/Ubuntu: sudo cp ca.pem /usr/local/share/ca-certificates/gatehouse.crt && sudo update-ca-certificates; \
+                 macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ca.pem; \
+                 Firefox: Settings → Privacy & Security → Certificates → View Certificates → Authorities → Import; \
+                 curl: --cacert ca.pem."
+            );
+        }
+        CertsCommand::Import { cert, key, json } => {
+            let info = certs::import_server(&files, &cert, &key).map_err(|e| e.to_string())?;
+            record(&audit, "certificate_imported", &info);
+            if json {
+                println!("{}", json!(info));
+            } else {
+                print_info(&info);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_info(info: &CertInfo) {
+    let until = info
+        .not_after
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let names = if info.names.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", info.names.join(", "))
+    };
+    eprintln!(
+        "{:<7} {}{names}: expires {until} ({} days)",
+        info.role,
+        info.path.display(),
+        info.days_left
+    );
+}
+
+fn record(audit: &AuditLog, event: &str, info: &CertInfo) {
+    let mut line = serde_json::Map::new();
+    line.insert("event".into(), event.into());
+    line.insert("certificate".into(), info.path.display().to_string().into());
+    line.insert("names".into(), json!(info.names));
+    line.insert("actor".into(), "cli".into());
+    if let Err(error) = audit.record(line) {
+        eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
+    }
+}

@@ -1,0 +1,220 @@
+//! HTTPS: rustls with TLS 1.2 and 1.3 only and the ring provider's modern suites, optional mutual
+//! TLS, certificates re-read when their files change, and a plain answer for plain HTTP.
+//!
+//! [`TlsListener`] plugs into `axum::serve`: a background task accepts TCP connections and runs
+//! each handshake in its own task (bounded in time), so a slow or hostile client never holds up
+//! the others; finished TLS streams are handed to axum through a channel.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::metrics::Metrics;
+
+/// A TLS handshake that has not finished in this long is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the certificate files are checked for changes.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where the server's TLS material comes from.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Set for mutual TLS.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Reads the files and builds a rustls configuration; every error names the file and the fix.
+    pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
+            .map_err(|e| unreadable(&self.cert, "certificate", &e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| unreadable(&self.cert, "certificate", &e.to_string()))?;
+        if chain.is_empty() {
+            return Err(unreadable(&self.cert, "certificate", "no certificate in it"));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| unreadable(&self.key, "private key", &e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS setup failed: {e}"))?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path)
+                    .map_err(|e| unreadable(path, "client CA", &e.to_string()))?
+                {
+                    let cert = cert.map_err(|e| unreadable(path, "client CA", &e.to_string()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| unreadable(path, "client CA", &e.to_string()))?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| unreadable(path, "client CA", &e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("the certificate {} and key {} do not fit together: {e}; fix: use the key that belongs to the certificate", self.cert.display(), self.key.display()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    fn signature(&self) -> Vec<Option<(SystemTime, u64)>> {
+        let mut files = vec![&self.cert, &self.key];
+        files.extend(self.client_ca.as_ref());
+        files
+            .into_iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    }
+}
+
+fn unreadable(path: &Path, what: &str, detail: &str) -> String {
+    format!(
+        "cannot use {} as the TLS {what}: {detail}; fix: run `gatehouse certs init`, or point the setting at a PEM file you can read",
+        path.display()
+    )
+}
+
+/// Accepts TLS connections for `axum::serve`.
+pub struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    /// Starts accepting on `listener` with the configuration in `config`, which may be swapped at
+    /// any time (renewed certificates); each new handshake uses the current one.
+    pub fn start(
+        listener: TcpListener,
+        config: Arc<ArcSwap<ServerConfig>>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let (sender, ready) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(event = "accept_failed", %error, "could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if sender.is_closed() {
+                    return;
+                }
+                let acceptor = TlsAcceptor::from(config.load_full());
+                let sender = sender.clone();
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)).await {
+                        Ok(Ok(Some(tls))) => {
+                            metrics.tls_handshake("ok");
+                            let _ = sender.send((tls, peer)).await;
+                        }
+                        Ok(Ok(None)) => metrics.tls_handshake("plaintext"),
+                        Ok(Err(error)) => {
+                            metrics.tls_handshake("failed");
+                            tracing::debug!(event = "tls_handshake_failed", %peer, %error, "TLS handshake failed");
+                        }
+                        Err(_) => metrics.tls_handshake("timeout"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { local, ready })
+    }
+}
+
+/// Runs one handshake; `Ok(None)` when the client spoke plain HTTP and was told to use HTTPS.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<Option<TlsStream<TcpStream>>> {
+    let mut first = [0u8; 1];
+    let read = stream.peek(&mut first).await?;
+    // Every TLS connection opens with a handshake record (content type 22).
+    if read == 1 && first[0] != 0x16 {
+        let mut stream = stream;
+        let body = "{\"error\":\"this port speaks HTTPS; use https:// instead of http://\",\"code\":\"tls_required\"}";
+        let response = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return Ok(None);
+    }
+    acceptor.accept(stream).await.map(Some)
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The acceptor task only ends with the process; wait forever rather than spin.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// Re-reads the certificate files when they change and swaps the new configuration in; a file
+/// that does not load leaves the current one in force.
+pub fn watch(files: TlsFiles, config: Arc<ArcSwap<ServerConfig>>) {
+    tokio::spawn(async move {
+        let mut seen = files.signature();
+        let mut interval = tokio::time::interval(RELOAD_INTERVAL);
+        loop {
+            interval.tick().await;
+            let now = files.signature();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let loading = files.clone();
+            match tokio::task::spawn_blocking(move || loading.load()).await {
+                Ok(Ok(new)) => {
+                    config.store(new);
+                    tracing::info!(event = "tls_reloaded", cert = %files.cert.display(), "TLS certificate reloaded");
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(event = "tls_reload_failed", %error, "the new certificate files cannot be used; the previous ones stay in force")
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
