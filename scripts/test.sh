@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-# The keychain tests need a Secret Service, a private session bus and libsecret's secret-tool.
-setup_all dbus gnome-keyring libsecret-tools
+# The keychain tests need a Secret Service, a private session bus and libsecret's secret-tool;
+# the TLS tests use openssl s_client and curl as independent clients.
+setup_all dbus gnome-keyring libsecret-tools openssl
 export GATEHOUSE_DATA GATEHOUSE_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"

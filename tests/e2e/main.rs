@@ -10,4 +10,5 @@ mod inference;
 mod keychain;
 mod public;
 mod serve;
+mod tls;
 mod util;

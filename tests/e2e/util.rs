@@ -169,6 +169,11 @@ impl ServerBuilder {
         self
     }
 
+    /// The server's private config directory (`GATEHOUSE_HOME`).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// Writes `settings.toml` in the server's private config directory.
     pub fn settings(self, toml: &str) -> Self {
         std::fs::write(self.home.path().join("settings.toml"), toml).expect("write settings");

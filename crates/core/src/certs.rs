@@ -20,8 +20,13 @@ use crate::fsutil;
 use crate::keys::{KeyError, Keychain};
 use crate::sensitive::Sensitive;
 
-/// Keychain account that holds the CA's private key (PEM), under service `gatehouse`.
-pub const CA_KEY_ACCOUNT: &str = "certificate-authority";
+/// Keychain account that holds a CA's private key (PEM), under service `gatehouse`. It names the
+/// CA certificate by fingerprint, so several Gatehouse homes (or a replaced CA) never share a key.
+pub fn ca_key_account(cert_pem: &str) -> String {
+    let digest = crate::keys::format::hash(cert_pem.trim());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("certificate-authority-{hex}")
+}
 /// How long the local CA is valid.
 pub const CA_LIFETIME: time::Duration = time::Duration::days(5 * 365);
 /// How long a server certificate is valid; browsers refuse more than 398 days.
@@ -216,7 +221,7 @@ impl Authority {
         // The key goes to the keychain before the certificate is written: a CA file without its
         // key would be a CA nobody can use.
         keychain.store(
-            CA_KEY_ACCOUNT,
+            &ca_key_account(&cert.pem()),
             "local certificate authority",
             &Sensitive::new(key.serialize_pem()),
         )?;
@@ -232,7 +237,7 @@ impl Authority {
 
     pub fn load(files: &CertFiles, keychain: &Keychain) -> Result<Authority, CertError> {
         let cert_pem = std::fs::read_to_string(files.ca()).map_err(|_| CertError::NoAuthority)?;
-        let key_pem = match keychain.get(CA_KEY_ACCOUNT) {
+        let key_pem = match keychain.get(&ca_key_account(&cert_pem)) {
             Ok(pem) => pem,
             Err(KeyError::NotInKeychain { .. }) => return Err(CertError::AuthorityKeyMissing),
             Err(other) => return Err(other.into()),
