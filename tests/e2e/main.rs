@@ -8,6 +8,7 @@ mod auth;
 mod errors;
 mod inference;
 mod keychain;
+mod perimeter;
 mod public;
 mod serve;
 mod tls;

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod fsutil;
 pub mod keys;
 pub mod paths;
+pub mod ports;
 pub mod sensitive;
 pub mod settings;
 

@@ -20,6 +20,7 @@ use crate::fsutil;
 pub struct Settings {
     pub server: ServerSettings,
     pub tls: TlsSettings,
+    pub cors: CorsSettings,
     pub auth: AuthSettings,
     pub inference: InferenceSettings,
     pub limits: LimitSettings,
@@ -66,16 +67,43 @@ pub struct TlsSettings {
     pub client_ca: Option<PathBuf>,
 }
 
+/// Which web pages may call the server from a browser. Empty: none (browsers block every
+/// cross-origin call), the secure default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins such as `http://localhost:5173`; `*` alone allows any page, never with credentials.
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        CorsSettings {
+            allowed_origins: Vec::new(),
+            allowed_methods: vec!["GET".into(), "POST".into()],
+            allowed_headers: vec!["authorization".into(), "content-type".into(), "x-api-key".into()],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Every non-public endpoint needs an API key. Turning this off shows red on the checklist.
     pub enabled: bool,
+    /// Allow listening beyond this computer with authentication off. Refused otherwise: anyone on
+    /// the network could then use the server.
+    pub allow_open_network: bool,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings { enabled: true }
+        AuthSettings {
+            enabled: true,
+            allow_open_network: false,
+        }
     }
 }
 
@@ -129,6 +157,14 @@ pub struct LimitSettings {
     pub auth_failures_before_lockout: u32,
     /// How long a locked-out address is refused.
     pub auth_lockout_seconds: u32,
+    /// Requests handled at once; more get 503 with `Retry-After`.
+    pub max_concurrent_requests: u32,
+    /// A request that takes longer gets 504.
+    pub request_timeout_seconds: u32,
+    /// Longest request target (path and query) accepted; longer gets 414.
+    pub max_uri_bytes: u32,
+    /// Largest total size of request headers accepted; larger gets 431.
+    pub max_header_bytes: u32,
 }
 
 impl Default for LimitSettings {
@@ -140,6 +176,10 @@ impl Default for LimitSettings {
             auth_failures_before_slowdown: 10,
             auth_failures_before_lockout: 30,
             auth_lockout_seconds: 300,
+            max_concurrent_requests: 256,
+            request_timeout_seconds: 60,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -214,6 +254,12 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("SSL_KEYFILE", "tls.key"),
     ("SSL_CA_CERTS", "tls.client_ca"),
     ("GATEHOUSE_AUTH", "auth.enabled"),
+    ("GATEHOUSE_ALLOW_OPEN_NETWORK", "auth.allow_open_network"),
+    ("GATEHOUSE_CORS_ORIGINS", "cors.allowed_origins"),
+    ("GATEHOUSE_MAX_CONCURRENT", "limits.max_concurrent_requests"),
+    ("GATEHOUSE_REQUEST_TIMEOUT", "limits.request_timeout_seconds"),
+    ("GATEHOUSE_MAX_URI_BYTES", "limits.max_uri_bytes"),
+    ("GATEHOUSE_MAX_HEADER_BYTES", "limits.max_header_bytes"),
     ("GATEHOUSE_AUDIT", "audit.enabled"),
     ("GATEHOUSE_KEY_RPS", "limits.key_requests_per_second"),
     ("GATEHOUSE_ADDRESS_RPS", "limits.address_requests_per_second"),
@@ -332,6 +378,14 @@ impl Settings {
                 }
             },
             Kind::Text => toml::Value::String(value.to_string()),
+            Kind::List => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| toml::Value::String(v.to_string()))
+                    .collect(),
+            ),
         };
         table.insert(field.to_string(), parsed);
         let updated: Settings = toml::Value::Table(tree)
@@ -416,6 +470,64 @@ impl Settings {
                 );
             }
         }
+        let loopback = self.server.host == "localhost"
+            || self
+                .server
+                .host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback && !self.auth.enabled && !self.auth.allow_open_network {
+            add(
+                "auth.enabled",
+                format!(
+                    "authentication is off while listening on {}, beyond this computer: anyone on the network could use the server",
+                    self.server.host
+                ),
+                "turn authentication on, listen on 127.0.0.1, or, if you really mean it, set auth.allow_open_network = true",
+            );
+        }
+        if self.tls.client_ca.is_some() && !self.tls.enabled {
+            add(
+                "tls.client_ca",
+                "client certificates need TLS, which is off".into(),
+                "set tls.enabled = true as well",
+            );
+        }
+        for origin in &self.cors.allowed_origins {
+            let valid = origin == "*"
+                || (origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && origin
+                        .split("://")
+                        .nth(1)
+                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+            if !valid {
+                add(
+                    "cors.allowed_origins",
+                    format!("`{origin}` is not an origin"),
+                    "write scheme://host[:port] with no path, e.g. http://localhost:5173",
+                );
+            }
+        }
+        if self.cors.allowed_origins.len() > 1 && self.cors.allowed_origins.iter().any(|o| o == "*") {
+            add(
+                "cors.allowed_origins",
+                "`*` mixed with named origins".into(),
+                "use either `*` alone or a list of origins",
+            );
+        }
+        let limits = &self.limits;
+        if limits.max_concurrent_requests == 0
+            || limits.request_timeout_seconds == 0
+            || limits.max_uri_bytes < 256
+            || limits.max_header_bytes < 1024
+        {
+            add(
+                "limits.max_concurrent_requests",
+                "request limits are too small to serve anything".into(),
+                "use at least 1 concurrent request, 1 second, 256 URI bytes and 1024 header bytes",
+            );
+        }
         if !["auto", "public", "key"].contains(&self.server.metrics_access.as_str()) {
             add(
                 "server.metrics_access",
@@ -484,6 +596,8 @@ enum Kind {
     Integer,
     Bool,
     Text,
+    /// Comma-separated text.
+    List,
 }
 
 /// Every settable key and how its text is parsed.
@@ -496,7 +610,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("tls.cert", Kind::Text),
     ("tls.key", Kind::Text),
     ("tls.client_ca", Kind::Text),
+    ("cors.allowed_origins", Kind::List),
+    ("cors.allowed_methods", Kind::List),
+    ("cors.allowed_headers", Kind::List),
     ("auth.enabled", Kind::Bool),
+    ("auth.allow_open_network", Kind::Bool),
     ("inference.intra_threads", Kind::Integer),
     ("inference.sessions_per_model", Kind::Integer),
     ("inference.onnxruntime", Kind::Text),
@@ -506,6 +624,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("limits.auth_failures_before_slowdown", Kind::Integer),
     ("limits.auth_failures_before_lockout", Kind::Integer),
     ("limits.auth_lockout_seconds", Kind::Integer),
+    ("limits.max_concurrent_requests", Kind::Integer),
+    ("limits.request_timeout_seconds", Kind::Integer),
+    ("limits.max_uri_bytes", Kind::Integer),
+    ("limits.max_header_bytes", Kind::Integer),
     ("audit.enabled", Kind::Bool),
     ("log.level", Kind::Text),
 ];
@@ -602,6 +724,48 @@ mod tests {
             ["server.host", "inference.intra_threads", "limits.max_body_bytes"]
         );
         assert!(problems.iter().all(|p| !p.fix.is_empty()));
+    }
+
+    #[test]
+    fn open_network_without_authentication_is_refused_unless_meant() {
+        let mut settings = Settings::default();
+        settings.set("server.host", "0.0.0.0").unwrap();
+        settings.set("auth.enabled", "false").unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("auth.allow_open_network"), "{error}");
+        settings.set("auth.allow_open_network", "true").unwrap();
+        settings.validate().unwrap();
+        settings.set("server.host", "127.0.0.1").unwrap();
+        settings.set("auth.allow_open_network", "false").unwrap();
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn cors_origins_are_lists_of_real_origins() {
+        let mut settings = Settings::default();
+        settings
+            .set(
+                "cors.allowed_origins",
+                "http://localhost:5173, https://app.example",
+            )
+            .unwrap();
+        assert_eq!(
+            settings.cors.allowed_origins,
+            ["http://localhost:5173", "https://app.example"]
+        );
+        settings.validate().unwrap();
+        settings
+            .set("cors.allowed_origins", "*,http://localhost:5173")
+            .unwrap();
+        assert!(settings.validate().is_err());
+        settings.set("cors.allowed_origins", "localhost:5173").unwrap();
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not an origin")
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub use api::ServerInfo;
 use gatehouse_core::keys::Scope;
 use metrics::Metrics;
 use models::Repository;
+use perimeter::requests::RequestLimits;
 use perimeter::{Gate, Perimeter};
 
 /// Everything a handler may need, built once and cloned cheaply.
@@ -41,8 +42,11 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     pub max_body_bytes: usize,
     pub perimeter: Arc<Perimeter>,
-    /// `/metrics` needs a key with the `metrics` scope.
+    /// `/metrics` and `/docs` need a key with the `metrics` scope.
     pub metrics_protected: bool,
+    pub request_limits: RequestLimits,
+    /// Browser origins allowed to call the server; empty means none.
+    pub cors: gatehouse_core::settings::CorsSettings,
 }
 
 /// The whole HTTP surface: every route, then the layers every request passes through.
@@ -67,11 +71,13 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(api::healthz))
         .route("/readiness", get(api::readiness))
         .route("/info", get(api::info))
-        .route("/openapi.json", get(api::openapi_json))
-        .route("/docs", get(api::docs))
         .route("/v2/health/live", get(api::live))
         .route("/v2/health/ready", get(api::ready));
-    let metrics = Router::new().route("/metrics", get(api::metrics));
+    // Public while only this computer can connect; a `metrics` key beyond it (or as set).
+    let metrics = Router::new()
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(api::openapi_json))
+        .route("/docs", get(api::docs));
     let metrics = if state.metrics_protected {
         metrics.route_layer(gate(Scope::Metrics))
     } else {
@@ -103,7 +109,8 @@ fn routes(state: &AppState) -> Router<AppState> {
 /// The layers every request passes through, outermost last: request id, tracing span, metrics,
 /// panic containment, body limit.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    routes
+    let cors = cors_layer(&state.cors);
+    let routes = routes
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(api::panic_response))
         .layer(axum::middleware::from_fn_with_state(
@@ -135,9 +142,50 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                 )
                 .on_failure(()),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_limits.clone(),
+            perimeter::requests::enforce,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    // Preflights are answered before authentication: a browser sends them without credentials.
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.with_state(state)
+}
+
+/// The CORS layer for the allowed origins, or none at all (no cross-origin access) by default.
+/// Credentials are never allowed: keys travel in headers a page must set on purpose.
+fn cors_layer(settings: &gatehouse_core::settings::CorsSettings) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if settings.allowed_origins.is_empty() {
+        return None;
+    }
+    let origin = if settings.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(settings.allowed_origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let methods: Vec<axum::http::Method> = settings
+        .allowed_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    let headers: Vec<axum::http::HeaderName> = settings
+        .allowed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods(methods)
+            .allow_headers(headers)
+            .allow_credentials(false)
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -160,6 +208,8 @@ mod tests {
             metrics.clone(),
         ));
         AppState {
+            request_limits: RequestLimits::new(&gatehouse_core::Settings::default().limits, metrics.clone()),
+            cors: Default::default(),
             metrics,
             perimeter,
             metrics_protected: false,

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod limits;
+pub mod requests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

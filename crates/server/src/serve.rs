@@ -20,6 +20,7 @@ use gatehouse_core::keys::KeyStore;
 use crate::models::{LoadOptions, Repository, Runtime};
 use crate::perimeter::Perimeter;
 use crate::perimeter::audit::AuditSink;
+use crate::perimeter::requests::RequestLimits;
 use crate::tls::{TlsFiles, TlsListener};
 use crate::{AppState, ServerInfo, metrics::Metrics, router};
 
@@ -29,9 +30,9 @@ pub enum StartError {
     #[error("{0}")]
     Runtime(String),
     #[error(
-        "port {port} on {host} is already in use; stop the program using it, or pick another port with --port (0 picks a free one)"
+        "port {port} on {host} is already in use{holder}; stop the program using it, or pick another port with --port (0 picks a free one)"
     )]
-    PortInUse { host: String, port: u16 },
+    PortInUse { host: String, port: u16, holder: String },
     #[error("{0}")]
     Tls(String),
     #[error("cannot listen on {host}:{port}: {source}; fix: use an address of this computer, e.g. 127.0.0.1")]
@@ -90,6 +91,9 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
                 StartError::PortInUse {
                     host: host.clone(),
                     port: settings.server.port,
+                    holder: gatehouse_core::ports::listening_process(settings.server.port)
+                        .map(|p| format!(" by {} (pid {})", p.name, p.pid))
+                        .unwrap_or_default(),
                 }
             } else {
                 StartError::Bind {
@@ -125,6 +129,8 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         _ => !loopback,
     };
     let state = AppState {
+        request_limits: RequestLimits::new(&settings.limits, metrics.clone()),
+        cors: settings.cors.clone(),
         perimeter: perimeter.clone(),
         metrics_protected,
         metrics: metrics.clone(),
