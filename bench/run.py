@@ -43,6 +43,17 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
+def wait_tcp(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(1.0)  # the models load after the port opens
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"port {port} did not open within {timeout} s")
+
+
 def magika_features(content: bytes) -> list:
     head = content[:4096].lstrip()[:1024]
     tail = content[-4096:].rstrip()[-1024:]
@@ -106,13 +117,13 @@ def measure(base: str, label: str, files: dict, key: str = "") -> dict:
 
 
 @contextlib.contextmanager
-def serving(auth: bool):
+def serving(auth: bool, extra_env: dict | None = None):
     """Gatehouse in its default configuration (keys required, audit log on), or with keys off.
     The rate limits are raised out of the way: they are measured as running, not as refusing."""
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn", "GATEHOUSE_AUTH": str(auth).lower(),
-               "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000"}
+               "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000", **(extra_env or {})}
         binary = str(ROOT / "target" / "release" / "gatehouse")
         key = ""
         if auth:
@@ -121,8 +132,12 @@ def serving(auth: bool):
             key = json.loads(created)["key"]
         server = subprocess.Popen([binary, "serve", "--port", str(port), "--models", str(MODELS)], env=env, stdout=subprocess.DEVNULL)
         try:
-            wait_http(f"http://127.0.0.1:{port}/readiness")
-            yield f"http://127.0.0.1:{port}", key
+            if extra_env and extra_env.get("GATEHOUSE_TLS") == "true":
+                wait_tcp(port)
+                yield f"https://127.0.0.1:{port}", key
+            else:
+                wait_http(f"http://127.0.0.1:{port}/readiness")
+                yield f"http://127.0.0.1:{port}", key
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -177,6 +192,89 @@ def floor(files: dict) -> dict:
     return json.loads(output)
 
 
+def make_certificate(directory: pathlib.Path) -> tuple:
+    """One ECDSA P-256 certificate both TLS servers use, so they do the same cryptography."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def handshakes_per_second(port: int) -> float:
+    """Full TLS 1.3 handshakes (no session resumption) per second, two openssl clients at once."""
+    command = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-tls1_3", "-time", str(max(SECONDS // 2, 3))]
+    clients = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    total = 0.0
+    for client in clients:
+        output = client.communicate(timeout=60)[0]
+        match = re.search(r"(\d+) connections in (\d+) real seconds", output)
+        if match is None:
+            raise SystemExit(f"openssl s_time printed no result:\n{output}")
+        total += int(match.group(1)) / max(int(match.group(2)), 1)
+    return total
+
+
+@contextlib.contextmanager
+def nginx(cert: pathlib.Path, key: pathlib.Path):
+    port = free_port()
+    with tempfile.TemporaryDirectory() as prefix:
+        config = pathlib.Path(prefix) / "nginx.conf"
+        config.write_text(f"""
+worker_processes auto;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    location / {{ return 200 "ok"; }}
+  }}
+}}
+""")
+        server = subprocess.Popen(["nginx", "-c", str(config), "-p", prefix], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_tcp(port)
+            yield port
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def nginx_version() -> str:
+    output = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+    return output.strip().rsplit("/", 1)[-1]
+
+
+def tls(files: dict) -> dict:
+    """TLS 1.3 full handshakes/s against nginx on the same certificate, and keep-alive requests/s
+    over TLS against plaintext (tiny model, 16 connections, keys required)."""
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = make_certificate(pathlib.Path(directory))
+        tls_env = {"GATEHOUSE_TLS": "true", "SSL_CERTFILE": str(cert), "SSL_KEYFILE": str(key)}
+        with nginx(cert, key) as port:
+            theirs = handshakes_per_second(port)
+        with serving(True, tls_env) as (base, _):
+            ours = handshakes_per_second(int(base.rsplit(":", 1)[1]))
+        print(f"  handshakes/s: gatehouse {ours:.0f}, nginx {theirs:.0f}", flush=True)
+        rates = {"tls": [], "plain": []}
+        for kind in ("plain", "tls", "plain", "tls"):
+            with serving(True, tls_env if kind == "tls" else None) as (base, bench_key):
+                url = f"{base}/v2/models/sigmoid/infer"
+                warm_up(url, files["sigmoid"], bench_key)
+                rates[kind].append(wrk(url, files["sigmoid"], 16, bench_key)["rps"])
+                print(f"  keep-alive {kind:5} sigmoid c=16 {rates[kind][-1]:>10.0f} req/s", flush=True)
+    return {"handshakes": ours, "nginx_handshakes": theirs,
+            "tls_rps": sum(rates["tls"]) / 2, "plain_rps": sum(rates["plain"]) / 2}
+
+
 def main() -> None:
     files = bodies()
     print(f"Benchmarks on {CORES} cores, {SECONDS} s per load run, wrk with 1 thread, loopback only;", flush=True)
@@ -191,6 +289,7 @@ def main() -> None:
     theirs = peer(files, "plain")
     tuned = peer(files, "tuned")
     auth_on, auth_off = auth_ratio(files)
+    transport = tls(files)
     rows = [
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "≥ 20"),
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("sigmoid", 16)]["rps"] / tuned[("sigmoid", 16)]["rps"], "—"),
@@ -199,6 +298,8 @@ def main() -> None:
         ("magika, 1 connection: Gatehouse p50 ÷ in-process p50", ours[("magika", 1)]["p50_us"] / in_process["p50_us"], "≤ 1.05"),
         ("magika, 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("magika", 16)]["rps"] / tuned[("magika", 16)]["rps"], "—"),
         ("tiny model, 16 connections: keys required ÷ keys off req/s", auth_on / auth_off, "≥ 0.95"),
+        ("TLS 1.3 full handshakes/s: Gatehouse ÷ nginx (same certificate)", transport["handshakes"] / transport["nginx_handshakes"], "≥ 1.2"),
+        ("keep-alive TLS ÷ plaintext req/s (tiny model, 16 connections)", transport["tls_rps"] / transport["plain_rps"], "≥ 0.85"),
     ]
     lines = ["| measure | this run | target |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]
@@ -211,6 +312,10 @@ def main() -> None:
     detail.append(f"| ONNX Runtime in-process (mean of before and after) | magika | — | — | {in_process['p50_us']:.0f} | — |")
     detail.append(f"| Gatehouse, keys required (mean of 2 runs) | sigmoid | 16 | {auth_on:.0f} | — | — |")
     detail.append(f"| Gatehouse, keys off (mean of 2 runs) | sigmoid | 16 | {auth_off:.0f} | — | — |")
+    detail.append(f"| Gatehouse over TLS, keep-alive (mean of 2 runs) | sigmoid | 16 | {transport['tls_rps']:.0f} | — | — |")
+    detail.append(f"| Gatehouse plaintext, keep-alive (mean of 2 runs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
+    detail.append(f"| Gatehouse TLS 1.3 full handshakes/s | — | 2 clients | {transport['handshakes']:.0f} | — | — |")
+    detail.append(f"| nginx {nginx_version()} TLS 1.3 full handshakes/s | — | 2 clients | {transport['nginx_handshakes']:.0f} | — | — |")
     text = "\n".join(lines + detail) + "\n"
     (OUT / "latest.md").write_text(text)
     print()
