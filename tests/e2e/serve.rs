@@ -46,6 +46,14 @@ fn the_default_bind_is_loopback_on_9001_and_port_zero_picks_a_free_port() {
     let server = TestServer::builder().models(&default_models()).start();
     assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
     assert_ne!(server.addr, "127.0.0.1:0");
+    // "This computer only" is both loopback addresses, on the same port.
+    let port = server.addr.rsplit_once(':').unwrap().1;
+    assert_eq!(server.listening["also"], format!("[::1]:{port}"));
+    let v6 = std::net::TcpStream::connect_timeout(
+        &format!("[::1]:{port}").parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(v6.is_ok(), "[::1]:{port} does not answer");
     let home = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(crate::util::gatehouse_bin())
         .args(["settings", "show", "--json"])

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod error;
 pub mod json;
+pub mod listen;
 pub mod metrics;
 pub mod models;
 pub mod openapi;

@@ -12,11 +12,12 @@ use gatehouse_core::paths::Paths;
 use tokio::net::TcpListener;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
 use gatehouse_core::audit::AuditLog;
 use gatehouse_core::certs::CertFiles;
 use gatehouse_core::keys::KeyStore;
 
+use crate::listen::Listeners;
 use crate::models::{LoadOptions, Repository, Runtime};
 use crate::perimeter::Perimeter;
 use crate::perimeter::audit::AuditSink;
@@ -103,6 +104,13 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
                 }
             }
         })?;
+    let (listener, v6_problem) = Listeners::with_loopback_v6(listener).await;
+    let also: Vec<String> = listener
+        .addresses()
+        .iter()
+        .skip(1)
+        .map(ToString::to_string)
+        .collect();
     let address = listener.local_addr().map_err(|source| StartError::Bind {
         host: host.clone(),
         port: settings.server.port,
@@ -152,7 +160,10 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let url = format!("{scheme}://{address}");
     tracing::info!(event = "listening", addr = %address, url = %url, tls = tls_files.is_some(),
         mtls = tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()), auth = settings.auth.enabled,
-        "Gatehouse is listening on {url}");
+        also = %also.join(","), "Gatehouse is listening on {url}");
+    if let Some(error) = v6_problem {
+        tracing::warn!(event = "loopback_v6_unavailable", %error, "listening on 127.0.0.1 only; clients that resolve localhost to ::1 will not connect");
+    }
     if !settings.auth.enabled {
         tracing::warn!(
             event = "auth_disabled",
@@ -189,23 +200,25 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     });
 
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // `tap_io` gives our own listeners axum's `ConnectInfo<SocketAddr>`, which the perimeter uses
+    // for per-address limits and the audit log.
     let result = match (tls_files, tls_config) {
         (Some(files), Some(config)) => {
             crate::tls::watch(files, config.clone());
             let listener =
-                TlsListener::start(listener, config, metrics_for_tls).map_err(|source| StartError::Bind {
-                    host: host.clone(),
-                    port: settings.server.port,
-                    source,
+                TlsListener::start(listener.into_vec(), config, metrics_for_tls).map_err(|source| {
+                    StartError::Bind {
+                        host: host.clone(),
+                        port: settings.server.port,
+                        source,
+                    }
                 })?;
-            // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>`, which the perimeter
-            // uses for per-address limits.
             axum::serve(listener.tap_io(|_| {}), app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }
         _ => {
-            axum::serve(listener, app)
+            axum::serve(listener.tap_io(|_| {}), app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }

@@ -106,50 +106,65 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener` with the configuration in `config`, which may be swapped at
+    /// Starts accepting on `listeners` with the configuration in `config`, which may be swapped at
     /// any time (renewed certificates); each new handshake uses the current one.
     pub fn start(
-        listener: TcpListener,
+        listeners: Vec<TcpListener>,
         config: Arc<ArcSwap<ServerConfig>>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<TlsListener> {
-        let local = listener.local_addr()?;
+        let first = listeners
+            .first()
+            .ok_or_else(|| std::io::Error::other("no socket to listen on"))?;
+        let local = first.local_addr()?;
         let (sender, ready) = mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!(event = "accept_failed", %error, "could not accept a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if sender.is_closed() {
-                    return;
-                }
-                let acceptor = TlsAcceptor::from(config.load_full());
-                let sender = sender.clone();
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)).await {
-                        Ok(Ok(Some(tls))) => {
-                            metrics.tls_handshake("ok");
-                            let _ = sender.send((tls, peer)).await;
-                        }
-                        Ok(Ok(None)) => metrics.tls_handshake("plaintext"),
-                        Ok(Err(error)) => {
-                            metrics.tls_handshake("failed");
-                            tracing::debug!(event = "tls_handshake_failed", %peer, %error, "TLS handshake failed");
-                        }
-                        Err(_) => metrics.tls_handshake("timeout"),
-                    }
-                });
-            }
-        });
+        for listener in listeners {
+            accept_loop(listener, config.clone(), metrics.clone(), sender.clone());
+        }
         Ok(TlsListener { local, ready })
     }
+}
+
+/// Accepts on one socket, handing each connection's handshake to a task of its own.
+fn accept_loop(
+    listener: TcpListener,
+    config: Arc<ArcSwap<ServerConfig>>,
+    metrics: Arc<Metrics>,
+    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(event = "accept_failed", %error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if sender.is_closed() {
+                return;
+            }
+            let acceptor = TlsAcceptor::from(config.load_full());
+            let sender = sender.clone();
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)).await {
+                    Ok(Ok(Some(tls))) => {
+                        metrics.tls_handshake("ok");
+                        let _ = sender.send((tls, peer)).await;
+                    }
+                    Ok(Ok(None)) => metrics.tls_handshake("plaintext"),
+                    Ok(Err(error)) => {
+                        metrics.tls_handshake("failed");
+                        tracing::debug!(event = "tls_handshake_failed", %peer, %error, "TLS handshake failed");
+                    }
+                    Err(_) => metrics.tls_handshake("timeout"),
+                }
+            });
+        }
+    });
 }
 
 /// Runs one handshake; `Ok(None)` when the client spoke plain HTTP and was told to use HTTPS.
