@@ -23,6 +23,8 @@ LIBRARY = DATA / "runtime" / "libonnxruntime.so"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 OUT = ROOT / "bench" / "out"
 CORES = os.cpu_count() or 1
+# How many times the two sides of an A/B ratio alternate.
+PAIRS = 3
 
 
 def free_port() -> int:
@@ -150,16 +152,16 @@ def gatehouse(files: dict) -> dict:
 
 def auth_ratio(files: dict) -> tuple:
     """Requests/s with keys required ÷ with keys off, tiny model, 16 connections. The two
-    configurations alternate twice so that drift in the machine's speed hits both."""
+    configurations alternate three times so that drift in the machine's speed hits both."""
     runs = {True: [], False: []}
-    for auth in (False, True, False, True):
+    for auth in (False, True) * PAIRS:
         with serving(auth) as (base, key):
             url = f"{base}/v2/models/sigmoid/infer"
             warm_up(url, files["sigmoid"], key)
             result = wrk(url, files["sigmoid"], 16, key)
             runs[auth].append(result["rps"])
             print(f"  gatehouse auth {'on ' if auth else 'off'} sigmoid  c=16  {result['rps']:>10.0f} req/s", flush=True)
-    on, off = sum(runs[True]) / 2, sum(runs[False]) / 2
+    on, off = sum(runs[True]) / PAIRS, sum(runs[False]) / PAIRS
     return on, off
 
 
@@ -265,14 +267,14 @@ def tls(files: dict) -> dict:
             ours = handshakes_per_second(int(base.rsplit(":", 1)[1]))
         print(f"  handshakes/s: gatehouse {ours:.0f}, nginx {theirs:.0f}", flush=True)
         rates = {"tls": [], "plain": []}
-        for kind in ("plain", "tls", "plain", "tls"):
+        for kind in ("plain", "tls") * PAIRS:
             with serving(True, tls_env if kind == "tls" else None) as (base, bench_key):
                 url = f"{base}/v2/models/sigmoid/infer"
                 warm_up(url, files["sigmoid"], bench_key)
                 rates[kind].append(wrk(url, files["sigmoid"], 16, bench_key)["rps"])
                 print(f"  keep-alive {kind:5} sigmoid c=16 {rates[kind][-1]:>10.0f} req/s", flush=True)
     return {"handshakes": ours, "nginx_handshakes": theirs,
-            "tls_rps": sum(rates["tls"]) / 2, "plain_rps": sum(rates["plain"]) / 2}
+            "tls_rps": sum(rates["tls"]) / PAIRS, "plain_rps": sum(rates["plain"]) / PAIRS}
 
 
 def main() -> None:
@@ -310,10 +312,10 @@ def main() -> None:
         for (model, connections), r in results.items():
             detail.append(f"| {label} | {model} | {connections} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} |")
     detail.append(f"| ONNX Runtime in-process (mean of before and after) | magika | — | — | {in_process['p50_us']:.0f} | — |")
-    detail.append(f"| Gatehouse, keys required (mean of 2 runs) | sigmoid | 16 | {auth_on:.0f} | — | — |")
-    detail.append(f"| Gatehouse, keys off (mean of 2 runs) | sigmoid | 16 | {auth_off:.0f} | — | — |")
-    detail.append(f"| Gatehouse over TLS, keep-alive (mean of 2 runs) | sigmoid | 16 | {transport['tls_rps']:.0f} | — | — |")
-    detail.append(f"| Gatehouse plaintext, keep-alive (mean of 2 runs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
+    detail.append(f"| Gatehouse, keys required (mean of 3 runs) | sigmoid | 16 | {auth_on:.0f} | — | — |")
+    detail.append(f"| Gatehouse, keys off (mean of 3 runs) | sigmoid | 16 | {auth_off:.0f} | — | — |")
+    detail.append(f"| Gatehouse over TLS, keep-alive (mean of 3 runs) | sigmoid | 16 | {transport['tls_rps']:.0f} | — | — |")
+    detail.append(f"| Gatehouse plaintext, keep-alive (mean of 3 runs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
     detail.append(f"| Gatehouse TLS 1.3 full handshakes/s | — | 2 clients | {transport['handshakes']:.0f} | — | — |")
     detail.append(f"| nginx {nginx_version()} TLS 1.3 full handshakes/s | — | 2 clients | {transport['nginx_handshakes']:.0f} | — | — |")
     text = "\n".join(lines + detail) + "\n"
