@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, create_key, default_models, split};
+use crate::util::{TestServer, create_key, split};
 
 #[derive(Clone, Copy, Debug)]
 enum Presentation {
@@ -128,13 +128,11 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
 
 #[test]
 fn every_presentation_of_every_kind_of_key_gets_the_right_answer() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_METRICS_ACCESS", "key")
-        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "1000")
-        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "2000")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[
+        ("GATEHOUSE_METRICS_ACCESS", "key"),
+        ("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "1000"),
+        ("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "2000"),
+    ]);
     let valid = server.key.clone();
     let metrics_key = server.create_key(&["--scope", "metrics"])["key"]
         .as_str()
@@ -339,13 +337,11 @@ fn a_broken_keys_file_keeps_the_last_good_keys() {
 
 #[test]
 fn guessing_is_slowed_then_locked_out() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "2")
-        .env("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "4")
-        .env("GATEHOUSE_AUTH_LOCKOUT_SECONDS", "60")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[
+        ("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "2"),
+        ("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "4"),
+        ("GATEHOUSE_AUTH_LOCKOUT_SECONDS", "60"),
+    ]);
     let guess = forge_secret(&server.key);
     for _ in 0..2 {
         assert_eq!(
@@ -415,11 +411,7 @@ fn guessing_is_slowed_then_locked_out() {
 
 #[test]
 fn the_per_key_rate_limit_answers_429_with_retry_after() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_KEY_RPS", "5")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_KEY_RPS", "5")]);
     let mut limited = None;
     for _ in 0..30 {
         let response = server
@@ -466,11 +458,7 @@ fn basic_auth_form_posts_are_refused_as_cross_site() {
 
 #[test]
 fn authentication_can_be_turned_off_and_it_says_so() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_AUTH", "false")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_AUTH", "false")]);
     assert_eq!(server.listening["auth"], false);
     assert_eq!(server.get_anonymous("/v2/models/sigmoid").0, 200);
     assert!(server.log().contains("\"event\":\"auth_disabled\""));
@@ -478,11 +466,7 @@ fn authentication_can_be_turned_off_and_it_says_so() {
 
 #[test]
 fn audit_lines_record_requests_and_key_changes_and_no_key_is_ever_logged() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_LOG", "debug")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_LOG", "debug")]);
     let extra = server.create_key(&["--name", "audited"]);
     let extra_key = extra["key"].as_str().unwrap().to_string();
     wait_until("the new key is accepted", || {

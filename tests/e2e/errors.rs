@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::util::{TestServer, assert_error, default_models};
+use crate::util::{TestServer, assert_error};
 
 fn sigmoid_input(shape: serde_json::Value, datatype: &str, data: serde_json::Value) -> serde_json::Value {
     json!({"inputs": [{"name": "x", "shape": shape, "datatype": datatype, "data": data}]})
@@ -149,11 +149,7 @@ fn each_kind_of_bad_inference_request_gets_a_precise_error() {
 
 #[test]
 fn an_oversize_body_gets_413_and_the_server_keeps_serving() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_MAX_BODY_BYTES", "4096")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_MAX_BODY_BYTES", "4096")]);
     let big = sigmoid_input(json!([3, 4, 5]), "FP32", json!(vec![0.123_456_789; 600]));
     assert_error(
         server.post_json("/v2/models/sigmoid/infer", &big),

@@ -260,11 +260,7 @@ fn a_broken_model_is_reported_and_the_others_still_serve() {
 
 #[test]
 fn concurrent_requests_to_one_model_all_get_their_own_answer() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_SESSIONS_PER_MODEL", "2")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_SESSIONS_PER_MODEL", "2")]);
     std::thread::scope(|scope| {
         for worker in 0..4 {
             let server = &server;

@@ -15,15 +15,13 @@ fn magika_batch(rows: usize) -> Value {
 
 #[test]
 fn limits_answer_with_their_own_status_and_are_counted() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_MAX_CONCURRENT", "1")
-        .env("GATEHOUSE_REQUEST_TIMEOUT", "1")
-        .env("GATEHOUSE_MAX_URI_BYTES", "512")
-        .env("GATEHOUSE_MAX_HEADER_BYTES", "2048")
-        .env("GATEHOUSE_MAX_BODY_BYTES", "16777216")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[
+        ("GATEHOUSE_MAX_CONCURRENT", "1"),
+        ("GATEHOUSE_REQUEST_TIMEOUT", "1"),
+        ("GATEHOUSE_MAX_URI_BYTES", "512"),
+        ("GATEHOUSE_MAX_HEADER_BYTES", "2048"),
+        ("GATEHOUSE_MAX_BODY_BYTES", "16777216"),
+    ]);
 
     let long = format!("/v2/models/sigmoid?pad={}", "x".repeat(600));
     let (status, body) = server.get(&long);
@@ -75,11 +73,7 @@ fn limits_answer_with_their_own_status_and_are_counted() {
 
 #[test]
 fn cors_preflights_are_answered_for_allowed_origins_only() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_CORS_ORIGINS", "http://localhost:5173")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_CORS_ORIGINS", "http://localhost:5173")]);
     let preflight = |origin: &str| {
         server
             .client
@@ -144,11 +138,7 @@ fn by_default_no_origin_is_allowed() {
 
 #[test]
 fn metrics_and_docs_can_require_a_metrics_key() {
-    let server = TestServer::builder()
-        .models(&default_models())
-        .env("GATEHOUSE_METRICS_ACCESS", "key")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_METRICS_ACCESS", "key")]);
     for path in ["/metrics", "/docs", "/openapi.json"] {
         assert_eq!(server.get_anonymous(path).0, 401, "{path}");
     }

@@ -97,11 +97,7 @@ fn metrics_count_requests_inference_time_and_models() {
 
 #[test]
 fn every_log_line_is_json_and_request_lines_carry_the_request_id() {
-    let server = TestServer::builder()
-        .models(&crate::util::default_models())
-        .env("GATEHOUSE_LOG", "debug")
-        .start();
-    server.wait_ready();
+    let server = TestServer::with_env(&[("GATEHOUSE_LOG", "debug")]);
     let response = server
         .client
         .get(server.url("/v2/models/magika"))

@@ -317,11 +317,21 @@ impl TestServer {
         }
     }
 
-    /// A server on the installed default models, ready to answer.
-    pub fn start_default() -> TestServer {
-        let server = Self::builder().models(&default_models()).start();
+    /// A server on the installed default models with extra environment, ready to answer.
+    pub fn with_env(env: &[(&str, &str)]) -> TestServer {
+        let builder = env
+            .iter()
+            .fold(Self::builder().models(&default_models()), |b, (name, value)| {
+                b.env(name, value)
+            });
+        let server = builder.start();
         server.wait_ready();
         server
+    }
+
+    /// A server on the installed default models, ready to answer.
+    pub fn start_default() -> TestServer {
+        Self::with_env(&[])
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -270,7 +271,7 @@ pub struct Identity {
 
 struct Verifier {
     hash: [u8; 32],
-    identity: Identity,
+    identity: Arc<Identity>,
     expires: Option<OffsetDateTime>,
     revoked: bool,
     /// Unix time of the last successful use not yet reported by [`KeySet::take_usage`]; 0 if none.
@@ -290,11 +291,11 @@ impl KeySet {
             .iter()
             .filter_map(|record| {
                 let hash = format::parse_hash_text(&record.hash)?;
-                let identity = Identity {
+                let identity = Arc::new(Identity {
                     key_id: record.id.clone(),
                     name: record.name.clone(),
                     scopes: record.scopes.clone(),
-                };
+                });
                 Some((
                     record.id.clone(),
                     Verifier {
@@ -321,7 +322,11 @@ impl KeySet {
     /// Checks a presented key: shape and checksum first (no lookup), then the id, then the hash in
     /// constant time, then revocation and expiry. Returns the key id with the refusal when the id
     /// was known, so the caller can audit it.
-    pub fn verify(&self, presented: &str, now: OffsetDateTime) -> Result<&Identity, (Refusal, Option<&str>)> {
+    pub fn verify(
+        &self,
+        presented: &str,
+        now: OffsetDateTime,
+    ) -> Result<&Arc<Identity>, (Refusal, Option<&str>)> {
         let id = format::parse(presented).map_err(|e| match e {
             format::FormatError::NotAKey => (Refusal::Malformed, None),
             format::FormatError::BadChecksum => (Refusal::BadChecksum, None),

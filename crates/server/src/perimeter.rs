@@ -182,7 +182,7 @@ pub struct Gate {
 
 /// The key a request was authenticated with, for handlers and the audit line.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Identity);
+pub struct Caller(pub Arc<Identity>);
 
 /// Authenticates a request to a protected route group, or refuses it.
 pub async fn authenticate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
@@ -251,7 +251,7 @@ async fn admit(
     }
     let keys = perimeter.keys.load();
     let identity = match keys.verify(key.expose(), OffsetDateTime::now_utc()) {
-        Ok(identity) => identity.clone(),
+        Ok(identity) => Arc::clone(identity),
         Err((refusal, key_id)) => {
             metrics.auth_failure(refusal.reason());
             line.key_id = key_id.map(str::to_string);

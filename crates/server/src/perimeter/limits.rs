@@ -46,10 +46,19 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
         }
-        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
+        // Look up before inserting: the entry API would clone the key on every request.
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.clone(),
+                Bucket {
+                    tokens: self.burst,
+                    updated: now,
+                },
+            );
+        }
+        let Some(bucket) = buckets.get_mut(key) else {
+            return Ok(());
+        };
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.updated = now;
