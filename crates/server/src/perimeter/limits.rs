@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,8 @@ struct Failures {
 
 /// Counts authentication failures per address in one-minute windows.
 pub struct FailureGuard {
+    /// Addresses with recorded failures; while zero, a success needs no lock at all.
+    tracked: AtomicUsize,
     slowdown_after: u32,
     lockout_after: u32,
     lockout: Duration,
@@ -103,6 +106,7 @@ const DELAY_MAX: Duration = Duration::from_secs(2);
 impl FailureGuard {
     pub fn new(slowdown_after: u32, lockout_after: u32, lockout: Duration) -> FailureGuard {
         FailureGuard {
+            tracked: AtomicUsize::new(0),
             slowdown_after,
             lockout_after,
             lockout,
@@ -119,6 +123,9 @@ impl FailureGuard {
 
     /// How long `address` is still locked out, if it is.
     pub fn locked(&self, address: &IpAddr, now: Instant) -> Option<Duration> {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let entries = self.shard(address);
         let until = entries.get(address)?.locked_until?;
         (until > now).then(|| until - now)
@@ -127,14 +134,19 @@ impl FailureGuard {
     pub fn record_failure(&self, address: IpAddr, now: Instant) -> Penalty {
         let mut entries = self.shard(&address);
         if entries.len() >= SWEEP_AT {
+            let before = entries.len();
             entries.retain(|_, f| {
                 f.locked_until.is_some_and(|u| u > now) || now.duration_since(f.window_start) < WINDOW
             });
+            self.tracked.fetch_sub(before - entries.len(), Ordering::Relaxed);
         }
-        let entry = entries.entry(address).or_insert(Failures {
-            count: 0,
-            window_start: now,
-            locked_until: None,
+        let entry = entries.entry(address).or_insert_with(|| {
+            self.tracked.fetch_add(1, Ordering::Relaxed);
+            Failures {
+                count: 0,
+                window_start: now,
+                locked_until: None,
+            }
         });
         if now.duration_since(entry.window_start) >= WINDOW && entry.locked_until.is_none_or(|u| u <= now) {
             *entry = Failures {
@@ -156,9 +168,13 @@ impl FailureGuard {
 
     /// A successful authentication clears the count: a typo fixed is not an attack.
     pub fn record_success(&self, address: &IpAddr) {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut entries = self.shard(address);
-        if entries.get(address).is_some_and(|f| f.locked_until.is_none()) {
-            entries.remove(address);
+        if entries.get(address).is_some_and(|f| f.locked_until.is_none()) && entries.remove(address).is_some()
+        {
+            self.tracked.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
