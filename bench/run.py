@@ -23,8 +23,16 @@ LIBRARY = DATA / "runtime" / "libonnxruntime.so"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 OUT = ROOT / "bench" / "out"
 CORES = os.cpu_count() or 1
-# How many times the two sides of an A/B ratio alternate.
+# How many runs each side of an A/B ratio gets.
 PAIRS = 3
+
+
+def balanced(first, second) -> list:
+    """A, B, B, A, A, B…: each side goes first as often as it goes second."""
+    order = []
+    for pair in range(PAIRS):
+        order += [first, second] if pair % 2 == 0 else [second, first]
+    return order
 
 
 def free_port() -> int:
@@ -152,9 +160,10 @@ def gatehouse(files: dict) -> dict:
 
 def auth_ratio(files: dict) -> tuple:
     """Requests/s with keys required ÷ with keys off, tiny model, 16 connections. The two
-    configurations alternate three times so that drift in the machine's speed hits both."""
+    configurations alternate in the order off, on, on, off, off, on, so that a steady drift in the
+    machine's speed hits both sides alike."""
     runs = {True: [], False: []}
-    for auth in (False, True) * PAIRS:
+    for auth in balanced(False, True):
         with serving(auth) as (base, key):
             url = f"{base}/v2/models/sigmoid/infer"
             warm_up(url, files["sigmoid"], key)
@@ -267,7 +276,7 @@ def tls(files: dict) -> dict:
             ours = handshakes_per_second(int(base.rsplit(":", 1)[1]))
         print(f"  handshakes/s: gatehouse {ours:.0f}, nginx {theirs:.0f}", flush=True)
         rates = {"tls": [], "plain": []}
-        for kind in ("plain", "tls") * PAIRS:
+        for kind in balanced("plain", "tls"):
             with serving(True, tls_env if kind == "tls" else None) as (base, bench_key):
                 url = f"{base}/v2/models/sigmoid/infer"
                 warm_up(url, files["sigmoid"], bench_key)

@@ -104,15 +104,30 @@ fn checksum(body: &str) -> String {
     String::from_utf8_lossy(&digits).into_owned()
 }
 
-/// CRC-32 (IEEE), bit by bit: keys are short, and this keeps the format free of dependencies.
+/// CRC-32 (IEEE) with a table built at compile time: keys are checked on every request.
 fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut index = 0;
+        while index < 256 {
+            let mut crc = index as u32;
+            let mut bit = 0;
+            while bit < 8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+                bit += 1;
+            }
+            table[index] = crc;
+            index += 1;
+        }
+        table
+    };
     let mut crc = 0xFFFF_FFFFu32;
     for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        crc = (crc >> 8) ^ TABLE[((crc ^ u32::from(byte)) & 0xFF) as usize];
     }
     !crc
 }
