@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod checklist;
 mod errors;
 mod inference;
 mod keychain;
 mod perimeter;
 mod public;
 mod serve;
+mod supervisor;
 mod tls;
 mod util;

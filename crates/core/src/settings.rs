@@ -26,6 +26,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub audit: AuditSettings,
     pub log: LogSettings,
+    pub workflows: WorkflowSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +106,14 @@ impl Default for AuthSettings {
             allow_open_network: false,
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowSettings {
+    /// Let workflows run `python` steps. Off: anyone who can submit a workflow could otherwise run
+    /// code on this computer, so it stays off unless someone turns it on deliberately.
+    pub allow_custom_python: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +286,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("ORT_DYLIB_PATH", "inference.onnxruntime"),
     ("GATEHOUSE_MAX_BODY_BYTES", "limits.max_body_bytes"),
     ("GATEHOUSE_LOG", "log.level"),
+    (
+        "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS",
+        "workflows.allow_custom_python",
+    ),
+    ("GATEHOUSE_ALLOW_CUSTOM_PYTHON", "workflows.allow_custom_python"),
 ];
 
 impl Settings {
@@ -630,6 +644,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("limits.max_header_bytes", Kind::Integer),
     ("audit.enabled", Kind::Bool),
     ("log.level", Kind::Text),
+    ("workflows.allow_custom_python", Kind::Bool),
 ];
 
 #[cfg(test)]
@@ -650,6 +665,8 @@ mod tests {
         let settings = Settings::default();
         assert_eq!(settings.server.host, "127.0.0.1");
         assert_eq!(settings.server.port, 9001);
+        assert!(settings.auth.enabled);
+        assert!(!settings.workflows.allow_custom_python);
         settings.validate().unwrap();
     }
 

@@ -94,6 +94,10 @@ pub struct ServerInfo {
     pub loopback_only: bool,
     pub tls: bool,
     pub mtls: bool,
+    /// Whether protected endpoints need an API key.
+    pub auth: bool,
+    /// Whether workflows may run `python` steps.
+    pub custom_python: bool,
     pub models_ready: usize,
 }
 

@@ -222,6 +222,8 @@ mod tests {
                 address: "127.0.0.1:9001".into(),
                 loopback_only: true,
                 tls: false,
+                auth: true,
+                custom_python: false,
                 mtls: false,
                 models_ready: 0,
             }),

@@ -1,11 +1,14 @@
-//! The `gatehouse` command: `serve` runs the inference server; `settings` reads and changes the
-//! settings file. Human messages go to stderr, `--json` data to stdout.
+//! The `gatehouse` command: `serve` runs the inference server, `supervise` keeps it running,
+//! `check` proves its security controls, `keys`, `certs` and `settings` manage what it uses.
+//! Human messages go to stderr, `--json` data to stdout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod certs_cli;
+mod check_cli;
 mod keys_cli;
+mod supervise_cli;
 
 use clap::{Parser, Subcommand};
 use gatehouse_core::Settings;
@@ -35,6 +38,10 @@ enum Command {
     /// The local CA, the server certificate and client certificates for mutual TLS.
     #[command(subcommand)]
     Certs(certs_cli::CertsCommand),
+    /// Prove the server's security controls by probing it (exit status 1 when an item fails).
+    Check(check_cli::CheckArgs),
+    /// Run the server and keep it running: restart after crashes and on settings changes.
+    Supervise(supervise_cli::SuperviseArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,6 +78,8 @@ fn main() -> ExitCode {
         Command::Settings(command) => settings(command, &paths),
         Command::Keys(command) => keys_cli::run(command, &paths),
         Command::Certs(command) => certs_cli::run(command, &paths),
+        Command::Check(args) => return check_cli::run(args, &paths),
+        Command::Supervise(args) => return supervise_cli::run(args, &paths),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

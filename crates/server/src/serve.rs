@@ -151,6 +151,8 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             loopback_only: address.ip().is_loopback(),
             tls: tls_files.is_some(),
             mtls: tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
+            auth: settings.auth.enabled,
+            custom_python: settings.workflows.allow_custom_python,
             models_ready: 0,
         }),
         max_body_bytes: settings.limits.max_body_bytes,

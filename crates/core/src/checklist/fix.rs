@@ -1,0 +1,184 @@
+//! Fixes as data: what the app applies in one click and `gatehouse check --fix ID` applies from a
+//! terminal. Each fix changes files through the same code as the CLI commands (settings written
+//! atomically with a backup, certificates through the local CA, keys into the keychain) and is
+//! recorded in the audit log.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditLog;
+use crate::certs::{self, Authority, CertFiles};
+use crate::keys::{KeyStore, Keychain, Scope};
+use crate::paths::Paths;
+use crate::sensitive::Sensitive;
+use crate::settings::Settings;
+
+/// A change that puts a checklist item right.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Fix {
+    /// Change one setting (`gatehouse settings set KEY VALUE`).
+    SetSetting { key: String, value: String },
+    /// Create a key in the keychain.
+    CreateKey {
+        name: String,
+        scopes: Vec<Scope>,
+        expires: String,
+    },
+    /// Make the local CA and a server certificate if there are none, and turn TLS on.
+    EnableTls,
+    /// Issue the server certificate again from the local CA, same names.
+    RenewCertificates,
+    /// `chmod 600` these files.
+    RestrictFileModes { paths: Vec<PathBuf> },
+}
+
+impl Fix {
+    /// What the fix does, in words for a button or a terminal.
+    pub fn label(&self) -> String {
+        match self {
+            Fix::SetSetting { key, value } if value.is_empty() => format!("clear {key}"),
+            Fix::SetSetting { key, value } => format!("set {key} to {value}"),
+            Fix::CreateKey { scopes, expires, .. } => format!(
+                "create a key with scope {} that expires in {expires}",
+                scopes.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+            ),
+            Fix::EnableTls => "create the local CA and a server certificate, then turn TLS on".into(),
+            Fix::RenewCertificates => "issue a new server certificate from the local CA".into(),
+            Fix::RestrictFileModes { paths } => format!("make {} file(s) readable by you alone", paths.len()),
+        }
+    }
+}
+
+/// What applying a fix did.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    pub message: String,
+    /// The server must restart to pick the change up (the supervisor does so by itself).
+    pub restart_needed: bool,
+    /// A created key's text, to be shown once; never serialized by accident.
+    #[serde(skip)]
+    pub key: Option<Sensitive<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixError {
+    #[error("{0}")]
+    Settings(String),
+    #[error("{0}")]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("{0}")]
+    Certificates(#[from] crate::certs::CertError),
+    #[error("cannot change the mode of {path}: {source}; fix: run `chmod 600 {path}` yourself")]
+    Mode { path: PathBuf, source: std::io::Error },
+}
+
+/// Server certificates Gatehouse issues live this long (the CLI's default too).
+const SERVER_CERTIFICATE_DAYS: i64 = 90;
+
+pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
+    let applied = match fix {
+        Fix::SetSetting { key, value } => {
+            change_setting(paths, key, value)?;
+            Applied {
+                message: format!("set {key} = {value} in {}", paths.settings_file().display()),
+                restart_needed: true,
+                key: None,
+            }
+        }
+        Fix::CreateKey {
+            name,
+            scopes,
+            expires,
+        } => {
+            let keychain = Keychain::connect()?;
+            let lifetime = crate::keys::parse_duration(expires)?;
+            let created = KeyStore::new(paths.keys_file()).create(Some(&keychain), name, scopes, lifetime)?;
+            Applied {
+                message: format!(
+                    "created key {} ({}); it is in your keychain",
+                    created.record.id, created.record.name
+                ),
+                restart_needed: false,
+                key: Some(created.key),
+            }
+        }
+        Fix::EnableTls => {
+            let files = CertFiles::new(paths.certs_dir());
+            let keychain = Keychain::connect()?;
+            let (authority, _) = Authority::load_or_create(&files, &keychain, false)?;
+            if !files.server_cert().exists() || !files.server_key().exists() {
+                authority.issue_server(
+                    &files,
+                    &certs::default_server_names(&[]),
+                    time::Duration::days(SERVER_CERTIFICATE_DAYS),
+                )?;
+            }
+            change_setting(paths, "tls.enabled", "true")?;
+            Applied {
+                message: format!(
+                    "TLS is on with {}; clients trust {}",
+                    files.server_cert().display(),
+                    files.ca().display()
+                ),
+                restart_needed: true,
+                key: None,
+            }
+        }
+        Fix::RenewCertificates => {
+            let files = CertFiles::new(paths.certs_dir());
+            let keychain = Keychain::connect()?;
+            let authority = Authority::load(&files, &keychain)?;
+            let names = certs::inspect("server", &files.server_cert())
+                .map(|info| info.names)
+                .unwrap_or_else(|_| certs::default_server_names(&[]));
+            let info =
+                authority.issue_server(&files, &names, time::Duration::days(SERVER_CERTIFICATE_DAYS))?;
+            Applied {
+                message: format!(
+                    "issued a new server certificate valid for {} days; the server picks it up without a restart",
+                    info.days_left
+                ),
+                restart_needed: false,
+                key: None,
+            }
+        }
+        Fix::RestrictFileModes { paths: files } => {
+            for path in files {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+                    FixError::Mode {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            }
+            Applied {
+                message: format!("{} file(s) are now mode 0600", files.len()),
+                restart_needed: false,
+                key: None,
+            }
+        }
+    };
+    let mut event = serde_json::Map::new();
+    event.insert("event".into(), "checklist_fix_applied".into());
+    event.insert("fix".into(), fix.label().into());
+    // The audit line is best effort: the change itself has been made and reported.
+    let _ = AuditLog::new(paths.audit_log()).record(event);
+    Ok(applied)
+}
+
+fn change_setting(paths: &Paths, key: &str, value: &str) -> Result<(), FixError> {
+    let file = paths.settings_file();
+    let mut settings = Settings::load(&file).map_err(|e| FixError::Settings(e.to_string()))?;
+    settings
+        .set(key, value)
+        .map_err(|problem| FixError::Settings(problem.to_string()))?;
+    settings
+        .validate()
+        .map_err(|e| FixError::Settings(e.to_string()))?;
+    settings
+        .save(&file)
+        .map_err(|e| FixError::Settings(e.to_string()))
+}

@@ -1,0 +1,781 @@
+//! The checklist's and the supervisor's eyes: a small HTTP/1.1 and TLS client that talks to a server
+//! the way an outsider would and reports exactly what came back.
+//!
+//! It is deliberately not a general-purpose client. Every call is bounded in time and in bytes read,
+//! it never retries, and a TLS handshake completes even when the certificate does not verify, so
+//! the checklist can say *why* it would not be trusted (the verdict is recorded, not enforced).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme, SupportedProtocolVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The most a probe reads of one response; enough for any page the checklist looks at.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Why a probe got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProbeError {
+    #[error("no answer from {target} within {} ms", after.as_millis())]
+    Timeout { target: String, after: Duration },
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("TLS handshake with {target} failed: {reason}")]
+    Handshake { target: String, reason: String },
+    #[error("{target} answered something that is not HTTP: {reason}")]
+    Protocol { target: String, reason: String },
+    #[error("`{url}` is not a URL the checklist can probe: {reason}")]
+    Url { url: String, reason: String },
+}
+
+/// Where a server listens, as `scheme://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub tls: bool,
+    /// A host name or an IP address, without brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `http://host:port` or `https://host:port` (a path after it is ignored).
+    pub fn parse(url: &str) -> Result<Endpoint, ProbeError> {
+        let bad = |reason: &str| ProbeError::Url {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("it must start with http:// or https://"));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(bad(
+                "credentials in the URL would be sent to the server; leave them out",
+            ));
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let (host, after) = bracketed.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+            let port = match after.strip_prefix(':') {
+                Some(port) => port.parse().map_err(|_| bad("the port is not a number"))?,
+                None => default_port,
+            };
+            (host.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (
+                    host.to_string(),
+                    port.parse()
+                        .map_err(|_| bad("the port is not a number from 1 to 65535"))?,
+                ),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("it has no host"));
+        }
+        Ok(Endpoint { tls, host, port })
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// True when the host is a loopback address or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// Certificates the prober trusts and, for servers that demand one, the client certificate it shows.
+#[derive(Clone, Default)]
+pub struct TlsIdentity {
+    pub roots: Vec<CertificateDer<'static>>,
+    pub client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+}
+
+impl TlsIdentity {
+    /// Trusts the CA certificates in the PEM file at `path` (none when it cannot be read).
+    pub fn trusting_pem(path: &std::path::Path) -> TlsIdentity {
+        TlsIdentity {
+            roots: read_certificates(path),
+            client: None,
+        }
+    }
+
+    /// Presents the certificate and key in these PEM files as the client's.
+    pub fn with_client(mut self, cert: &std::path::Path, key: &std::path::Path) -> TlsIdentity {
+        use rustls::pki_types::pem::PemObject;
+        let chain = read_certificates(cert);
+        if let (false, Ok(key)) = (chain.is_empty(), PrivateKeyDer::from_pem_file(key)) {
+            self.client = Some((chain, Arc::new(key)));
+        }
+        self
+    }
+}
+
+fn read_certificates(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_file_iter(path)
+        .map(|certs| certs.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// One HTTP response, read to its end.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `code` field of a JSON error body, if there is one.
+    pub fn error_code(&self) -> Option<String> {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()?
+            .get("code")?
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+/// What a completed TLS handshake showed.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// `Ok` when the certificate chains to a trusted root and names the host; otherwise why not.
+    pub verified: Result<(), String>,
+    /// The server's own certificate (DER).
+    pub certificate: Option<CertificateDer<'static>>,
+}
+
+/// How a server answered a ClientHello for a protocol version rustls no longer speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacyAnswer {
+    /// It chose that version: the server accepts an obsolete protocol.
+    Accepted,
+    /// It sent an alert, closed the connection or answered with a newer version.
+    Refused(String),
+}
+
+/// A client for one endpoint, with a time limit on every call.
+#[derive(Clone)]
+pub struct Prober {
+    pub endpoint: Endpoint,
+    pub identity: TlsIdentity,
+    pub timeout: Duration,
+}
+
+impl Prober {
+    pub fn new(endpoint: Endpoint, identity: TlsIdentity, timeout: Duration) -> Prober {
+        Prober {
+            endpoint,
+            identity,
+            timeout,
+        }
+    }
+
+    /// Sends one request and reads the whole response. TLS is used when the endpoint says so,
+    /// whether or not the certificate verifies (the checklist judges that separately).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, ProbeError> {
+        let target = self.endpoint.url();
+        let exchange = async {
+            let tcp = self.connect_tcp().await?;
+            if self.endpoint.tls {
+                let config = self.client_config(rustls::ALL_VERSIONS, true).0;
+                let mut stream = self.tls_connect(tcp, config).await?;
+                exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
+            } else {
+                let mut stream = tcp;
+                exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
+            }
+        };
+        within(self.timeout, format!("{method} {target}{path}"), exchange).await
+    }
+
+    /// Sends a plain-text HTTP request to the endpoint even when it speaks TLS.
+    pub async fn plaintext_request(&self, path: &str) -> Result<HttpResponse, ProbeError> {
+        let plain = Prober {
+            endpoint: Endpoint {
+                tls: false,
+                ..self.endpoint.clone()
+            },
+            ..self.clone()
+        };
+        plain.request("GET", path, &[], &[]).await
+    }
+
+    /// Completes a handshake limited to `versions`, presenting the client certificate only when
+    /// `with_client_certificate` is set.
+    pub async fn handshake(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+        with_client_certificate: bool,
+    ) -> Result<Handshake, ProbeError> {
+        let target = self.endpoint.authority();
+        let attempt = async {
+            let tcp = self.connect_tcp().await?;
+            let (config, verdict) = self.client_config(versions, with_client_certificate);
+            let mut stream = self.tls_connect(tcp, config).await?;
+            let (_, connection) = stream.get_ref();
+            let version = match connection.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "unknown",
+            }
+            .to_string();
+            let certificate = connection
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|c| c.clone().into_owned());
+            if connection.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+                self.confirm_tls13_acceptance(&mut stream).await?;
+            }
+            let verified = verdict
+                .lock()
+                .map(|v| v.clone())
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("the server sent no certificate".into()));
+            Ok(Handshake {
+                version,
+                verified,
+                certificate,
+            })
+        };
+        within(self.timeout, target.clone(), attempt).await
+    }
+
+    /// A TLS 1.3 server checks the client's certificate after the client considers the handshake
+    /// done, so a refusal only shows on the first read: a tiny request proves the connection open.
+    async fn confirm_tls13_acceptance<S>(&self, stream: &mut S) -> Result<(), ProbeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let target = self.endpoint.authority();
+        let request = format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.endpoint.authority()
+        );
+        let handshake_error = |reason: String| ProbeError::Handshake {
+            target: target.clone(),
+            reason,
+        };
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| handshake_error(e.to_string()))?;
+        let mut first = [0u8; 1];
+        match stream.read(&mut first).await {
+            Ok(0) => Err(handshake_error("the server closed the connection".into())),
+            Ok(_) => Ok(()),
+            Err(error) => Err(handshake_error(error.to_string())),
+        }
+    }
+
+    /// Sends a bare TLS 1.0 (`minor` = 1) or 1.1 (`minor` = 2) ClientHello and reads the first
+    /// record of the answer. rustls cannot speak these versions, so the hello is written by hand.
+    pub async fn legacy_hello(&self, minor: u8) -> Result<LegacyAnswer, ProbeError> {
+        let target = self.endpoint.authority();
+        let attempt = async {
+            let mut tcp = self.connect_tcp().await?;
+            let hello = legacy_client_hello(minor, &self.endpoint.host);
+            tcp.write_all(&hello).await.map_err(|e| ProbeError::Connect {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut header = [0u8; 5];
+            match tcp.read_exact(&mut header).await {
+                Err(_) => return Ok(LegacyAnswer::Refused("the server closed the connection".into())),
+                Ok(_) if header[0] == 0x15 => {
+                    let mut alert = [0u8; 2];
+                    let description = match tcp.read_exact(&mut alert).await {
+                        Ok(_) => alert_name(alert[1]),
+                        Err(_) => "unreadable",
+                    };
+                    return Ok(LegacyAnswer::Refused(format!(
+                        "the server sent the alert `{description}`"
+                    )));
+                }
+                Ok(_) if header[0] != 0x16 => {
+                    return Ok(LegacyAnswer::Refused(format!(
+                        "the server answered with a non-TLS record (first byte 0x{:02x})",
+                        header[0]
+                    )));
+                }
+                Ok(_) => {}
+            }
+            // A handshake record: type (1), length (3), then the version the server chose (2).
+            let mut start = [0u8; 6];
+            tcp.read_exact(&mut start)
+                .await
+                .map_err(|e| ProbeError::Protocol {
+                    target: target.clone(),
+                    reason: e.to_string(),
+                })?;
+            if start[0] == 2 && start[4] == 3 && start[5] <= minor {
+                Ok(LegacyAnswer::Accepted)
+            } else {
+                Ok(LegacyAnswer::Refused(format!(
+                    "the server answered with version 3.{} (not the 3.{minor} offered)",
+                    start[5]
+                )))
+            }
+        };
+        within(self.timeout, target.clone(), attempt).await
+    }
+
+    async fn connect_tcp(&self) -> Result<TcpStream, ProbeError> {
+        connect(&self.endpoint.host, self.endpoint.port, self.timeout).await
+    }
+
+    fn client_config(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+        with_client_certificate: bool,
+    ) -> (Arc<rustls::ClientConfig>, Verdict) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verdict: Verdict = Arc::new(Mutex::new(None));
+        let verifier = Arc::new(RecordingVerifier {
+            roots: self.identity.roots.clone(),
+            provider: provider.clone(),
+            verdict: verdict.clone(),
+        });
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap_or_else(|_| {
+                // ring supports every version rustls does; this branch is unreachable in practice.
+                rustls::ClientConfig::builder_with_protocol_versions(versions)
+            })
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let config = match (&self.identity.client, with_client_certificate) {
+            (Some((chain, key)), true) => builder
+                .clone()
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .unwrap_or_else(|_| builder.with_no_client_auth()),
+            _ => builder.with_no_client_auth(),
+        };
+        (Arc::new(config), verdict)
+    }
+
+    async fn tls_connect(
+        &self,
+        tcp: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ProbeError> {
+        let name = ServerName::try_from(self.endpoint.host.clone()).map_err(|e| ProbeError::Url {
+            url: self.endpoint.url(),
+            reason: e.to_string(),
+        })?;
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ProbeError::Handshake {
+                target: self.endpoint.authority(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Opens a TCP connection within `timeout`, trying each address the host resolves to.
+pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ProbeError> {
+    let target = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let attempt = async {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| ProbeError::Connect {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?
+            .collect();
+        let mut last = String::from("the host has no address");
+        for address in addresses {
+            match TcpStream::connect(address).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(error) => last = error.to_string(),
+            }
+        }
+        Err(ProbeError::Connect {
+            target: target.clone(),
+            reason: last,
+        })
+    };
+    within(timeout, target.clone(), attempt).await
+}
+
+/// Runs `work`, or gives up after `timeout` with an error naming `target`.
+async fn within<T>(
+    timeout: Duration,
+    target: String,
+    work: impl std::future::Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(ProbeError::Timeout {
+            target,
+            after: timeout,
+        }),
+    }
+}
+
+type Verdict = Arc<Mutex<Option<Result<(), String>>>>;
+
+/// Verifies the server's certificate against the trusted roots, records the verdict and lets the
+/// handshake go on either way.
+#[derive(Debug)]
+struct RecordingVerifier {
+    roots: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    verdict: Verdict,
+}
+
+impl RecordingVerifier {
+    fn webpki(&self) -> Result<Arc<rustls::client::WebPkiServerVerifier>, String> {
+        let mut store = rustls::RootCertStore::empty();
+        for root in &self.roots {
+            let _ = store.add(root.clone());
+        }
+        if store.is_empty() {
+            return Err("no trusted CA certificate to check it against".into());
+        }
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), self.provider.clone())
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki().and_then(|verifier| {
+            verifier
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        if let Ok(mut slot) = self.verdict.lock() {
+            *slot = Some(verdict);
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+async fn exchange<S>(
+    stream: &mut S,
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    target: &str,
+) -> Result<HttpResponse, ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gatehouse-check/{}\r\nConnection: close\r\n",
+        endpoint.authority(),
+        crate::VERSION
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    let io_error = |e: std::io::Error| ProbeError::Connect {
+        target: target.to_string(),
+        reason: e.to_string(),
+    };
+    stream.write_all(request.as_bytes()).await.map_err(io_error)?;
+    stream.write_all(body).await.map_err(io_error)?;
+    stream.flush().await.map_err(io_error)?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&chunk[..n]);
+                if raw.len() > MAX_RESPONSE_BYTES {
+                    break;
+                }
+            }
+            // A TLS peer that closes without close_notify still sent a complete response.
+            Err(error) if !raw.is_empty() && error.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(error) => return Err(io_error(error)),
+        }
+    }
+    parse_response(&raw).map_err(|reason| ProbeError::Protocol {
+        target: target.to_string(),
+        reason,
+    })
+}
+
+/// Parses a complete HTTP/1.x response (identity or chunked body).
+pub fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
+    if raw.is_empty() {
+        return Err("the connection closed without a response".into());
+    }
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("the response has no end of headers")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the headers are not text")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!(
+            "the status line is `{}`",
+            status_line.chars().take(40).collect::<String>()
+        ));
+    }
+    let status = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or("the status code is not a number")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("a chunk has no size line")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).map_err(|_| "bad chunk size")?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("bad chunk size `{size_text}`"))?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if data.len() < size {
+            // Truncated at the read limit: keep what arrived.
+            out.extend_from_slice(data);
+            return Ok(out);
+        }
+        out.extend_from_slice(&data[..size]);
+        data = data.get(size + 2..).unwrap_or_default();
+    }
+}
+
+fn legacy_client_hello(minor: u8, host: &str) -> Vec<u8> {
+    let mut random = [0u8; 32];
+    let _ = getrandom::fill(&mut random);
+    // ECDHE and RSA CBC suites every TLS 1.0/1.1 server offers.
+    let suites: [u16; 6] = [0xc013, 0xc014, 0xc009, 0xc00a, 0x002f, 0x0035];
+    let mut extensions = Vec::new();
+    if host.parse::<std::net::IpAddr>().is_err() {
+        let name = host.as_bytes();
+        let mut server_name = Vec::new();
+        push_u16(&mut server_name, name.len() as u16 + 3);
+        server_name.push(0);
+        push_u16(&mut server_name, name.len() as u16);
+        server_name.extend_from_slice(name);
+        push_extension(&mut extensions, 0x0000, &server_name);
+    }
+    // supported_groups: x25519, secp256r1, secp384r1; ec_point_formats: uncompressed.
+    push_extension(&mut extensions, 0x000a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]);
+    push_extension(&mut extensions, 0x000b, &[1, 0]);
+    let mut body = vec![3, minor];
+    body.extend_from_slice(&random);
+    body.push(0);
+    push_u16(&mut body, (suites.len() * 2) as u16);
+    for suite in suites {
+        push_u16(&mut body, suite);
+    }
+    body.extend_from_slice(&[1, 0]);
+    push_u16(&mut body, extensions.len() as u16);
+    body.extend_from_slice(&extensions);
+    let mut handshake = vec![1];
+    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 3, 1];
+    push_u16(&mut record, handshake.len() as u16);
+    record.extend_from_slice(&handshake);
+    record
+}
+
+fn push_u16(out: &mut Vec<u8>, value: u16) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+fn push_extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    push_u16(out, kind);
+    push_u16(out, data.len() as u16);
+    out.extend_from_slice(data);
+}
+
+fn alert_name(code: u8) -> &'static str {
+    match code {
+        40 => "handshake_failure",
+        47 => "illegal_parameter",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_default_ports_and_brackets() {
+        let e = Endpoint::parse("https://[::1]:9443/v2").unwrap();
+        assert_eq!((e.tls, e.host.as_str(), e.port), (true, "::1", 9443));
+        assert_eq!(e.url(), "https://[::1]:9443");
+        let e = Endpoint::parse("http://localhost").unwrap();
+        assert_eq!((e.tls, e.port), (false, 80));
+        assert!(e.is_loopback());
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://user:pw@host:1").is_err());
+        assert!(Endpoint::parse("http://host:notaport").is_err());
+    }
+
+    #[test]
+    fn responses_parse_identity_and_chunked_bodies() {
+        let r = parse_response(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n\r\n{\"code\":\"unauthorized\"}",
+        )
+        .unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(r.error_code().as_deref(), Some("unauthorized"));
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.body, b"abcde");
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse_response(b"").is_err());
+    }
+
+    #[test]
+    fn the_legacy_hello_is_a_well_formed_record() {
+        let hello = legacy_client_hello(1, "localhost");
+        assert_eq!(&hello[..3], &[0x16, 3, 1]);
+        let record_len = u16::from_be_bytes([hello[3], hello[4]]) as usize;
+        assert_eq!(record_len, hello.len() - 5);
+        assert_eq!(hello[5], 1, "a ClientHello");
+        let body_len = u32::from_be_bytes([0, hello[6], hello[7], hello[8]]) as usize;
+        assert_eq!(body_len, record_len - 4);
+        assert_eq!(&hello[9..11], &[3, 1], "offers TLS 1.0");
+    }
+}

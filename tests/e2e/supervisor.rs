@@ -1,0 +1,317 @@
+//! `gatehouse supervise` keeping the real server running: restarts after SIGKILL, the crash-loop
+//! stop, the server dying with a SIGKILLed supervisor, a port in use reported and not retried,
+//! graceful stops, restarts on settings changes, and no process left behind.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{data_dir, default_models, gatehouse_bin};
+
+/// A running `gatehouse supervise --json`, with its events collected; killed on drop.
+struct Supervise {
+    child: Child,
+    home: tempfile::TempDir,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Supervise {
+    fn start(args: &[&str]) -> Supervise {
+        Self::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    fn start_in(home: tempfile::TempDir, args: &[&str]) -> Supervise {
+        let mut child = Command::new(gatehouse_bin())
+            .args(["supervise", "--json", "--models"])
+            .arg(default_models())
+            .args(args)
+            .env("GATEHOUSE_HOME", home.path())
+            .env("GATEHOUSE_DATA", data_dir())
+            .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+            .env_remove("HOST")
+            .env_remove("PORT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(event);
+                }
+            }
+        });
+        Supervise { child, home, events }
+    }
+
+    fn states(&self) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "state")
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for the `n`th (1-based) state event with this state; returns it.
+    fn wait_for(&self, state: &str, n: usize, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let matching: Vec<Value> = self
+                .states()
+                .into_iter()
+                .filter(|s| s["state"] == state)
+                .collect();
+            if matching.len() >= n {
+                return matching[n - 1].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {state} #{n} within {within:?}; states so far: {:#?}",
+                self.states()
+                    .iter()
+                    .map(|s| format!("{} {}", s["state"], s["reason"]))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "supervise did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Supervise {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u64, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// True while `pid` is a live process (a zombie waiting to be reaped counts as gone: it no longer
+/// runs or holds a port).
+fn alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+#[track_caller]
+fn assert_gone(pid: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "process {pid} is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Zombie children of `parent`: processes whose parent it is and that are dead but not reaped.
+fn zombies_of(parent: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&parent.to_string().as_str()) {
+            found.push(stat);
+        }
+    }
+    found
+}
+
+fn pid_of(status: &Value) -> u64 {
+    status["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid in {status}"))
+}
+
+#[test]
+fn a_killed_server_is_restarted_until_a_crash_loop_stops_it() {
+    let mut supervise = Supervise::start(&["--port", "0"]);
+    let mut pid = pid_of(&supervise.wait_for("ready", 1, Duration::from_secs(60)));
+    let url = supervise.wait_for("ready", 1, Duration::ZERO)["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    for crash in 1..=4 {
+        signal(pid, "KILL");
+        let crashed = supervise.wait_for("crashed", crash, Duration::from_secs(30));
+        let reason = crashed["reason"].as_str().unwrap();
+        assert!(reason.contains("signal 9 (SIGKILL)"), "{reason}");
+        assert!(crashed["next_restart_ms"].as_u64().is_some(), "{crashed}");
+        let ready = supervise.wait_for("ready", crash + 1, Duration::from_secs(60));
+        assert_eq!(ready["restarts"], crash as u64);
+        let new_pid = pid_of(&ready);
+        assert_ne!(new_pid, pid, "a new process after crash {crash}");
+        assert!(!alive(pid));
+        pid = new_pid;
+    }
+    // The fifth crash within a minute ends the restarts, quoting the server's last lines.
+    signal(pid, "KILL");
+    let looping = supervise.wait_for("crash-looping", 1, Duration::from_secs(30));
+    let reason = looping["reason"].as_str().unwrap();
+    assert!(reason.contains("crashed 5 times within 60 s"), "{reason}");
+    assert!(
+        reason.contains("models loaded"),
+        "the last lines are quoted: {reason}"
+    );
+    let status = supervise.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "supervise reports the crash loop in its exit status"
+    );
+    assert!(zombies_of(supervise.child.id()).is_empty());
+}
+
+#[test]
+fn killing_the_supervisor_takes_the_server_with_it() {
+    let mut supervise = Supervise::start(&["--port", "0"]);
+    let ready = supervise.wait_for("ready", 1, Duration::from_secs(60));
+    let pid = pid_of(&ready);
+    let port: u16 = ready["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    supervise.child.kill().unwrap();
+    supervise.child.wait().unwrap();
+    assert_gone(pid, Duration::from_secs(15));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens on the port any more"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_reported_with_its_holder_and_not_retried() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let mut supervise = Supervise::start(&["--port", &port]);
+    let status = supervise.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1));
+    let last = supervise.states().last().cloned().unwrap();
+    assert_eq!(last["state"], "crashed", "{last}");
+    assert!(last["next_restart_ms"].is_null(), "not retried: {last}");
+    let reason = last["reason"].as_str().unwrap();
+    assert!(reason.contains("same error, so it is not retried"), "{reason}");
+    assert!(
+        reason.contains(&format!("port {port}")) && reason.contains("already in use"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("(pid {})", std::process::id())),
+        "names the holder: {reason}"
+    );
+    let crashes = supervise
+        .states()
+        .iter()
+        .filter(|s| s["state"] == "crashed")
+        .count();
+    assert_eq!(crashes, 2, "one retry, then the report");
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully_and_a_settings_change_restarts_it() {
+    let mut supervise = Supervise::start(&["--port", "0"]);
+    let first = pid_of(&supervise.wait_for("ready", 1, Duration::from_secs(60)));
+
+    // A changed setting that makes the checklist fail: restarted, then degraded.
+    let output = Command::new(gatehouse_bin())
+        .args(["settings", "set", "workflows.allow_custom_python", "true"])
+        .env("GATEHOUSE_HOME", supervise.home.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !supervise.states().iter().any(|s| {
+        s["state"] == "starting"
+            && s["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("settings changed"))
+    }) {
+        assert!(Instant::now() < deadline, "no restart after the settings change");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let degraded = supervise.wait_for("degraded", 1, Duration::from_secs(60));
+    assert!(
+        degraded["reason"]
+            .as_str()
+            .unwrap()
+            .contains("workflows.custom_python"),
+        "{degraded}"
+    );
+    let second = pid_of(&degraded);
+    assert_ne!(first, second);
+    assert!(!alive(first));
+
+    signal(supervise.child.id() as u64, "TERM");
+    let started = Instant::now();
+    let status = supervise.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "within the stop timeout"
+    );
+    let stopped = supervise.states().last().cloned().unwrap();
+    assert_eq!(stopped["state"], "stopped");
+    assert!(!alive(second));
+    // The server shut down on its own terms: its last log lines say so.
+    let logs: Vec<Value> = supervise
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "log")
+        .cloned()
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["fields"]["event"] == "stopped"),
+        "the server logged its graceful stop"
+    );
+    let samples = supervise
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "sample")
+        .count();
+    assert!(samples > 0, "metrics samples were published");
+}
