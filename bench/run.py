@@ -16,6 +16,8 @@ import tempfile
 import time
 import urllib.request
 
+import supervision
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = pathlib.Path(os.environ["GATEHOUSE_DATA"])
 MODELS = DATA / "models"
@@ -301,6 +303,7 @@ def main() -> None:
     tuned = peer(files, "tuned")
     auth_on, auth_off = auth_ratio(files)
     transport = tls(files)
+    supervised = supervision.measure()
     rows = [
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "≥ 20"),
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("sigmoid", 16)]["rps"] / tuned[("sigmoid", 16)]["rps"], "—"),
@@ -311,6 +314,8 @@ def main() -> None:
         ("tiny model, 16 connections: keys required ÷ keys off req/s", auth_on / auth_off, "≥ 0.95"),
         ("TLS 1.3 full handshakes/s: Gatehouse ÷ nginx (same certificate)", transport["handshakes"] / transport["nginx_handshakes"], "≥ 1.2"),
         ("keep-alive TLS ÷ plaintext req/s (tiny model, 16 connections)", transport["tls_rps"] / transport["plain_rps"], "≥ 0.85"),
+        ("supervisor: crash → ready again ÷ cold start → ready (medians)", supervised["crash_ms"] / supervised["cold_ms"], "≤ 1.5"),
+        ("full checklist against a local server (ms, median)", supervised["checklist_ms"], "< 200"),
     ]
     lines = ["| measure | this run | target |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]
@@ -327,6 +332,9 @@ def main() -> None:
     detail.append(f"| Gatehouse plaintext, keep-alive (mean of 3 runs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
     detail.append(f"| Gatehouse TLS 1.3 full handshakes/s | — | 2 clients | {transport['handshakes']:.0f} | — | — |")
     detail.append(f"| nginx {nginx_version()} TLS 1.3 full handshakes/s | — | 2 clients | {transport['nginx_handshakes']:.0f} | — | — |")
+    detail.append(f"| Gatehouse cold start → ready, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['cold_ms']:.0f} | — |")
+    detail.append(f"| Gatehouse crash → ready under the supervisor, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['crash_ms']:.0f} | — |")
+    detail.append(f"| `gatehouse check` whole command, ms (median of {supervision.SAMPLES}) | — | — | — | {supervised['checklist_wall_ms']:.0f} | — |")
     text = "\n".join(lines + detail) + "\n"
     (OUT / "latest.md").write_text(text)
     print()

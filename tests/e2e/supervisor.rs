@@ -20,11 +20,16 @@ struct Supervise {
 
 impl Supervise {
     fn start(args: &[&str]) -> Supervise {
-        Self::start_in(tempfile::tempdir().unwrap(), args)
+        Self::start_with_env(args, &[])
     }
 
-    fn start_in(home: tempfile::TempDir, args: &[&str]) -> Supervise {
-        let mut child = Command::new(gatehouse_bin())
+    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Supervise {
+        let home = tempfile::tempdir().unwrap();
+        let mut command = Command::new(gatehouse_bin());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(["supervise", "--json", "--models"])
             .arg(default_models())
             .args(args)
@@ -200,7 +205,8 @@ fn a_killed_server_is_restarted_until_a_crash_loop_stops_it() {
 
 #[test]
 fn killing_the_supervisor_takes_the_server_with_it() {
-    let mut supervise = Supervise::start(&["--port", "0"]);
+    // At log level warn the server still announces its address, which the supervisor needs.
+    let mut supervise = Supervise::start_with_env(&["--port", "0"], &[("GATEHOUSE_LOG", "warn")]);
     let ready = supervise.wait_for("ready", 1, Duration::from_secs(60));
     let pid = pid_of(&ready);
     let port: u16 = ready["url"]

@@ -245,7 +245,9 @@ pub async fn check_gatehouse(url: &str, paths: &Paths, settings: &Settings, opti
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
     let items = match Endpoint::parse(url) {
-        Ok(endpoint) => items::gatehouse(endpoint, paths, settings, options).await,
+        // Boxed: the joined probes make a large future, too large for a worker's stack when it
+        // is moved into a spawned task in a debug build.
+        Ok(endpoint) => Box::pin(items::gatehouse(endpoint, paths, settings, options)).await,
         Err(error) => vec![items::unreachable(url, &error)],
     };
     Report::new(url.to_string(), "gatehouse", started, clock, items)
@@ -257,7 +259,7 @@ pub async fn check_external(url: &str, options: Options) -> Report {
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
     let items = match Endpoint::parse(url) {
-        Ok(endpoint) => items::external(endpoint, options).await,
+        Ok(endpoint) => Box::pin(items::external(endpoint, options)).await,
         Err(error) => vec![items::unreachable(url, &error)],
     };
     Report::new(url.to_string(), "external", started, clock, items)

@@ -349,7 +349,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
             }
         }
         launch = false;
-        let outcome = supervise_once(&config, &shared, &mut commands).await;
+        let outcome = Box::pin(supervise_once(&config, &shared, &mut commands)).await;
         match outcome {
             Outcome::Stop(done) => {
                 shared.set(State::Stopped, Some("stopped on request".into()), |s| {
@@ -457,10 +457,15 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
     }
 }
 
-/// The delay before restart number `crashes`: doubling from `backoff_initial`, capped at
-/// `backoff_max`, with ±20 % jitter so that several supervisors do not restart in lockstep.
+/// The delay before the restart after `crashes` crashes within the window. The first crash is
+/// restarted at once (a one-off crash should cost no more than a start); after that the delay
+/// doubles from `backoff_initial`, capped at `backoff_max`, with ±20 % jitter so that several
+/// supervisors do not restart in lockstep.
 fn backoff(config: &Config, crashes: usize) -> Duration {
-    let exponent = crashes.saturating_sub(1).min(16) as u32;
+    if crashes <= 1 {
+        return Duration::ZERO;
+    }
+    let exponent = crashes.saturating_sub(2).min(16) as u32;
     let base = config
         .backoff_initial
         .saturating_mul(2u32.saturating_pow(exponent))
@@ -541,7 +546,8 @@ async fn supervise_once(
             {
                 return Some((url, prober));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Loopback and a tiny answer: polling often costs little and shortens every start.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
     let prober = tokio::select! {
@@ -763,7 +769,12 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         let config = Config::new("gatehouse".into(), vec![]);
-        for (crashes, base_ms) in [(1, 100.0), (2, 200.0), (3, 400.0), (10, 10_000.0), (40, 10_000.0)] {
+        assert_eq!(
+            backoff(&config, 1),
+            Duration::ZERO,
+            "a one-off crash restarts at once"
+        );
+        for (crashes, base_ms) in [(2, 100.0), (3, 200.0), (4, 400.0), (10, 10_000.0), (40, 10_000.0)] {
             let delay = backoff(&config, crashes).as_secs_f64() * 1000.0;
             assert!(
                 delay >= base_ms * 0.8 - 1.0 && delay <= base_ms * 1.2 + 1.0,

@@ -160,7 +160,9 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
 
     let scheme = if tls_files.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{address}");
-    tracing::info!(event = "listening", addr = %address, url = %url, tls = tls_files.is_some(),
+    // Supervisors and scripts learn the address from this line, so it is logged under its own
+    // target, which every log level lets through (see telemetry).
+    tracing::info!(target: crate::telemetry::ANNOUNCE, event = "listening", addr = %address, url = %url, tls = tls_files.is_some(),
         mtls = tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()), auth = settings.auth.enabled,
         also = %also.join(","), "Gatehouse is listening on {url}");
     if let Some(error) = v6_problem {

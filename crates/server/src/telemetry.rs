@@ -3,11 +3,19 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// The target of the lines a supervisor relies on (the `listening` line); shown at every level.
+pub const ANNOUNCE: &str = "gatehouse_announce";
+
 /// Installs the JSON logger with a tracing filter such as `info` or `gatehouse_server=debug`.
 pub fn init(filter: &str) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|error| {
         format!("log.level `{filter}` is not a valid filter ({error}); use info, debug or warn")
     })?;
+    let filter = filter.add_directive(
+        format!("{ANNOUNCE}=info")
+            .parse()
+            .map_err(|error| format!("the announcement filter is invalid: {error}"))?,
+    );
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

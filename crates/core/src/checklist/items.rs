@@ -260,7 +260,7 @@ pub async fn gatehouse(
         ),
         authentication(&prober),
         public_endpoints(&prober, GATEHOUSE_PUBLIC_PATHS),
-        transport(&prober, info.loopback_only, Some(info.mtls)),
+        Box::pin(transport(&prober, info.loopback_only, Some(info.mtls))),
         cors(&prober),
         metrics_protected(&prober, info.loopback_only),
     );
@@ -282,7 +282,7 @@ pub async fn external(endpoint: Endpoint, options: Options) -> Vec<Item> {
     let (open, public, transport, cors, metrics) = tokio::join!(
         open_endpoints(&prober),
         public_endpoints(&prober, EXTERNAL_PUBLIC_PATHS),
-        transport(&prober, prober.endpoint.is_loopback(), None),
+        Box::pin(transport(&prober, prober.endpoint.is_loopback(), None)),
         cors(&prober),
         metrics_protected(&prober, false),
     );
