@@ -17,6 +17,7 @@ import time
 import urllib.request
 
 import supervision
+import workflows
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = pathlib.Path(os.environ["GATEHOUSE_DATA"])
@@ -304,6 +305,7 @@ def main() -> None:
     auth_on, auth_off = auth_ratio(files)
     transport = tls(files)
     supervised = supervision.measure()
+    python_step = workflows.measure()
     rows = [
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "≥ 20"),
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("sigmoid", 16)]["rps"] / tuned[("sigmoid", 16)]["rps"], "—"),
@@ -316,6 +318,7 @@ def main() -> None:
         ("keep-alive TLS ÷ plaintext req/s (tiny model, 16 connections)", transport["tls_rps"] / transport["plain_rps"], "≥ 0.85"),
         ("supervisor: crash → ready again ÷ cold start → ready (medians)", supervised["crash_ms"] / supervised["cold_ms"], "≤ 1.5"),
         ("full checklist against a local server (ms, median)", supervised["checklist_ms"], "< 200"),
+        ("a trivial python step's added workflow latency, p50 (ms)", python_step["added_ms"], "≤ 60"),
     ]
     lines = ["| measure | this run | target |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]
@@ -335,6 +338,8 @@ def main() -> None:
     detail.append(f"| Gatehouse cold start → ready, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['cold_ms']:.0f} | — |")
     detail.append(f"| Gatehouse crash → ready under the supervisor, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['crash_ms']:.0f} | — |")
     detail.append(f"| `gatehouse check` whole command, ms (median of {supervision.SAMPLES}) | — | — | — | {supervised['checklist_wall_ms']:.0f} | — |")
+    detail.append(f"| workflow softmax → top_k, p50 ms (median of {workflows.REQUESTS}) | — | 1 | — | {python_step['plain_ms']:.1f} | — |")
+    detail.append(f"| the same plus a python step, p50 ms (median of {workflows.REQUESTS}) | — | 1 | — | {python_step['python_ms']:.1f} | — |")
     text = "\n".join(lines + detail) + "\n"
     (OUT / "latest.md").write_text(text)
     print()

@@ -15,3 +15,4 @@ mod serve;
 mod supervisor;
 mod tls;
 mod util;
+mod workflows;

@@ -266,6 +266,17 @@ fn sigterm_stops_the_server_gracefully_and_a_settings_change_restarts_it() {
         .output()
         .unwrap();
     assert!(output.status.success());
+    let audit = std::fs::read_to_string(supervise.home.path().join("audit/audit.jsonl")).unwrap();
+    let change = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "setting_changed")
+        .expect("the switch change is audited");
+    assert_eq!(change["key"], "workflows.allow_custom_python");
+    assert_eq!(
+        (change["value"].as_str(), change["previous"].as_str()),
+        (Some("true"), Some("false"))
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !supervise.states().iter().any(|s| {
         s["state"] == "starting"

@@ -108,12 +108,36 @@ impl Default for AuthSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkflowSettings {
     /// Let workflows run `python` steps. Off: anyone who can submit a workflow could otherwise run
     /// code on this computer, so it stays off unless someone turns it on deliberately.
     pub allow_custom_python: bool,
+    /// The interpreter python steps run in (the system's; a virtualenv under your home directory
+    /// would be hidden by the sandbox).
+    pub python: PathBuf,
+    /// Wall-clock limit of one python step.
+    pub python_timeout_seconds: u32,
+    /// CPU-time limit of one python step.
+    pub python_cpu_seconds: u32,
+    /// Address-space limit of one python step.
+    pub python_memory_mb: u32,
+    /// Largest JSON a python step may return.
+    pub python_output_bytes: u32,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        WorkflowSettings {
+            allow_custom_python: false,
+            python: PathBuf::from("/usr/bin/python3"),
+            python_timeout_seconds: 10,
+            python_cpu_seconds: 5,
+            python_memory_mb: 512,
+            python_output_bytes: 1 << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,6 +315,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "workflows.allow_custom_python",
     ),
     ("GATEHOUSE_ALLOW_CUSTOM_PYTHON", "workflows.allow_custom_python"),
+    ("GATEHOUSE_PYTHON", "workflows.python"),
+    ("GATEHOUSE_PYTHON_TIMEOUT", "workflows.python_timeout_seconds"),
+    ("GATEHOUSE_PYTHON_CPU_SECONDS", "workflows.python_cpu_seconds"),
+    ("GATEHOUSE_PYTHON_MEMORY_MB", "workflows.python_memory_mb"),
+    ("GATEHOUSE_PYTHON_OUTPUT_BYTES", "workflows.python_output_bytes"),
 ];
 
 impl Settings {
@@ -463,6 +492,48 @@ impl Settings {
                     self.limits.max_body_bytes
                 ),
                 "use at least 1024; the default is 8388608 (8 MiB)",
+            );
+        }
+        let python_limits = [
+            (
+                "workflows.python_timeout_seconds",
+                self.workflows.python_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "workflows.python_cpu_seconds",
+                self.workflows.python_cpu_seconds,
+                1,
+                3600,
+            ),
+            (
+                "workflows.python_memory_mb",
+                self.workflows.python_memory_mb,
+                64,
+                65536,
+            ),
+            (
+                "workflows.python_output_bytes",
+                self.workflows.python_output_bytes,
+                1024,
+                1 << 30,
+            ),
+        ];
+        for (field, value, low, high) in python_limits {
+            if !(low..=high).contains(&value) {
+                add(
+                    field,
+                    format!("{value} is outside {low}–{high}"),
+                    "use a value inside that range; the defaults are 10 s, 5 s, 512 MiB and 1 MiB",
+                );
+            }
+        }
+        if !self.workflows.python.is_absolute() {
+            add(
+                "workflows.python",
+                "the path must be absolute".into(),
+                "give the full path of a python3 outside your home directory, e.g. /usr/bin/python3",
             );
         }
         let paths = [
@@ -645,6 +716,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("audit.enabled", Kind::Bool),
     ("log.level", Kind::Text),
     ("workflows.allow_custom_python", Kind::Bool),
+    ("workflows.python", Kind::Text),
+    ("workflows.python_timeout_seconds", Kind::Integer),
+    ("workflows.python_cpu_seconds", Kind::Integer),
+    ("workflows.python_memory_mb", Kind::Integer),
+    ("workflows.python_output_bytes", Kind::Integer),
 ];
 
 #[cfg(test)]

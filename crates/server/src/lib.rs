@@ -14,6 +14,7 @@ pub mod serve;
 pub mod telemetry;
 pub mod tensor;
 pub mod tls;
+pub mod workflows;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -48,6 +49,9 @@ pub struct AppState {
     pub request_limits: RequestLimits,
     /// Browser origins allowed to call the server; empty means none.
     pub cors: gatehouse_core::settings::CorsSettings,
+    /// Whether workflows may have python steps.
+    pub allow_custom_python: bool,
+    pub sandbox: workflows::sandbox::SandboxConfig,
 }
 
 /// The whole HTTP surface: every route, then the layers every request passes through.
@@ -104,7 +108,16 @@ fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/v2/repository/index", post(api::repository_index))
         .route_layer(gate(Scope::Infer));
-    public.merge(metrics).merge(inference).fallback(api::not_found)
+    // Workflows: the `workflows` scope.
+    let workflows = Router::new()
+        .route("/v1/workflows/run", post(workflows::run))
+        .route("/v1/workflows/validate", post(workflows::validate))
+        .route_layer(gate(Scope::Workflows));
+    public
+        .merge(metrics)
+        .merge(inference)
+        .merge(workflows)
+        .fallback(api::not_found)
 }
 
 /// The layers every request passes through, outermost last: request id, tracing span, metrics,
@@ -228,6 +241,8 @@ mod tests {
                 models_ready: 0,
             }),
             max_body_bytes: 1024,
+            allow_custom_python: false,
+            sandbox: workflows::sandbox::SandboxConfig::new(&Default::default(), Vec::new()),
         }
     }
 

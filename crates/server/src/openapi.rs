@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use utoipa::OpenApi;
 
-use crate::{api, error, models, tensor};
+use crate::{api, error, models, tensor, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::{api, error, models, tensor};
         api::server_metadata, api::live, api::ready,
         api::model_metadata, api::model_version_metadata, api::model_ready, api::model_version_ready,
         api::infer, api::infer_version, api::repository_index,
+        workflows::run, workflows::validate,
     ),
     components(schemas(
         error::ErrorBody, api::ServerMetadata, api::ModelMetadata, api::InferenceRequest, api::RequestedOutput,
@@ -24,7 +25,8 @@ use crate::{api, error, models, tensor};
         tensor::TensorSpec, tensor::InputTensor, tensor::OutputTensor,
     )),
     tags((name = "public", description = "Health, readiness and server information"),
-         (name = "inference", description = "Open Inference Protocol v2 (KServe, Triton)")),
+         (name = "inference", description = "Open Inference Protocol v2 (KServe, Triton)"),
+         (name = "workflows", description = "Steps chained in one request; python steps only when allowed, sandboxed")),
 )]
 struct ApiDoc;
 

@@ -23,6 +23,7 @@ use crate::perimeter::Perimeter;
 use crate::perimeter::audit::AuditSink;
 use crate::perimeter::requests::RequestLimits;
 use crate::tls::{TlsFiles, TlsListener};
+use crate::workflows::sandbox::SandboxConfig;
 use crate::{AppState, ServerInfo, metrics::Metrics, router};
 
 /// Why the server could not start; each message says what and how to fix it.
@@ -156,7 +157,21 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             models_ready: 0,
         }),
         max_body_bytes: settings.limits.max_body_bytes,
+        allow_custom_python: settings.workflows.allow_custom_python,
+        // Python steps must not see Gatehouse's own files: keys, settings, certificates, models.
+        sandbox: SandboxConfig::new(
+            &settings.workflows,
+            vec![paths.config_dir.clone(), paths.data_dir.clone()],
+        ),
     };
+    if settings.workflows.allow_custom_python {
+        tracing::warn!(
+            event = "custom_python_enabled",
+            "custom Python in workflows is on: anyone with a workflows key can run code here, inside the sandbox"
+        );
+        let sandbox = state.sandbox.clone();
+        tokio::spawn(async move { crate::workflows::sandbox::probe(&sandbox).await });
+    }
 
     let scheme = if tls_files.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{address}");

@@ -1,0 +1,565 @@
+//! The python step's sandbox. Each step runs in a fresh `python3 -I -S -B` process:
+//!
+//! - empty environment, a temporary working directory removed afterwards, its own process group
+//!   killed as a whole at the end (so nothing it started survives), killed if the server dies;
+//! - rlimits on CPU time, address space, file size, open files and processes; a wall-clock timeout;
+//! - no new privileges; a seccomp filter that kills it when it tries to start a process and
+//!   refuses sockets, mounts, ptrace and namespace changes;
+//! - new network and mount namespaces (plus a user namespace when not running as root): no network
+//!   at all, the root file system read-only, and `/proc`, `/home`, `/root`, `/run`, `/tmp`, the
+//!   Gatehouse config and data directories covered by empty read-only file systems, so neither
+//!   the keys, the settings nor the server's environment can be read.
+//!
+//! What the kernel refuses (namespaces in some containers, seccomp on other architectures) is
+//! logged once at start by [`probe`] and left out, never silently assumed.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::ApiError;
+
+/// Reads the request from stdin, runs the user's `run(inputs)`, writes its dict as JSON. Errors
+/// print the traceback of the user's code only (frames from `<workflow>`) and exit with 3.
+const RUNNER: &str = r#"
+import json, sys, traceback
+def main():
+    request = json.loads(sys.stdin.read())
+    scope = {"__name__": "__workflow__"}
+    try:
+        exec(compile(request["code"], "<workflow>", "exec"), scope)
+        run = scope.get("run")
+        if not callable(run):
+            raise TypeError("the code must define a function run(inputs)")
+        result = run(request["inputs"])
+        if not isinstance(result, dict):
+            raise TypeError("run(inputs) must return a dict, not " + type(result).__name__)
+        text = json.dumps(result, allow_nan=False)
+    except BaseException as error:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<workflow>"]
+        sys.stderr.write("".join(traceback.format_list(frames) + traceback.format_exception_only(type(error), error)))
+        sys.stderr.flush()
+        sys.exit(3)
+    sys.stdout.write(text)
+main()
+"#;
+
+/// How python steps run; built once from the settings.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    pub python: PathBuf,
+    pub timeout: Duration,
+    pub cpu_seconds: u64,
+    pub memory_bytes: u64,
+    pub output_bytes: usize,
+    /// Directories covered by an empty read-only file system inside the sandbox.
+    pub hidden: Vec<PathBuf>,
+    /// Cleared when the kernel refused the namespaces once; later steps run without them.
+    namespaces: Arc<AtomicBool>,
+}
+
+impl SandboxConfig {
+    pub fn new(settings: &gatehouse_core::settings::WorkflowSettings, hidden: Vec<PathBuf>) -> SandboxConfig {
+        SandboxConfig {
+            python: settings.python.clone(),
+            timeout: Duration::from_secs(settings.python_timeout_seconds.into()),
+            cpu_seconds: settings.python_cpu_seconds.into(),
+            memory_bytes: u64::from(settings.python_memory_mb) * 1024 * 1024,
+            output_bytes: settings.python_output_bytes as usize,
+            hidden,
+            namespaces: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+/// Why a python step produced no result.
+#[derive(Debug)]
+pub enum SandboxError {
+    /// The user's code raised; the traceback of their code only.
+    Raised(String),
+    Timeout(Duration),
+    Cpu(u64),
+    Memory(u64),
+    Output(usize),
+    Forbidden,
+    /// The sandbox itself could not run (no python, a broken setup).
+    Unavailable(String),
+    /// The kernel refused the namespaces (some containers do); the other layers can still run.
+    NamespacesRefused(String),
+}
+
+impl SandboxError {
+    pub fn into_api_error(self, step: &str) -> ApiError {
+        let unprocessable = |code, message: String| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                format!("python step `{step}` {message}"),
+            )
+        };
+        match self {
+            SandboxError::Raised(traceback) => {
+                unprocessable("python_error", format!("raised an error:\n{traceback}"))
+            }
+            SandboxError::Timeout(limit) => unprocessable(
+                "python_timeout",
+                format!(
+                    "ran longer than {} s and was stopped; raise workflows.python_timeout_seconds if that is expected",
+                    limit.as_secs()
+                ),
+            ),
+            SandboxError::Cpu(limit) => unprocessable(
+                "python_limit",
+                format!("used more than {limit} s of CPU and was stopped (workflows.python_cpu_seconds)"),
+            ),
+            SandboxError::Memory(limit) => unprocessable(
+                "python_limit",
+                format!(
+                    "needed more than {} MiB of memory (workflows.python_memory_mb)",
+                    limit / 1024 / 1024
+                ),
+            ),
+            SandboxError::Output(limit) => unprocessable(
+                "python_limit",
+                format!("returned more than {limit} bytes of JSON (workflows.python_output_bytes)"),
+            ),
+            SandboxError::Forbidden => unprocessable(
+                "python_forbidden",
+                "tried to start another process, which the sandbox does not allow, and was stopped".into(),
+            ),
+            SandboxError::Unavailable(why) | SandboxError::NamespacesRefused(why) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "sandbox_unavailable",
+                format!("python step `{step}` could not run: {why}"),
+            ),
+        }
+    }
+}
+
+/// Runs `code`'s `run(inputs)` in the sandbox and returns the dict it returned.
+pub async fn run(config: &SandboxConfig, code: &str, inputs: &Value) -> Result<Value, SandboxError> {
+    let namespaces = config.namespaces.load(Ordering::Relaxed);
+    match run_once(config, code, inputs, namespaces).await {
+        Err(SandboxError::NamespacesRefused(why)) => {
+            // Some containers refuse new namespaces; the other layers still hold. Said once.
+            tracing::warn!(event = "sandbox_without_namespaces", reason = %why,
+                "python steps run without network and mount namespaces: the kernel refused them");
+            config.namespaces.store(false, Ordering::Relaxed);
+            run_once(config, code, inputs, false).await
+        }
+        other => other,
+    }
+}
+
+/// Checks at start that python steps can run and logs which layers are in force.
+pub async fn probe(config: &SandboxConfig) {
+    match run(config, "def run(inputs):\n    return {}", &json!({})).await {
+        Ok(_) => tracing::info!(
+            event = "sandbox_ready",
+            namespaces = config.namespaces.load(Ordering::Relaxed),
+            seccomp = seccomp::AVAILABLE,
+            "python steps run sandboxed"
+        ),
+        Err(error) => tracing::warn!(event = "sandbox_unavailable", error = ?error,
+            "python steps cannot run; workflows with python steps will fail"),
+    }
+}
+
+async fn run_once(
+    config: &SandboxConfig,
+    code: &str,
+    inputs: &Value,
+    namespaces: bool,
+) -> Result<Value, SandboxError> {
+    let unavailable = |e: std::io::Error| SandboxError::Unavailable(e.to_string());
+    let workdir = tempfile::Builder::new()
+        .prefix("gatehouse-python-")
+        .tempdir()
+        .map_err(unavailable)?;
+    let layers = Layers::new(config, workdir.path(), namespaces);
+    let mut command = tokio::process::Command::new(&config.python);
+    command
+        .args(["-I", "-S", "-B", "-c", RUNNER])
+        .env_clear()
+        .current_dir(workdir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: `apply` runs in the forked child before exec and only makes system calls with data
+    // prepared before the fork (no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || layers.apply());
+    }
+    let mut child = command.spawn().map_err(|error| {
+        let refused = matches!(
+            error.raw_os_error(),
+            Some(libc::EPERM | libc::EINVAL | libc::ENOSYS | libc::EACCES)
+        );
+        if namespaces && refused {
+            SandboxError::NamespacesRefused(error.to_string())
+        } else {
+            unavailable(error)
+        }
+    })?;
+    let group = child.id();
+    let request = serde_json::to_vec(&json!({"code": code, "inputs": inputs}))
+        .map_err(|e| SandboxError::Unavailable(e.to_string()))?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let limit = config.output_bytes;
+    let exchange = async {
+        let write = async {
+            if let Some(mut stdin) = stdin.take() {
+                let _ = stdin.write_all(&request).await;
+            }
+        };
+        let read_out = async {
+            let out = read_capped(stdout.as_mut(), limit + 1).await;
+            // Past the cap the step would block on a full pipe: stop it now.
+            if let (true, Some(group)) = (out.len() > limit, group) {
+                kill_group(group);
+            }
+            out
+        };
+        let read_err = read_capped(stderr.as_mut(), 64 * 1024);
+        let ((), out, err) = tokio::join!(write, read_out, read_err);
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    let outcome = tokio::time::timeout(config.timeout, exchange).await;
+    // Whatever happened, nothing of the step survives it.
+    if let Some(group) = group {
+        kill_group(group);
+    }
+    let (status, out, err) = match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(SandboxError::Timeout(config.timeout));
+        }
+    };
+    let status = status.map_err(unavailable)?;
+    if out.len() > limit {
+        return Err(SandboxError::Output(limit));
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let stderr_text = String::from_utf8_lossy(&err).trim().to_string();
+    match (status.code(), status.signal()) {
+        (Some(0), _) => serde_json::from_slice(&out)
+            .map_err(|e| SandboxError::Unavailable(format!("the step's output was not JSON: {e}"))),
+        (Some(3), _) if stderr_text.ends_with("MemoryError") => {
+            Err(SandboxError::Memory(config.memory_bytes))
+        }
+        (Some(3), _) => Err(SandboxError::Raised(stderr_text)),
+        (_, Some(libc::SIGXCPU)) | (_, Some(libc::SIGKILL)) => Err(SandboxError::Cpu(config.cpu_seconds)),
+        (_, Some(libc::SIGSYS)) => Err(SandboxError::Forbidden),
+        (code, signal) => Err(SandboxError::Unavailable(format!(
+            "python ended with {} {}: {}",
+            code.map_or("signal".to_string(), |c| format!("status {c}")),
+            signal.map(|s| s.to_string()).unwrap_or_default(),
+            stderr_text.lines().last().unwrap_or("no message")
+        ))),
+    }
+}
+
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(stream: Option<&mut R>, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(stream) = stream {
+        let mut chunk = [0u8; 16 * 1024];
+        while out.len() < cap {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+    out
+}
+
+fn kill_group(group: u32) {
+    // SAFETY: kill(2) on the step's own process group (it was spawned with process_group(0)).
+    unsafe {
+        libc::kill(-(group as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+/// Everything the child applies to itself between fork and exec, prepared in the parent.
+struct Layers {
+    cpu_seconds: u64,
+    memory_bytes: u64,
+    namespaces: bool,
+    root: bool,
+    workdir: CString,
+    hidden: Vec<CString>,
+    uid_map: CString,
+    gid_map: CString,
+    filter: Vec<libc::sock_filter>,
+}
+
+// SAFETY: `sock_filter` is plain data; `Layers` is only read in the child.
+unsafe impl Send for Layers {}
+unsafe impl Sync for Layers {}
+
+impl Layers {
+    fn new(config: &SandboxConfig, workdir: &Path, namespaces: bool) -> Layers {
+        let cstring = |path: &Path| CString::new(path.as_os_str().as_bytes()).ok();
+        // SAFETY: getuid and getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let mut hidden: Vec<PathBuf> = ["/proc", "/home", "/root", "/run", "/tmp", "/var/tmp", "/dev/shm"]
+            .iter()
+            .map(PathBuf::from)
+            .chain(config.hidden.iter().cloned())
+            .filter(|p| p.is_dir())
+            .collect();
+        hidden.sort();
+        hidden.dedup();
+        // A directory inside one already covered cannot be reached, nor mounted on, any more.
+        let mut covering: Vec<PathBuf> = Vec::new();
+        for path in hidden {
+            if !covering.iter().any(|outer| path.starts_with(outer)) {
+                covering.push(path);
+            }
+        }
+        let hidden = covering;
+        Layers {
+            cpu_seconds: config.cpu_seconds,
+            memory_bytes: config.memory_bytes,
+            namespaces,
+            root: uid == 0,
+            workdir: cstring(workdir).unwrap_or_default(),
+            hidden: hidden.iter().filter_map(|p| cstring(p)).collect(),
+            uid_map: CString::new(format!("{uid} {uid} 1")).unwrap_or_default(),
+            gid_map: CString::new(format!("{gid} {gid} 1")).unwrap_or_default(),
+            filter: seccomp::filter(),
+        }
+    }
+
+    /// Runs in the child. Order matters: limits, then namespaces and mounts (which need
+    /// privileges the later layers take away), then no-new-privileges, then seccomp.
+    fn apply(&self) -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        // SAFETY (whole block): plain system calls on data owned by `self`.
+        unsafe {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return fail();
+            }
+            let limits = [
+                (libc::RLIMIT_CPU, self.cpu_seconds, self.cpu_seconds + 1),
+                (libc::RLIMIT_AS, self.memory_bytes, self.memory_bytes),
+                (libc::RLIMIT_FSIZE, 1 << 20, 1 << 20),
+                (libc::RLIMIT_NOFILE, 32, 32),
+                (libc::RLIMIT_NPROC, 0, 0),
+                (libc::RLIMIT_CORE, 0, 0),
+            ];
+            for (resource, soft, hard) in limits {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(resource, &limit) != 0 {
+                    return fail();
+                }
+            }
+            if self.namespaces {
+                let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
+                if !self.root {
+                    flags |= libc::CLONE_NEWUSER;
+                }
+                if libc::unshare(flags) != 0 {
+                    return fail();
+                }
+                if !self.root {
+                    write_file(c"/proc/self/setgroups", c"deny")?;
+                    write_file(c"/proc/self/uid_map", &self.uid_map)?;
+                    write_file(c"/proc/self/gid_map", &self.gid_map)?;
+                }
+                self.mount_layers()?;
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return fail();
+            }
+            if !self.filter.is_empty() {
+                let program = libc::sock_fprog {
+                    len: self.filter.len() as u16,
+                    filter: self.filter.as_ptr() as *mut libc::sock_filter,
+                };
+                if libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const _ as libc::c_ulong,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return fail();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Private mounts; the working directory bound writable; `/` read-only; the hidden directories
+    /// covered by empty read-only tmpfs.
+    unsafe fn mount_layers(&self) -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        let none = std::ptr::null();
+        // SAFETY: mount(2)/chdir(2) with NUL-terminated strings owned by `self`.
+        unsafe {
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail();
+            }
+            if libc::mount(
+                self.workdir.as_ptr(),
+                self.workdir.as_ptr(),
+                none,
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail();
+            }
+            // The working directory is now the bind mount, which stays writable below.
+            if libc::chdir(self.workdir.as_ptr()) != 0 {
+                return fail();
+            }
+            let read_only =
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+            if libc::mount(none, c"/".as_ptr(), none, read_only, std::ptr::null()) != 0 {
+                return fail();
+            }
+            for dir in &self.hidden {
+                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    flags,
+                    c"size=4k,mode=0555".as_ptr().cast(),
+                ) != 0
+                {
+                    return fail();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_file(path: &std::ffi::CStr, contents: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: open/write/close with NUL-terminated strings; no allocation.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let bytes = contents.to_bytes();
+        let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        libc::close(fd);
+        if written != bytes.len() as isize {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The seccomp filter: a classic BPF program over the system call number.
+mod seccomp {
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xc000_003e;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xc000_00b7;
+
+    /// Whether this build knows the system call numbers of its architecture.
+    pub const AVAILABLE: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_KILL_PROCESS: u32 = 0x8000_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+
+    fn statement(code: u16, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter { code, jt, jf, k }
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    pub fn filter() -> Vec<libc::sock_filter> {
+        const LOAD: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+        const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+        const JGE: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+        const RET: u16 = 0x06; // BPF_RET | BPF_K
+        #[cfg(target_arch = "x86_64")]
+        let killed: Vec<libc::c_long> =
+            vec![libc::SYS_fork, libc::SYS_vfork, libc::SYS_clone, libc::SYS_clone3];
+        #[cfg(target_arch = "aarch64")]
+        let killed: Vec<libc::c_long> = vec![libc::SYS_clone, libc::SYS_clone3];
+        let refused: Vec<libc::c_long> = vec![
+            libc::SYS_socket,
+            libc::SYS_socketpair,
+            libc::SYS_ptrace,
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_pivot_root,
+            libc::SYS_bpf,
+            libc::SYS_keyctl,
+            libc::SYS_add_key,
+            libc::SYS_request_key,
+            libc::SYS_perf_event_open,
+            libc::SYS_userfaultfd,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+        ];
+        let mut program = vec![
+            statement(LOAD, 4), // arch
+            jump(JEQ, ARCH, 1, 0),
+            statement(RET, RET_KILL_PROCESS),
+            statement(LOAD, 0), // number
+            // x32 system calls on x86_64 carry bit 30; none are allowed.
+            jump(JGE, 0x4000_0000, 0, 1),
+            statement(RET, RET_KILL_PROCESS),
+        ];
+        for number in killed {
+            program.push(jump(JEQ, number as u32, 0, 1));
+            program.push(statement(RET, RET_KILL_PROCESS));
+        }
+        for number in refused {
+            program.push(jump(JEQ, number as u32, 0, 1));
+            program.push(statement(RET, RET_ERRNO | libc::EPERM as u32));
+        }
+        program.push(statement(RET, RET_ALLOW));
+        program
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    pub fn filter() -> Vec<libc::sock_filter> {
+        Vec::new()
+    }
+}
