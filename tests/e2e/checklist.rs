@@ -158,7 +158,7 @@ fn a_misconfigured_server_fails_each_item_and_fix_repairs_the_files() {
         &report,
         "workflows.custom_python",
         "fail",
-        &["custom_python", "true"],
+        &["custom_python", "true", "python_sandbox", "in force: rlimits"],
     );
     assert_item(
         &report,

@@ -410,3 +410,65 @@ fn hostile_python_fails_safely_and_the_server_stays_healthy() {
     assert!(!body.to_string().contains("visible-only-to-the-server"));
     assert_eq!(body["outputs"]["result"]["read"], "ok");
 }
+
+#[test]
+fn without_namespaces_landlock_and_seccomp_still_contain_python() {
+    // Containers often refuse namespaces; the kernel's Landlock and seccomp must hold on their own.
+    let server = python_server(&[("GATEHOUSE_SANDBOX_NAMESPACES", "off")]);
+    let key = workflows_key(&server);
+    let (_, info) = server.get_anonymous("/info");
+    let sandbox = &info["python_sandbox"];
+    assert!(
+        sandbox["layers"].as_array().unwrap().contains(&json!("landlock")),
+        "this kernel offers Landlock and the sandbox uses it: {sandbox}"
+    );
+    assert!(
+        sandbox["layers"].as_array().unwrap().contains(&json!("seccomp")),
+        "{sandbox}"
+    );
+    assert_eq!(sandbox["missing"], json!(["namespaces"]));
+
+    let keys_file = server.home.path().join("keys.toml");
+    let (status, body) = run_python(
+        &server,
+        &key,
+        "def run(i):\n    return {'k': open(i['x']).read()}",
+        json!(keys_file.to_str().unwrap()),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("python_error")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("PermissionError"),
+        "{body}"
+    );
+
+    let escape = std::env::temp_dir().join(format!("gatehouse-landlock-{}", std::process::id()));
+    let (status, body) = run_python(
+        &server,
+        &key,
+        "def run(i):\n    open(i['x'], 'w').write('escaped')\n    return {}",
+        json!(escape.to_str().unwrap()),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("python_error")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("PermissionError"),
+        "{body}"
+    );
+    assert!(!escape.exists());
+
+    let (status, body) = run_python(
+        &server,
+        &key,
+        "def run(i):\n    open('scratch.txt', 'w').write('ok')\n    return {'read': open('scratch.txt').read()}",
+        json!(0),
+    );
+    assert_eq!(status, 200, "its own directory stays writable: {body}");
+    assert_eq!(body["outputs"]["result"]["read"], "ok");
+}

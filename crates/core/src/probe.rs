@@ -205,6 +205,8 @@ pub struct Prober {
     pub endpoint: Endpoint,
     pub identity: TlsIdentity,
     pub timeout: Duration,
+    /// The TLS configuration of plain requests, built once: the supervisor polls with it.
+    request_config: Arc<std::sync::OnceLock<Arc<rustls::ClientConfig>>>,
 }
 
 impl Prober {
@@ -213,6 +215,7 @@ impl Prober {
             endpoint,
             identity,
             timeout,
+            request_config: Arc::default(),
         }
     }
 
@@ -229,7 +232,10 @@ impl Prober {
         let exchange = async {
             let tcp = self.connect_tcp().await?;
             if self.endpoint.tls {
-                let config = self.client_config(rustls::ALL_VERSIONS, true).0;
+                let config = self
+                    .request_config
+                    .get_or_init(|| self.client_config(rustls::ALL_VERSIONS, true).0)
+                    .clone();
                 let mut stream = self.tls_connect(tcp, config).await?;
                 exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
             } else {

@@ -98,7 +98,16 @@ pub struct ServerInfo {
     pub auth: bool,
     /// Whether workflows may run `python` steps.
     pub custom_python: bool,
+    /// With custom Python on: the sandbox layers in force and the ones this system lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_sandbox: Option<PythonSandbox>,
     pub models_ready: usize,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PythonSandbox {
+    pub layers: Vec<String>,
+    pub missing: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/", tag = "public", responses((status = 200, description = "Where to go next")))]
@@ -133,6 +142,13 @@ pub async fn readiness(State(state): State<AppState>) -> Result<Json<Value>, Api
 pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
     let mut info = (*state.info).clone();
     info.models_ready = state.repository.get().map(Repository::ready_count).unwrap_or(0);
+    if info.custom_python {
+        let (layers, missing) = crate::workflows::sandbox::layers(&state.sandbox);
+        info.python_sandbox = Some(PythonSandbox {
+            layers: layers.into_iter().map(String::from).collect(),
+            missing: missing.into_iter().map(String::from).collect(),
+        });
+    }
     Json(info)
 }
 

@@ -237,6 +237,7 @@ mod tests {
                 tls: false,
                 auth: true,
                 custom_python: false,
+                python_sandbox: None,
                 mtls: false,
                 models_ready: 0,
             }),

@@ -154,6 +154,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             mtls: tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
             auth: settings.auth.enabled,
             custom_python: settings.workflows.allow_custom_python,
+            python_sandbox: None,
             models_ready: 0,
         }),
         max_body_bytes: settings.limits.max_body_bytes,

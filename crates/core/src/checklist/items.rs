@@ -217,6 +217,8 @@ struct Info {
     mtls: bool,
     auth: Option<bool>,
     custom_python: Option<bool>,
+    /// With custom Python on: the sandbox's layers and what is missing.
+    sandbox: Option<String>,
 }
 
 pub async fn gatehouse(
@@ -236,6 +238,20 @@ pub async fn gatehouse(
                 mtls: value["mtls"].as_bool().unwrap_or(false),
                 auth: value["auth"].as_bool(),
                 custom_python: value["custom_python"].as_bool(),
+                sandbox: value.get("python_sandbox").map(|s| {
+                    let list = |key: &str| {
+                        s[key]
+                            .as_array()
+                            .map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    };
+                    let missing = list("missing");
+                    format!(
+                        "in force: {}; missing: {}",
+                        list("layers"),
+                        if missing.is_empty() { "nothing" } else { &missing }
+                    )
+                }),
             }
         }
         _ => {
@@ -266,7 +282,7 @@ pub async fn gatehouse(
     );
     let mut items = vec![exposure, auth, public];
     items.extend(transport);
-    items.push(custom_python(info.custom_python, settings));
+    items.push(custom_python(info.custom_python, info.sandbox, settings));
     items.push(cors);
     items.push(metrics);
     items.extend(configuration_items(paths, settings));
@@ -784,7 +800,7 @@ fn mutual_tls(
     }
 }
 
-fn custom_python(reported: Option<bool>, settings: &Settings) -> Item {
+fn custom_python(reported: Option<bool>, sandbox: Option<String>, settings: &Settings) -> Item {
     let (allowed, source) = match reported {
         Some(allowed) => (allowed, "GET /info custom_python"),
         None => (
@@ -792,7 +808,10 @@ fn custom_python(reported: Option<bool>, settings: &Settings) -> Item {
             "settings workflows.allow_custom_python",
         ),
     };
-    let found = vec![evidence(source, allowed.to_string())];
+    let mut found = vec![evidence(source, allowed.to_string())];
+    if let Some(layers) = sandbox {
+        found.push(evidence("GET /info python_sandbox", layers));
+    }
     if allowed {
         item(
             "workflows.custom_python",

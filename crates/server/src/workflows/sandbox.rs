@@ -8,10 +8,14 @@
 //! - new network and mount namespaces (plus a user namespace when not running as root): no network
 //!   at all, the root file system read-only, and `/proc`, `/home`, `/root`, `/run`, `/tmp`, the
 //!   Gatehouse config and data directories covered by empty read-only file systems, so neither
-//!   the keys, the settings nor the server's environment can be read.
+//!   the keys, the settings nor the server's environment can be read;
+//! - Landlock, where the kernel has it: reading only the Python installation and the system
+//!   libraries, writing only the working directory, and no TCP — which still holds in containers
+//!   that refuse namespaces.
 //!
-//! What the kernel refuses (namespaces in some containers, seccomp on other architectures) is
-//! logged once at start by [`probe`] and left out, never silently assumed.
+//! What the kernel refuses (namespaces in some containers, Landlock on older kernels, seccomp on
+//! other architectures) is left out, never silently assumed: [`layers`] says what is in force,
+//! `/info` shows it and the checklist quotes it.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -76,7 +80,11 @@ impl SandboxConfig {
             memory_bytes: u64::from(settings.python_memory_mb) * 1024 * 1024,
             output_bytes: settings.python_output_bytes as usize,
             hidden,
-            namespaces: Arc::new(AtomicBool::new(true)),
+            // GATEHOUSE_SANDBOX_NAMESPACES=off leaves the namespaces out where an operator knows
+            // they break (and lets the tests prove the other layers hold on their own).
+            namespaces: Arc::new(AtomicBool::new(
+                std::env::var("GATEHOUSE_SANDBOX_NAMESPACES").map_or(true, |v| v != "off"),
+            )),
         }
     }
 }
@@ -160,15 +168,28 @@ pub async fn run(config: &SandboxConfig, code: &str, inputs: &Value) -> Result<V
     }
 }
 
+/// The layers in force for the next python step, and the ones this kernel or build lacks.
+pub fn layers(config: &SandboxConfig) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut on = vec!["rlimits", "timeout", "empty environment", "no new privileges"];
+    let mut off = Vec::new();
+    for (name, available) in [
+        ("seccomp", seccomp::AVAILABLE),
+        ("namespaces", config.namespaces.load(Ordering::Relaxed)),
+        ("landlock", landlock::abi().is_some()),
+    ] {
+        if available { on.push(name) } else { off.push(name) }
+    }
+    (on, off)
+}
+
 /// Checks at start that python steps can run and logs which layers are in force.
 pub async fn probe(config: &SandboxConfig) {
     match run(config, "def run(inputs):\n    return {}", &json!({})).await {
-        Ok(_) => tracing::info!(
-            event = "sandbox_ready",
-            namespaces = config.namespaces.load(Ordering::Relaxed),
-            seccomp = seccomp::AVAILABLE,
-            "python steps run sandboxed"
-        ),
+        Ok(_) => {
+            let (on, off) = layers(config);
+            tracing::info!(event = "sandbox_ready", layers = %on.join(", "), missing = %off.join(", "),
+                "python steps run sandboxed")
+        }
         Err(error) => tracing::warn!(event = "sandbox_unavailable", error = ?error,
             "python steps cannot run; workflows with python steps will fail"),
     }
@@ -306,6 +327,7 @@ struct Layers {
     uid_map: CString,
     gid_map: CString,
     filter: Vec<libc::sock_filter>,
+    landlock: Option<landlock::Rules>,
 }
 
 // SAFETY: `sock_filter` is plain data; `Layers` is only read in the child.
@@ -343,6 +365,7 @@ impl Layers {
             uid_map: CString::new(format!("{uid} {uid} 1")).unwrap_or_default(),
             gid_map: CString::new(format!("{gid} {gid} 1")).unwrap_or_default(),
             filter: seccomp::filter(),
+            landlock: landlock::rules(&config.python),
         }
     }
 
@@ -389,6 +412,9 @@ impl Layers {
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return fail();
+            }
+            if let Some(rules) = &self.landlock {
+                rules.restrict_self()?;
             }
             if !self.filter.is_empty() {
                 let program = libc::sock_fprog {
@@ -561,5 +587,170 @@ mod seccomp {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     pub fn filter() -> Vec<libc::sock_filter> {
         Vec::new()
+    }
+}
+
+/// Landlock: an unprivileged allow-list of what the process may touch, enforced by the kernel.
+mod landlock {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    const EXECUTE: u64 = 1 << 0;
+    const WRITE_FILE: u64 = 1 << 1;
+    const READ_FILE: u64 = 1 << 2;
+    const READ_DIR: u64 = 1 << 3;
+    const TRUNCATE: u64 = 1 << 14;
+    const NET_BIND_TCP: u64 = 1 << 0;
+    const NET_CONNECT_TCP: u64 = 1 << 1;
+    const RULE_PATH_BENEATH: libc::c_int = 1;
+    const CREATE_RULESET_VERSION: libc::c_uint = 1;
+
+    #[repr(C)]
+    struct RulesetAttr {
+        handled_access_fs: u64,
+        handled_access_net: u64,
+    }
+
+    #[repr(C, packed)]
+    struct PathBeneathAttr {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+
+    /// The kernel's Landlock ABI version, asked once.
+    pub fn abi() -> Option<i64> {
+        static ABI: OnceLock<Option<i64>> = OnceLock::new();
+        *ABI.get_or_init(|| {
+            // SAFETY: the documented way to ask for the ABI version: no attribute, size 0.
+            let version = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_create_ruleset,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                    CREATE_RULESET_VERSION,
+                )
+            };
+            (version >= 1).then_some(version)
+        })
+    }
+
+    /// What one python step may read and write, prepared before the fork.
+    pub struct Rules {
+        handled_fs: u64,
+        handled_net: u64,
+        /// Paths and the rights beneath them.
+        paths: Vec<(CString, u64)>,
+    }
+
+    pub fn rules(python: &Path) -> Option<Rules> {
+        let abi = abi()?;
+        // Every right of ABI 1, plus REFER (ABI 2) and TRUNCATE (ABI 3) where the kernel has them.
+        let handled_fs: u64 = match abi {
+            1 => (1 << 13) - 1,
+            2 => (1 << 14) - 1,
+            _ => (1 << 15) - 1,
+        };
+        let handled_net = if abi >= 4 {
+            NET_BIND_TCP | NET_CONNECT_TCP
+        } else {
+            0
+        };
+        let read_dir = EXECUTE | READ_FILE | READ_DIR;
+        let mut paths: Vec<(std::path::PathBuf, u64)> = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"]
+            .iter()
+            .map(|p| (std::path::PathBuf::from(p), read_dir))
+            .collect();
+        // An interpreter outside /usr brings its own installation (two levels up from bin/python3).
+        if let Some(prefix) = python
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
+        {
+            paths.push((prefix, read_dir));
+        }
+        for file in ["/etc/ld.so.cache", "/etc/localtime", "/dev/urandom"] {
+            paths.push((file.into(), READ_FILE));
+        }
+        paths.push(("/dev/null".into(), READ_FILE | WRITE_FILE | TRUNCATE));
+        let mut paths: Vec<(CString, u64)> = paths
+            .into_iter()
+            .filter(|(path, _)| path.exists())
+            .filter_map(|(path, rights)| {
+                Some((
+                    CString::new(path.as_os_str().as_bytes()).ok()?,
+                    rights & handled_fs,
+                ))
+            })
+            .collect();
+        // The working directory by `.`: by the time the rules are made the child has moved into
+        // it, and in a mount namespace its path leads to the covered /tmp instead.
+        paths.push((c".".to_owned(), handled_fs));
+        Some(Rules {
+            handled_fs,
+            handled_net,
+            paths,
+        })
+    }
+
+    impl Rules {
+        /// Runs in the child, after no-new-privileges: builds the ruleset and enforces it.
+        pub fn restrict_self(&self) -> std::io::Result<()> {
+            let attr = RulesetAttr {
+                handled_access_fs: self.handled_fs,
+                handled_access_net: self.handled_net,
+            };
+            // Kernels before ABI 4 know only the first field.
+            let size = if self.handled_net == 0 {
+                std::mem::size_of::<u64>()
+            } else {
+                std::mem::size_of::<RulesetAttr>()
+            };
+            // SAFETY: Landlock system calls with structures laid out as the kernel's headers say;
+            // open/close on NUL-terminated paths owned by `self`. No allocation.
+            unsafe {
+                let ruleset = libc::syscall(
+                    libc::SYS_landlock_create_ruleset,
+                    &attr as *const RulesetAttr,
+                    size,
+                    0u32,
+                );
+                if ruleset < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let ruleset = ruleset as libc::c_int;
+                for (path, rights) in &self.paths {
+                    let fd = libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        continue;
+                    }
+                    let rule = PathBeneathAttr {
+                        allowed_access: *rights,
+                        parent_fd: fd,
+                    };
+                    let added = libc::syscall(
+                        libc::SYS_landlock_add_rule,
+                        ruleset,
+                        RULE_PATH_BENEATH,
+                        &rule as *const PathBeneathAttr,
+                        0u32,
+                    );
+                    libc::close(fd);
+                    if added != 0 {
+                        let error = std::io::Error::last_os_error();
+                        libc::close(ruleset);
+                        return Err(error);
+                    }
+                }
+                let enforced = libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32);
+                let error = std::io::Error::last_os_error();
+                libc::close(ruleset);
+                if enforced != 0 {
+                    return Err(error);
+                }
+            }
+            Ok(())
+        }
     }
 }
