@@ -59,10 +59,30 @@ install_python_and_models() {
     printf '%s' "$want" > "$stamp"
 }
 
+# The desktop panel: WebKitGTK and GTK for Tauri, the tray's indicator library, SVG icons.
+app_packages=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev)
+
+# The panel's web page: pinned npm packages (package-lock.json), built into ui/dist, which the
+# app embeds at compile time. `npm ci` runs only when the lock file changed.
+build_ui() {
+    command -v npm >/dev/null || fail "npm is not installed; install Node.js 20 or newer, then run this again"
+    local ui="$here/../ui"
+    local stamp="$ui/node_modules/.lock-stamp"
+    local want
+    want="$(sha256sum "$ui/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing the panel's pinned npm packages"
+        (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        printf '%s' "$want" > "$stamp"
+    fi
+    (cd "$ui" && npx vite build --logLevel error >&2)
+}
+
 setup_all() {
-    install_debian_packages "$@"
+    install_debian_packages "${app_packages[@]}" "$@"
     check_rust
     install_python_and_models
+    build_ui
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

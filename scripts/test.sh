@@ -8,11 +8,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 # The keychain tests need a Secret Service, a private session bus and libsecret's secret-tool;
 # the TLS tests use openssl s_client and curl as independent clients.
-setup_all dbus gnome-keyring libsecret-tools openssl
+# The panel's tests drive the real app in WebKit under a virtual display, through tauri-driver.
+setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver
+if ! [ -x "$HOME/.cargo/bin/tauri-driver" ]; then
+    say "installing tauri-driver (the WebDriver bridge for the panel's tests)"
+    cargo install tauri-driver --locked --version 2.0.5 >&2
+fi
 export GATEHOUSE_DATA GATEHOUSE_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"
 cargo fmt --all --check
+step "panel unit tests (vitest)"
+(cd ui && npx vitest run)
 step "clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 step "build"
@@ -31,4 +38,5 @@ XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c '
 # One closing line for the whole suite, summed over every test binary cargo ran.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+[ -d test-artifacts ] && echo "screenshots of the panel: $(pwd)/test-artifacts" >&2
 exit "$status"

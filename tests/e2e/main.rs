@@ -9,6 +9,7 @@ mod checklist;
 mod errors;
 mod inference;
 mod keychain;
+mod panel;
 mod perimeter;
 mod public;
 mod serve;

@@ -54,6 +54,23 @@ impl AuditLog {
     }
 
     /// Rotates when the file has grown past `limit` bytes.
+    /// Records a change to a key (never its text): event, id, name, scopes and who made it.
+    pub fn key_change(&self, event: &str, key: &crate::keys::KeyRecord, actor: &str) -> std::io::Result<()> {
+        let mut line = serde_json::Map::new();
+        line.insert("event".into(), event.into());
+        line.insert("key_id".into(), key.id.clone().into());
+        line.insert("name".into(), key.name.clone().into());
+        line.insert(
+            "scopes".into(),
+            key.scopes
+                .iter()
+                .map(|s| serde_json::Value::from(s.name()))
+                .collect(),
+        );
+        line.insert("actor".into(), actor.into());
+        self.record(line)
+    }
+
     pub fn rotate_if_larger(&self, limit: u64) -> std::io::Result<bool> {
         let size = match std::fs::metadata(&self.path) {
             Ok(meta) => meta.len(),

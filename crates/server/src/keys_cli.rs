@@ -261,13 +261,7 @@ fn print_table(records: &[KeyRecord]) {
 }
 
 fn record(audit: &AuditLog, event: &str, key: &KeyRecord) {
-    let mut line = serde_json::Map::new();
-    line.insert("event".into(), event.into());
-    line.insert("key_id".into(), key.id.clone().into());
-    line.insert("name".into(), key.name.clone().into());
-    line.insert("scopes".into(), json!(key.scopes));
-    line.insert("actor".into(), "cli".into());
-    if let Err(error) = audit.record(line) {
+    if let Err(error) = audit.key_change(event, key, "cli") {
         eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
     }
 }

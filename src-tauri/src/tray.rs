@@ -1,0 +1,188 @@
+//! The tray: an icon coloured by the server's state and a menu to drive it. The menu's text and
+//! icon come from [`TrayView::of`], a pure function of the state, so they are tested without a
+//! desktop.
+
+use std::sync::Arc;
+
+use gatehouse_core::supervisor::{State, Status};
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager};
+use tauri_plugin_clipboard_manager::ClipboardExt;
+
+use crate::AppState;
+
+const TRAY_ID: &str = "gatehouse";
+
+/// What the tray shows for a server status.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TrayView {
+    /// `stopped`, `starting`, `ready`, `warning` or `crashed`: the icon's name.
+    pub icon: &'static str,
+    /// The menu's first line, e.g. "Ready at http://127.0.0.1:9001".
+    pub line: String,
+    pub can_start: bool,
+    pub can_stop: bool,
+}
+
+impl TrayView {
+    pub fn of(status: &Status) -> TrayView {
+        let (icon, line) = match status.state {
+            State::Stopped => ("stopped", "Stopped".to_string()),
+            State::Starting => ("starting", "Starting…".to_string()),
+            State::Ready => (
+                "ready",
+                format!("Ready at {}", status.url.as_deref().unwrap_or("?")),
+            ),
+            State::Degraded => ("warning", "Ready, with failing checks".to_string()),
+            State::Crashed => ("crashed", "Crashed".to_string()),
+            State::CrashLooping => ("crashed", "Crashed repeatedly: stopped".to_string()),
+        };
+        let running = matches!(status.state, State::Starting | State::Ready | State::Degraded);
+        TrayView {
+            icon,
+            line,
+            can_start: !running,
+            can_stop: running,
+        }
+    }
+}
+
+fn icon(name: &str) -> Option<Image<'static>> {
+    let bytes: &'static [u8] = match name {
+        "starting" => include_bytes!("../../icons/tray-starting.png"),
+        "ready" => include_bytes!("../../icons/tray-ready.png"),
+        "warning" => include_bytes!("../../icons/tray-warning.png"),
+        "crashed" => include_bytes!("../../icons/tray-crashed.png"),
+        _ => include_bytes!("../../icons/tray-stopped.png"),
+    };
+    Image::from_bytes(bytes).ok()
+}
+
+fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<tauri::Wry>> {
+    let line = MenuItem::with_id(app, "state", &view.line, false, None::<&str>)?;
+    let start = MenuItem::with_id(app, "start", "Start", view.can_start, None::<&str>)?;
+    let stop = MenuItem::with_id(app, "stop", "Stop", view.can_stop, None::<&str>)?;
+    let restart = MenuItem::with_id(app, "restart", "Restart", view.can_stop, None::<&str>)?;
+    let open = MenuItem::with_id(app, "open", "Open Gatehouse", true, None::<&str>)?;
+    let copy = MenuItem::with_id(app, "copy", "Copy endpoint", view.can_stop, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let separator2 = PredefinedMenuItem::separator(app)?;
+    Menu::with_items(
+        app,
+        &[
+            &line,
+            &separator,
+            &start,
+            &stop,
+            &restart,
+            &separator2,
+            &open,
+            &copy,
+            &quit,
+        ],
+    )
+}
+
+pub fn build(app: &AppHandle) -> tauri::Result<()> {
+    let status = app.state::<Arc<AppState>>().supervisor.status();
+    let view = TrayView::of(&status);
+    let mut builder = TrayIconBuilder::with_id(TRAY_ID)
+        .tooltip("Gatehouse")
+        .menu(&menu(app, &view)?)
+        .on_menu_event(|app, event| handle(app, event.id().as_ref()));
+    if let Some(image) = icon(view.icon) {
+        builder = builder.icon(image);
+    }
+    builder.build(app)?;
+    Ok(())
+}
+
+/// Brings the tray in line with the server's state.
+pub fn refresh(app: &AppHandle) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let status = app.state::<Arc<AppState>>().supervisor.status();
+    let view = TrayView::of(&status);
+    let _ = tray.set_icon(icon(view.icon));
+    if let Ok(menu) = menu(app, &view) {
+        let _ = tray.set_menu(Some(menu));
+    }
+    let _ = tray.set_tooltip(Some(format!("Gatehouse: {}", view.line)));
+}
+
+fn handle(app: &AppHandle, id: &str) {
+    let state = app.state::<Arc<AppState>>().inner().clone();
+    match id {
+        "start" => state.supervisor.start(),
+        "restart" => state.supervisor.restart(),
+        "stop" => {
+            tauri::async_runtime::spawn(async move { state.supervisor.stop().await });
+        }
+        "open" => show_window(app),
+        "copy" => {
+            if let Some(url) = state.supervisor.status().url {
+                let _ = app.clipboard().write_text(url);
+            }
+        }
+        "quit" => {
+            let app = app.clone();
+            // Stop the server gracefully before the process ends.
+            tauri::async_runtime::spawn(async move {
+                state.supervisor.stop().await;
+                app.exit(0);
+            });
+        }
+        _ => {}
+    }
+}
+
+pub fn show_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: State, url: Option<&str>) -> Status {
+        Status {
+            state,
+            since: time::OffsetDateTime::UNIX_EPOCH,
+            reason: None,
+            url: url.map(str::to_string),
+            pid: None,
+            restarts: 0,
+            next_restart_ms: None,
+        }
+    }
+
+    #[test]
+    fn each_state_has_its_icon_line_and_actions() {
+        let ready = TrayView::of(&status(State::Ready, Some("http://127.0.0.1:9001")));
+        assert_eq!(ready.icon, "ready");
+        assert_eq!(ready.line, "Ready at http://127.0.0.1:9001");
+        assert!(ready.can_stop && !ready.can_start);
+        let degraded = TrayView::of(&status(State::Degraded, Some("http://127.0.0.1:9001")));
+        assert_eq!(degraded.icon, "warning");
+        let stopped = TrayView::of(&status(State::Stopped, None));
+        assert_eq!(
+            (stopped.icon, stopped.can_start, stopped.can_stop),
+            ("stopped", true, false)
+        );
+        let looping = TrayView::of(&status(State::CrashLooping, None));
+        assert_eq!(looping.icon, "crashed");
+        assert!(looping.line.contains("stopped"));
+        assert_eq!(TrayView::of(&status(State::Starting, None)).icon, "starting");
+        for name in ["stopped", "starting", "ready", "warning", "crashed"] {
+            assert!(icon(name).is_some(), "{name} icon decodes");
+        }
+    }
+}

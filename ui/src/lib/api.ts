@@ -1,0 +1,66 @@
+// The only file that talks to the backend. Pages get a `Backend`; component tests pass a fake.
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import { writeText } from "@tauri-apps/plugin-clipboard-manager";
+import type { CreatedKey, FixOutcome, KeyRecord, LogLine, Report, Sample, Status } from "./types";
+
+export interface Backend {
+  status(): Promise<Status>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  checklist(): Promise<Report | null>;
+  runChecklist(): Promise<Report | null>;
+  applyFix(id: string): Promise<FixOutcome>;
+  logs(): Promise<LogLine[]>;
+  samples(): Promise<Sample[]>;
+  keys(): Promise<KeyRecord[]>;
+  createKey(name: string, scopes: string[], expires: string): Promise<CreatedKey>;
+  revokeKey(id: string): Promise<void>;
+  copy(text: string): Promise<void>;
+  on(events: Partial<Handlers>): Promise<() => void>;
+}
+
+export interface Handlers {
+  state: (status: Status) => void;
+  checklist: (report: Report) => void;
+  sample: (sample: Sample) => void;
+  log: (line: LogLine) => void;
+}
+
+/** The text of an error thrown by a command, whatever its shape. */
+export function errorText(error: unknown): string {
+  if (typeof error === "string") return error;
+  if (error && typeof error === "object" && "message" in error) return String((error as { message: unknown }).message);
+  return "The request failed without saying why.";
+}
+
+export const tauriBackend: Backend = {
+  status: () => invoke("status"),
+  start: () => invoke("start"),
+  stop: () => invoke("stop"),
+  restart: () => invoke("restart"),
+  checklist: () => invoke("checklist"),
+  runChecklist: () => invoke("run_checklist"),
+  applyFix: (id) => invoke("apply_fix", { id }),
+  logs: () => invoke("logs"),
+  samples: () => invoke("samples"),
+  keys: () => invoke("keys_list"),
+  createKey: (name, scopes, expires) => invoke("key_create", { name, scopes, expires }),
+  revokeKey: (id) => invoke("key_revoke", { id }),
+  copy: (text) => writeText(text),
+  async on(handlers) {
+    const names: Record<keyof Handlers, string> = {
+      state: "app://state",
+      checklist: "app://checklist",
+      sample: "app://sample",
+      log: "app://log",
+    };
+    const stops = await Promise.all(
+      (Object.keys(handlers) as (keyof Handlers)[]).map((key) =>
+        listen(names[key], (event) => (handlers[key] as (payload: unknown) => void)(event.payload)),
+      ),
+    );
+    return () => stops.forEach((stop) => stop());
+  },
+};

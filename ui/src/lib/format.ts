@@ -1,0 +1,74 @@
+// Words and numbers for people: what each state means, sizes, rates, durations.
+import type { CheckStatus, ServerState } from "./types";
+
+export const stateLabel: Record<ServerState, string> = {
+  stopped: "Stopped",
+  starting: "Starting",
+  ready: "Ready",
+  degraded: "Ready, with failing checks",
+  crashed: "Crashed",
+  "crash-looping": "Crashed repeatedly",
+};
+
+/** A tone for colour and an icon, so colour is never the only signal. */
+export function stateTone(state: ServerState): "good" | "busy" | "warn" | "bad" | "idle" {
+  switch (state) {
+    case "ready":
+      return "good";
+    case "starting":
+      return "busy";
+    case "degraded":
+      return "warn";
+    case "crashed":
+    case "crash-looping":
+      return "bad";
+    default:
+      return "idle";
+  }
+}
+
+export const checkIcon: Record<CheckStatus, string> = { pass: "✓", warn: "!", fail: "✕", unknown: "?" };
+
+export function bytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(0)} KiB`;
+  return `${n} B`;
+}
+
+export function rate(n: number): string {
+  if (n >= 1000) return `${(n / 1000).toFixed(1)}k/s`;
+  if (n >= 10) return `${n.toFixed(0)}/s`;
+  return `${n.toFixed(1)}/s`;
+}
+
+export function millis(n: number | null): string {
+  if (n === null) return "–";
+  if (n < 1) return `${(n * 1000).toFixed(0)} µs`;
+  return `${n.toFixed(n < 10 ? 1 : 0)} ms`;
+}
+
+/** "12 s ago", "3 min ago" from an RFC 3339 time. */
+export function ago(iso: string, now: number = Date.now()): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  return `${Math.round(seconds / 3600)} h ago`;
+}
+
+/** The curl line that tries the server with a key. */
+export function curlLine(url: string, key = "$GATEHOUSE_KEY"): string {
+  return `curl -H "Authorization: Bearer ${key}" ${url}/v2/models/magika`;
+}
+
+/** Points for an SVG polyline of `values` in a `width`×`height` box (missing values skipped). */
+export function sparkline(values: (number | null)[], width: number, height: number): string {
+  const present = values.filter((v): v is number => v !== null && Number.isFinite(v));
+  if (present.length === 0) return "";
+  const max = Math.max(...present, 1e-9);
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  return values
+    .map((v, i) => (v === null || !Number.isFinite(v) ? null : `${(i * step).toFixed(1)},${(height - (v / max) * height).toFixed(1)}`))
+    .filter((p) => p !== null)
+    .join(" ");
+}
