@@ -10,10 +10,12 @@ source scripts/setup.sh
 # the TLS tests use openssl s_client and curl as independent clients.
 # The panel's tests drive the real app in WebKit under a virtual display, through tauri-driver.
 setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver
-if ! [ -x "$HOME/.cargo/bin/tauri-driver" ]; then
+TAURI_DRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
+if ! [ -x "$TAURI_DRIVER" ]; then
     say "installing tauri-driver (the WebDriver bridge for the panel's tests)"
     cargo install tauri-driver --locked --version 2.0.5 >&2
 fi
+export TAURI_DRIVER
 export GATEHOUSE_DATA GATEHOUSE_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"
