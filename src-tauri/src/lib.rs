@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gatehouse_core::checklist::{self, Options, Report, Status as CheckStatus};
+use gatehouse_core::checklist::{self, Report};
 use gatehouse_core::paths::Paths;
-use gatehouse_core::supervisor::{Config, State, Supervisor};
+use gatehouse_core::supervisor::{Config, Supervisor};
 use tauri::Manager;
 
 /// How often the checklist re-runs while the server is up; probes take a few milliseconds.
@@ -63,7 +63,13 @@ pub fn run() {
             }));
             tray::build(app.handle())?;
             events::forward(app.handle().clone(), supervisor.clone());
-            tauri::async_runtime::spawn(check_while_up(app.handle().clone()));
+            let (handle, shared) = (app.handle().clone(), app.state::<Arc<AppState>>().inner().clone());
+            tauri::async_runtime::spawn(gatehouse_core::supervisor::keep_checked(
+                supervisor.clone(),
+                shared.paths.clone(),
+                CHECK_INTERVAL,
+                move |report| publish(&handle, &shared, report),
+            ));
             supervisor.start();
             Ok(())
         })
@@ -95,49 +101,18 @@ pub fn run() {
         });
 }
 
-/// Runs the checklist whenever the server becomes ready and every [`CHECK_INTERVAL`] after,
-/// publishes the report and marks the server degraded while an item fails.
-async fn check_while_up(app: tauri::AppHandle) {
-    let state = app.state::<Arc<AppState>>().inner().clone();
-    let mut status = state.supervisor.watch();
-    loop {
-        let current = status.borrow_and_update().clone();
-        if let (State::Ready | State::Degraded, Some(_)) = (current.state, &current.url) {
-            run_and_publish(&app, &state).await;
-            tokio::select! {
-                _ = tokio::time::sleep(CHECK_INTERVAL) => {}
-                changed = status.changed() => if changed.is_err() { return },
-            }
-        } else if status.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// One checklist run against the supervised server; the report goes to the window and the tray.
-pub async fn run_and_publish(app: &tauri::AppHandle, state: &AppState) -> Option<Report> {
-    let url = state.supervisor.status().url?;
-    let settings = gatehouse_core::Settings::load(&state.paths.settings_file()).unwrap_or_default();
-    let report = Box::pin(checklist::check_gatehouse(
-        &url,
-        &state.paths,
-        &settings,
-        Options::default(),
-    ))
-    .await;
-    let failing: Vec<&str> = report
-        .items
-        .iter()
-        .filter(|i| i.status == CheckStatus::Fail)
-        .map(|i| i.id.as_str())
-        .collect();
-    state
-        .supervisor
-        .set_checklist_failing((!failing.is_empty()).then(|| format!("failing: {}", failing.join(", "))));
+/// Stores a checklist report and shows it: in the window and in the tray.
+fn publish(app: &tauri::AppHandle, state: &AppState, report: Report) {
     if let Ok(mut slot) = state.last_report.lock() {
         *slot = Some(report.clone());
     }
     events::emit_checklist(app, &report);
     tray::refresh(app);
+}
+
+/// One checklist run now (the window's "Check now", after a fix), published like the periodic ones.
+pub async fn run_and_publish(app: &tauri::AppHandle, state: &AppState) -> Option<Report> {
+    let report = gatehouse_core::supervisor::check_once(&state.supervisor, &state.paths).await?;
+    publish(app, state, report.clone());
     Some(report)
 }

@@ -61,11 +61,14 @@ struct Panel {
 impl Panel {
     fn start() -> Panel {
         let xvfb = require("Xvfb", "./scripts/test.sh installs xvfb");
+        // test.sh says where cargo installed it; by hand, cargo's default place.
         let driver = require(
-            &format!(
-                "{}/.cargo/bin/tauri-driver",
-                std::env::var("HOME").unwrap_or_default()
-            ),
+            &std::env::var("TAURI_DRIVER").unwrap_or_else(|_| {
+                format!(
+                    "{}/.cargo/bin/tauri-driver",
+                    std::env::var("HOME").unwrap_or_default()
+                )
+            }),
             "./scripts/test.sh installs it with `cargo install tauri-driver --locked`",
         );
         require("WebKitWebDriver", "./scripts/test.sh installs webkit2gtk-driver");

@@ -762,6 +762,62 @@ impl Sampler {
     }
 }
 
+/// Runs the checklist once against the supervised server (settings as the file and the
+/// environment give them) and marks the server degraded while an item fails.
+pub async fn check_once(
+    supervisor: &Supervisor,
+    paths: &crate::paths::Paths,
+) -> Option<crate::checklist::Report> {
+    use crate::checklist::{self, Status as CheckStatus};
+    let url = supervisor.status().url?;
+    let mut settings = crate::Settings::load(&paths.settings_file()).unwrap_or_default();
+    // A bad variable is the server's start error to report; the checklist judges the rest.
+    let _ = settings.apply_environment(|name| std::env::var(name).ok());
+    // Boxed: the joined probes make a future too large for a debug build's worker stack.
+    let report = Box::pin(checklist::check_gatehouse(
+        &url,
+        paths,
+        &settings,
+        checklist::Options::default(),
+    ))
+    .await;
+    let failing: Vec<&str> = report
+        .items
+        .iter()
+        .filter(|i| i.status == CheckStatus::Fail)
+        .map(|i| i.id.as_str())
+        .collect();
+    supervisor.set_checklist_failing(
+        (!failing.is_empty()).then(|| format!("checklist items failing: {}", failing.join(", "))),
+    );
+    Some(report)
+}
+
+/// Runs [`check_once`] whenever the server becomes ready and every `interval` after, handing
+/// each report to `publish`; ends when the supervisor does.
+pub async fn keep_checked(
+    supervisor: Supervisor,
+    paths: crate::paths::Paths,
+    interval: Duration,
+    mut publish: impl FnMut(crate::checklist::Report) + Send,
+) {
+    let mut status = supervisor.watch();
+    loop {
+        let current = status.borrow_and_update().clone();
+        if matches!(current.state, State::Ready | State::Degraded) && current.url.is_some() {
+            if let Some(report) = check_once(&supervisor, &paths).await {
+                publish(report);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                changed = status.changed() => if changed.is_err() { return },
+            }
+        } else if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

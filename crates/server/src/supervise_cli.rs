@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gatehouse_core::checklist::{self, Options, Status as CheckStatus};
+use gatehouse_core::checklist;
 use gatehouse_core::paths::Paths;
 use gatehouse_core::supervisor::{Config, Event, State, Supervisor};
 
@@ -63,7 +63,12 @@ async fn foreground(config: Config, paths: Paths, json: bool) -> ExitCode {
     let supervisor = Supervisor::spawn(config);
     let mut events = supervisor.subscribe();
     supervisor.start();
-    let checker = tokio::spawn(check_periodically(supervisor.clone(), paths));
+    let checker = tokio::spawn(gatehouse_core::supervisor::keep_checked(
+        supervisor.clone(),
+        paths,
+        CHECK_INTERVAL,
+        |_| {},
+    ));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let code = loop {
         let terminated = async {
@@ -125,33 +130,5 @@ async fn foreground(config: Config, paths: Paths, json: bool) -> ExitCode {
 fn print_json(event: &Event) {
     if let Ok(line) = serde_json::to_string(event) {
         println!("{line}");
-    }
-}
-
-/// Runs the checklist whenever the server becomes ready and every [`CHECK_INTERVAL`] after, and
-/// tells the supervisor, which turns `ready` into `degraded` while an item fails.
-async fn check_periodically(supervisor: Supervisor, paths: Paths) {
-    let mut status = supervisor.watch();
-    loop {
-        let current = status.borrow_and_update().clone();
-        if let (State::Ready | State::Degraded, Some(url)) = (current.state, &current.url) {
-            let settings = crate::effective_settings(&paths).unwrap_or_default();
-            let report = checklist::check_gatehouse(url, &paths, &settings, Options::default()).await;
-            let failing: Vec<&str> = report
-                .items
-                .iter()
-                .filter(|i| i.status == CheckStatus::Fail)
-                .map(|i| i.id.as_str())
-                .collect();
-            supervisor.set_checklist_failing(
-                (!failing.is_empty()).then(|| format!("checklist items failing: {}", failing.join(", "))),
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(CHECK_INTERVAL) => {}
-                changed = status.changed() => if changed.is_err() { return },
-            }
-        } else if status.changed().await.is_err() {
-            return;
-        }
     }
 }
