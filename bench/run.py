@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 
+import panel
 import supervision
 import workflows
 
@@ -306,6 +307,7 @@ def main() -> None:
     transport = tls(files)
     supervised = supervision.measure()
     python_step = workflows.measure()
+    idle = panel.measure()
     rows = [
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "≥ 20"),
         ("tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (tuned) req/s", ours[("sigmoid", 16)]["rps"] / tuned[("sigmoid", 16)]["rps"], "—"),
@@ -319,6 +321,8 @@ def main() -> None:
         ("supervisor: crash → ready again ÷ cold start → ready (medians)", supervised["crash_ms"] / supervised["cold_ms"], "≤ 1.5"),
         ("full checklist against a local server (ms, median)", supervised["checklist_ms"], "< 200"),
         ("a trivial python step's added workflow latency, p50 (ms)", python_step["added_ms"], "≤ 60"),
+        ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
+        ("panel idle: CPU over a minute (% of one core)", idle["cpu_percent"], "< 1"),
     ]
     lines = ["| measure | this run | target |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]

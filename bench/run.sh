@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 had_nginx=0
 dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q 'install ok installed' && had_nginx=1
-setup_all wrk nginx openssl
+setup_all wrk nginx openssl xvfb
 # Debian starts nginx on port 80 when it installs it. The benchmark runs its own instance on a
 # loopback port, so a service it brought along is stopped and disabled; one that was already
 # there is left as it was.
@@ -19,5 +19,5 @@ if [ "$had_nginx" = 0 ] && command -v systemctl >/dev/null && systemctl is-enabl
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
-cargo build --release --locked -p gatehouse-server -p gatehouse-bench
+cargo build --release --locked -p gatehouse-server -p gatehouse-app -p gatehouse-bench
 exec "$GATEHOUSE_VENV/bin/python" bench/run.py "$@"
