@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{ServerBuilder, TestServer, default_models, gatehouse_bin};
+use crate::util::{ServerBuilder, TestServer, certs, default_models, gatehouse_bin};
 
 /// Runs `gatehouse check ARGS` with `home` as the config directory and extra environment.
 fn check_command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -219,21 +219,6 @@ fn authentication_off_fails_auth_required() {
         &["GET /v2 without a key", "200"],
     );
     assert_eq!(item(&report, "auth.required")["fix"]["key"], "auth.enabled");
-}
-
-fn certs(home: &Path, args: &[&str]) {
-    let output = Command::new(gatehouse_bin())
-        .arg("certs")
-        .args(args)
-        .arg("--json")
-        .env("GATEHOUSE_HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "certs {args:?}: {} (the CA key needs the Secret Service that ./scripts/test.sh starts)",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]

@@ -14,27 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
-use crate::util::{ServerBuilder, TestServer, default_models, gatehouse_bin};
-
-fn certs(home: &Path, args: &[&str]) -> Value {
-    assert!(
-        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "the CA key lives in the keychain: run through ./scripts/test.sh, which starts a Secret Service"
-    );
-    let output = Command::new(gatehouse_bin())
-        .arg("certs")
-        .args(args)
-        .arg("--json")
-        .env("GATEHOUSE_HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "certs {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
+use crate::util::{ServerBuilder, TestServer, certs, default_models};
 
 /// A server with TLS on, using the certificates `certs init` made in its own config directory.
 fn tls_server(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> (TestServer, PathBuf) {

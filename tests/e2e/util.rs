@@ -486,3 +486,25 @@ pub fn assert_error(response: (u16, Value), status: u16, code: &str, fragments: 
         );
     }
 }
+
+/// `gatehouse certs ARGS --json` with `home` as the config directory, parsed. The CA's key lives in
+/// the keychain, so this needs the Secret Service that ./scripts/test.sh starts.
+pub fn certs(home: &Path, args: &[&str]) -> Value {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "the CA key lives in the keychain: run through ./scripts/test.sh, which starts a Secret Service"
+    );
+    let output = Command::new(gatehouse_bin())
+        .arg("certs")
+        .args(args)
+        .arg("--json")
+        .env("GATEHOUSE_HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "certs {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
