@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, create_key, split};
+use crate::util::{TestServer, create_key, split, wait_until};
 
 #[derive(Clone, Copy, Debug)]
 enum Presentation {
@@ -112,18 +112,6 @@ fn expire(server: &TestServer, id: &str) {
         + start;
     lines[line] = "expires = \"2020-01-01T00:00:00Z\"".to_string();
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{what} did not happen within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    started.elapsed()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{data_dir, default_models, gatehouse_bin};
+use crate::util::{data_dir, default_models, gatehouse_bin, wait_until_within};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -301,38 +301,17 @@ fn the_panel_runs_the_server_proves_the_checklist_and_manages_keys() {
     assert!(key.starts_with("gth_"), "{key}");
     panel.screenshot("keys");
     let http = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let status = http
-            .get(format!("{url}/v2"))
-            .bearer_auth(&key)
-            .send()
-            .unwrap()
-            .status();
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new key was not accepted: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status_with_key = || {
+        let request = http.get(format!("{url}/v2")).bearer_auth(&key);
+        request.send().unwrap().status()
+    };
+    wait_until_within("the new key being accepted", Duration::from_secs(3), || {
+        status_with_key() == 200
+    });
     panel.click("table", "Revoke");
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let status = http
-            .get(format!("{url}/v2"))
-            .bearer_auth(&key)
-            .send()
-            .unwrap()
-            .status();
-        if status == 401 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the revoked key still works: {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_within("the revoked key being refused", Duration::from_secs(2), || {
+        status_with_key() == 401
+    });
 
     // Custom Python turned on outside the panel: the item fails; one click fixes it.
     panel.click("nav", "Dashboard");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, default_models, split};
+use crate::util::{TestServer, default_models, split, wait_until_within};
 
 /// A magika batch big enough to keep the model busy for a while (~8 ms per row here).
 fn magika_batch(rows: usize) -> Value {
@@ -146,24 +146,10 @@ fn metrics_and_docs_can_require_a_metrics_key() {
         .as_str()
         .unwrap()
         .to_string();
-    let started = std::time::Instant::now();
-    loop {
-        let status = server
-            .client
-            .get(server.url("/docs"))
-            .bearer_auth(&metrics_key)
-            .send()
-            .unwrap()
-            .status();
-        if status == 200 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "the metrics key was not accepted"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_within("the metrics key being accepted", Duration::from_secs(3), || {
+        let request = server.client.get(server.url("/docs")).bearer_auth(&metrics_key);
+        request.send().unwrap().status() == 200
+    });
     assert_eq!(server.get_anonymous("/healthz").0, 200);
 }
 

@@ -508,3 +508,23 @@ pub fn certs(home: &Path, args: &[&str]) -> Value {
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// Polls `check` until it holds, failing with `what` after `within`; returns how long it took.
+#[track_caller]
+pub fn wait_until_within(what: &str, within: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// [`wait_until_within`] five seconds: more than the one second a key change may take to apply.
+#[track_caller]
+pub fn wait_until(what: &str, check: impl FnMut() -> bool) -> Duration {
+    wait_until_within(what, Duration::from_secs(5), check)
+}

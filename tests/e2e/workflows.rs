@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, split};
+use crate::util::{TestServer, split, wait_until};
 
 /// A key with the `workflows` scope for `server`, once the running server has picked it up.
 fn workflows_key(server: &TestServer) -> String {
@@ -14,14 +14,9 @@ fn workflows_key(server: &TestServer) -> String {
         .as_str()
         .unwrap()
         .to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while post(server, &key, "/v1/workflows/validate", &json!({})).0 == 401 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new key was not picked up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the new key being picked up", || {
+        post(server, &key, "/v1/workflows/validate", &json!({})).0 != 401
+    });
     key
 }
 
@@ -435,15 +430,7 @@ fn without_namespaces_landlock_and_seccomp_still_contain_python() {
         "def run(i):\n    return {'k': open(i['x']).read()}",
         json!(keys_file.to_str().unwrap()),
     );
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (422, Some("python_error")),
-        "{body}"
-    );
-    assert!(
-        body["error"].as_str().unwrap().contains("PermissionError"),
-        "{body}"
-    );
+    assert_refused_with_permission_error(status, &body);
 
     let escape = std::env::temp_dir().join(format!("gatehouse-landlock-{}", std::process::id()));
     let (status, body) = run_python(
@@ -452,15 +439,7 @@ fn without_namespaces_landlock_and_seccomp_still_contain_python() {
         "def run(i):\n    open(i['x'], 'w').write('escaped')\n    return {}",
         json!(escape.to_str().unwrap()),
     );
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (422, Some("python_error")),
-        "{body}"
-    );
-    assert!(
-        body["error"].as_str().unwrap().contains("PermissionError"),
-        "{body}"
-    );
+    assert_refused_with_permission_error(status, &body);
     assert!(!escape.exists());
 
     let (status, body) = run_python(
@@ -471,4 +450,17 @@ fn without_namespaces_landlock_and_seccomp_still_contain_python() {
     );
     assert_eq!(status, 200, "its own directory stays writable: {body}");
     assert_eq!(body["outputs"]["result"]["read"], "ok");
+}
+
+#[track_caller]
+fn assert_refused_with_permission_error(status: u16, body: &Value) {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("python_error")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("PermissionError"),
+        "{body}"
+    );
 }
