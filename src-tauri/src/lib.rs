@@ -3,6 +3,8 @@
 //! every change to the window as `app://` events, keeps the tray icon in step, and answers the
 //! window's commands with thin wrappers over core (`commands`), whose one error type the UI shows.
 
+#[cfg(test)]
+mod bindings;
 mod commands;
 mod error;
 mod events;
@@ -17,6 +19,7 @@ use gatehouse_core::checklist::{self, Report};
 use gatehouse_core::paths::Paths;
 use gatehouse_core::supervisor::{Config, Supervisor};
 use tauri::Manager;
+use tauri_plugin_window_state::StateFlags;
 
 /// How often the checklist re-runs while the server is up; probes take a few milliseconds.
 const CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -45,6 +48,15 @@ pub fn run() {
             tray::show_window(app);
         }))
         .plugin(tauri_plugin_clipboard_manager::init())
+        // Size, position and maximised state; not visibility: the window always opens shown.
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(
+                    StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED,
+                )
+                .build(),
+        )
+        .plugin(tauri_plugin_autostart::Builder::new().build())
         .setup(|app| {
             let paths = Paths::from_env();
             let mut config = Config::new(server_binary(), vec![OsString::from("serve")]);
@@ -70,7 +82,10 @@ pub fn run() {
                 CHECK_INTERVAL,
                 move |report| publish(&handle, &shared, report),
             ));
-            supervisor.start();
+            // On a first run the wizard starts the server once its choices are made.
+            if commands::settings::wizard_progress(&app.state::<Arc<AppState>>()).completed {
+                supervisor.start();
+            }
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -81,18 +96,35 @@ pub fn run() {
             }
         })
         .invoke_handler(tauri::generate_handler![
-            commands::status,
-            commands::start,
-            commands::stop,
-            commands::restart,
-            commands::checklist,
-            commands::run_checklist,
-            commands::apply_fix,
-            commands::logs,
-            commands::samples,
-            commands::keys_list,
-            commands::key_create,
-            commands::key_revoke,
+            commands::server::status,
+            commands::server::start,
+            commands::server::stop,
+            commands::server::restart,
+            commands::server::checklist,
+            commands::server::run_checklist,
+            commands::server::apply_fix,
+            commands::server::logs,
+            commands::server::samples,
+            commands::keys::keys_list,
+            commands::keys::key_create,
+            commands::keys::key_reveal,
+            commands::keys::key_rotate,
+            commands::keys::key_revoke,
+            commands::certs::certs_list,
+            commands::certs::certs_init,
+            commands::certs::certs_issue_client,
+            commands::certs::certs_import,
+            commands::certs::certs_export_ca,
+            commands::settings::settings_get,
+            commands::settings::settings_change,
+            commands::settings::network_choices,
+            commands::settings::wizard_get,
+            commands::settings::wizard_set,
+            commands::settings::autostart_get,
+            commands::settings::autostart_set,
+            commands::settings::server_info,
+            commands::models::models_index,
+            commands::models::model_try,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|error| {

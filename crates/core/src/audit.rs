@@ -53,7 +53,6 @@ impl AuditLog {
         self.append(&line)
     }
 
-    /// Rotates when the file has grown past `limit` bytes.
     /// Records a change to a key (never its text): event, id, name, scopes and who made it.
     pub fn key_change(&self, event: &str, key: &crate::keys::KeyRecord, actor: &str) -> std::io::Result<()> {
         let mut line = serde_json::Map::new();
@@ -71,6 +70,25 @@ impl AuditLog {
         self.record(line)
     }
 
+    /// Records a certificate issued or imported: event, file, names and who did it.
+    pub fn certificate_change(
+        &self,
+        event: &str,
+        cert: &crate::certs::CertInfo,
+        actor: &str,
+    ) -> std::io::Result<()> {
+        let mut line = serde_json::Map::new();
+        line.insert("event".into(), event.into());
+        line.insert("certificate".into(), cert.path.display().to_string().into());
+        line.insert(
+            "names".into(),
+            cert.names.iter().map(|n| serde_json::Value::from(n.as_str())).collect(),
+        );
+        line.insert("actor".into(), actor.into());
+        self.record(line)
+    }
+
+    /// Rotates when the file has grown past `limit` bytes.
     pub fn rotate_if_larger(&self, limit: u64) -> std::io::Result<bool> {
         let size = match std::fs::metadata(&self.path) {
             Ok(meta) => meta.len(),

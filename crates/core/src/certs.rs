@@ -103,15 +103,19 @@ impl CertFiles {
 
 /// What one certificate file says about itself.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct CertInfo {
     /// `ca`, `server` or `client`.
+    #[cfg_attr(feature = "bindings", ts(type = "\"ca\" | \"server\" | \"client\""))]
     pub role: &'static str,
     pub path: PathBuf,
     pub subject: String,
     pub names: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub not_before: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub not_after: OffsetDateTime,
     pub days_left: i64,
 }
@@ -344,6 +348,36 @@ fn write_public(path: &Path, contents: &[u8]) -> Result<(), CertError> {
             path: path.to_path_buf(),
             source,
         }
+    })
+}
+
+/// What [`init`] made.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+pub struct Initialised {
+    pub ca: CertInfo,
+    pub server: CertInfo,
+    /// The CA is new (clients must trust this `ca.pem`), rather than the one already there.
+    pub ca_created: bool,
+    pub server_key: PathBuf,
+}
+
+/// Makes the local CA when there is none (or `new_ca`) and a server certificate for this computer
+/// and `extra_names`: `gatehouse certs init`, the panel's wizard and its Certificates page.
+pub fn init(
+    files: &CertFiles,
+    keychain: &Keychain,
+    extra_names: &[String],
+    new_ca: bool,
+    lifetime: time::Duration,
+) -> Result<Initialised, CertError> {
+    let (authority, ca_created) = Authority::load_or_create(files, keychain, new_ca)?;
+    let server = authority.issue_server(files, &default_server_names(extra_names), lifetime)?;
+    Ok(Initialised {
+        ca: inspect("ca", &files.ca())?,
+        server,
+        ca_created,
+        server_key: files.server_key(),
     })
 }
 

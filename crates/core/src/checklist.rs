@@ -20,10 +20,12 @@ use crate::paths::Paths;
 use crate::probe::{Endpoint, ProbeError, Prober};
 
 pub use fix::{Applied, Fix, FixError, apply};
-pub use items::local_identity;
+pub use items::{local_identity, network_address};
 
 /// How an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[cfg_attr(feature = "bindings", ts(rename = "CheckStatus"))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -45,17 +47,20 @@ impl Status {
 
 /// One observation an item was judged on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Evidence {
     /// What was done, e.g. `GET /v2 without a key`.
     pub probe: String,
     /// What came back, e.g. `401 unauthorized`.
     pub observed: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub at: OffsetDateTime,
 }
 
 /// One control of the checklist.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Item {
     /// Stable across releases: the app, `--fix` and scripts refer to items by it.
     pub id: String,
@@ -70,17 +75,20 @@ pub struct Item {
     pub evidence: Vec<Evidence>,
     /// What would put it right, as data the app applies in one click.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub fix: Option<Fix>,
 }
 
 /// A whole checklist run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Report {
     /// The URL that was probed.
     pub target: String,
     /// `gatehouse` when the local configuration was checked too, `external` otherwise.
     pub kind: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub started: OffsetDateTime,
     pub duration_ms: u64,
     pub summary: Summary,
@@ -88,6 +96,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Summary {
     pub pass: usize,
     pub warn: usize,

@@ -25,6 +25,7 @@ pub use store::{KeyStore, NewKey};
 
 /// What a key may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Model metadata, inference, the repository index.
@@ -71,6 +72,7 @@ impl FromStr for Scope {
 
 /// Where a key's text is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum Storage {
     /// In the OS keychain; `keys reveal` can show it again.
@@ -81,30 +83,35 @@ pub enum Storage {
 
 /// One key as `keys.toml` records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct KeyRecord {
     pub id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub created: OffsetDateTime,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "bindings", ts(optional, as = "Option<String>"))]
     pub expires: Option<OffsetDateTime>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "bindings", ts(optional, as = "Option<String>"))]
     pub revoked: Option<OffsetDateTime>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "bindings", ts(optional, as = "Option<String>"))]
     pub last_used: Option<OffsetDateTime>,
     /// The id of the key that replaced this one, when it was rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use crate::fsutil;
 
 /// All of Gatehouse's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -30,6 +31,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to listen on. Loopback by default: only this computer can connect.
@@ -55,6 +57,7 @@ impl Default for ServerSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSettings {
     /// Speak HTTPS (TLS 1.2 and 1.3 only).
@@ -71,6 +74,7 @@ pub struct TlsSettings {
 /// Which web pages may call the server from a browser. Empty: none (browsers block every
 /// cross-origin call), the secure default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct CorsSettings {
     /// Origins such as `http://localhost:5173`; `*` alone allows any page, never with credentials.
@@ -90,6 +94,7 @@ impl Default for CorsSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Every non-public endpoint needs an API key. Turning this off shows red on the checklist.
@@ -109,6 +114,7 @@ impl Default for AuthSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkflowSettings {
     /// Let workflows run `python` steps. Off: anyone who can submit a workflow could otherwise run
@@ -141,6 +147,7 @@ impl Default for WorkflowSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditSettings {
     /// One JSON line per authenticated or refused request and per key change.
@@ -154,6 +161,7 @@ impl Default for AuditSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct InferenceSettings {
     /// Threads ONNX Runtime may use inside one inference.
@@ -176,6 +184,7 @@ impl Default for InferenceSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes; larger ones get 413.
@@ -218,6 +227,7 @@ impl Default for LimitSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// A tracing filter such as `info` or `gatehouse_server=debug,info`.
@@ -674,6 +684,51 @@ impl Settings {
             source,
         })
     }
+}
+
+/// What [`change`] did: the settings now in the file, and whether the audit line could not be written.
+pub struct Changed {
+    pub settings: Settings,
+    /// The change is made; only its audit line is missing.
+    pub unaudited: Option<std::io::Error>,
+}
+
+/// One edit of the settings file, made the same way by `gatehouse settings set`, a checklist fix
+/// and the panel: every value parsed and the result validated before anything is written
+/// (atomically, the previous version kept as `.bak`), then each change audited with its previous
+/// value. Settings hold no secrets; switches such as `workflows.allow_custom_python` are security
+/// decisions worth a trail.
+pub fn change(
+    file: &Path,
+    audit: &crate::audit::AuditLog,
+    changes: &[(&str, &str)],
+    actor: &str,
+) -> Result<Changed, SettingsError> {
+    let mut settings = Settings::load(file)?;
+    let before = toml::Table::try_from(&settings).ok();
+    for (key, value) in changes {
+        settings
+            .set(key, value)
+            .map_err(|problem| SettingsError::Invalid(vec![problem]))?;
+    }
+    settings.save(file)?;
+    let mut unaudited = None;
+    for (key, value) in changes {
+        let previous = before.as_ref().and_then(|tree| {
+            let (section, field) = key.split_once('.')?;
+            tree.get(section)?.get(field).map(ToString::to_string)
+        });
+        let mut event = serde_json::Map::new();
+        event.insert("event".into(), "setting_changed".into());
+        event.insert("key".into(), (*key).into());
+        event.insert("value".into(), (*value).into());
+        event.insert("previous".into(), previous.unwrap_or_default().into());
+        event.insert("actor".into(), actor.into());
+        if let Err(error) = audit.record(event) {
+            unaudited = Some(error);
+        }
+    }
+    Ok(Changed { settings, unaudited })
 }
 
 #[derive(Clone, Copy)]

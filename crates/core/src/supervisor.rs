@@ -77,6 +77,7 @@ impl Config {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     Stopped,
@@ -105,9 +106,11 @@ impl State {
 
 /// Where the server stands, as of `since`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Status {
     pub state: State,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub since: OffsetDateTime,
     /// Why it is in this state, for people (crash and failure reasons quote the child's log).
     pub reason: Option<String>,
@@ -122,8 +125,10 @@ pub struct Status {
 
 /// One line the server printed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct LogLine {
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub at: OffsetDateTime,
     /// `stdout` (JSON log) or `stderr` (start errors).
     pub stream: String,
@@ -131,13 +136,16 @@ pub struct LogLine {
     pub level: String,
     pub message: String,
     /// The whole line, parsed, when it was JSON.
+    #[cfg_attr(feature = "bindings", ts(type = "unknown"))]
     pub fields: Option<serde_json::Value>,
 }
 
 /// One point of the charts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Sample {
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub at: OffsetDateTime,
     pub cpu_percent: f32,
     pub memory_bytes: u64,

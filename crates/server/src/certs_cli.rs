@@ -84,12 +84,8 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
         } => {
             let lifetime = lifetime(days)?;
             let keychain = Keychain::connect().map_err(|e| e.to_string())?;
-            let (authority, created) =
-                Authority::load_or_create(&files, &keychain, new_ca).map_err(|e| e.to_string())?;
-            let server = authority
-                .issue_server(&files, &certs::default_server_names(&hosts), lifetime)
-                .map_err(|e| e.to_string())?;
-            let ca = certs::inspect("ca", &files.ca()).map_err(|e| e.to_string())?;
+            let made = certs::init(&files, &keychain, &hosts, new_ca, lifetime).map_err(|e| e.to_string())?;
+            let (ca, server, created) = (made.ca, made.server, made.ca_created);
             record(&audit, "certificates_initialised", &server);
             if json {
                 println!(
@@ -241,12 +237,7 @@ fn print_info(info: &CertInfo) {
 }
 
 fn record(audit: &AuditLog, event: &str, info: &CertInfo) {
-    let mut line = serde_json::Map::new();
-    line.insert("event".into(), event.into());
-    line.insert("certificate".into(), info.path.display().to_string().into());
-    line.insert("names".into(), json!(info.names));
-    line.insert("actor".into(), "cli".into());
-    if let Err(error) = audit.record(line) {
+    if let Err(error) = audit.certificate_change(event, info, "cli") {
         eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
     }
 }

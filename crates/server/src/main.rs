@@ -143,22 +143,10 @@ fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {
         }
         SettingsCommand::Set { key, value } => {
             let file = paths.settings_file();
-            let mut settings = Settings::load(&file).map_err(|e| e.to_string())?;
-            let before = toml::Value::try_from(&settings).ok();
-            settings.set(&key, &value).map_err(|p| p.to_string())?;
-            settings.save(&file).map_err(|e| e.to_string())?;
-            // Settings hold no secrets, so the change is recorded as made; switches such as
-            // workflows.allow_custom_python are security decisions worth a trail.
-            let mut event = serde_json::Map::new();
-            event.insert("event".into(), "setting_changed".into());
-            event.insert("key".into(), key.clone().into());
-            event.insert("value".into(), value.clone().into());
-            let previous = before.as_ref().and_then(|tree| {
-                let (section, field) = key.split_once('.')?;
-                tree.get(section)?.get(field).map(ToString::to_string)
-            });
-            event.insert("previous".into(), previous.unwrap_or_default().into());
-            if let Err(error) = gatehouse_core::audit::AuditLog::new(paths.audit_log()).record(event) {
+            let audit = gatehouse_core::audit::AuditLog::new(paths.audit_log());
+            let changed = gatehouse_core::settings::change(&file, &audit, &[(&key, &value)], "cli")
+                .map_err(|e| e.to_string())?;
+            if let Some(error) = changed.unaudited {
                 eprintln!("warning: the change is made but could not be audited: {error}");
             }
             eprintln!("set {key} = {value} in {}", file.display());

@@ -13,10 +13,10 @@ use crate::certs::{self, Authority, CertFiles};
 use crate::keys::{KeyStore, Keychain, Scope};
 use crate::paths::Paths;
 use crate::sensitive::Sensitive;
-use crate::settings::Settings;
 
 /// A change that puts a checklist item right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Fix {
     /// Change one setting (`gatehouse settings set KEY VALUE`).
@@ -170,15 +170,8 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
 }
 
 fn change_setting(paths: &Paths, key: &str, value: &str) -> Result<(), FixError> {
-    let file = paths.settings_file();
-    let mut settings = Settings::load(&file).map_err(|e| FixError::Settings(e.to_string()))?;
-    settings
-        .set(key, value)
-        .map_err(|problem| FixError::Settings(problem.to_string()))?;
-    settings
-        .validate()
-        .map_err(|e| FixError::Settings(e.to_string()))?;
-    settings
-        .save(&file)
+    let audit = AuditLog::new(paths.audit_log());
+    crate::settings::change(&paths.settings_file(), &audit, &[(key, value)], "checklist")
+        .map(drop)
         .map_err(|e| FixError::Settings(e.to_string()))
 }

@@ -393,7 +393,7 @@ fn other_addresses() -> Vec<IpAddr> {
 
 /// The IPv4 address of the interface holding the default route. Connecting a UDP socket sends
 /// nothing; it only asks the kernel which source address it would use.
-fn network_address() -> Option<IpAddr> {
+pub fn network_address() -> Option<IpAddr> {
     let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("192.0.2.1:9").ok()?;
     let ip = socket.local_addr().ok()?.ip();

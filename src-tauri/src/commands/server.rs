@@ -1,18 +1,12 @@
-//! The window's commands: each parses its input, calls one core function and maps the result.
+//! The Dashboard's commands: the server's state, start and stop, the checklist and its fixes,
+//! logs and metrics.
 
-use std::sync::Arc;
-
-use gatehouse_core::audit::AuditLog;
 use gatehouse_core::checklist::{self, Report};
-use gatehouse_core::keys::{self, KeyRecord, KeyStore, Keychain, Scope};
 use gatehouse_core::supervisor::{LogLine, Sample, Status};
 use serde::Serialize;
-use tauri::State;
 
-use crate::AppState;
+use super::Shared;
 use crate::error::{CommandError, CommandResult};
-
-type Shared<'a> = State<'a, Arc<AppState>>;
 
 #[tauri::command]
 pub fn status(state: Shared<'_>) -> Status {
@@ -46,7 +40,7 @@ pub async fn run_checklist(app: tauri::AppHandle, state: Shared<'_>) -> CommandR
     Ok(crate::run_and_publish(&app, &state).await)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct FixOutcome {
     pub message: String,
     /// A key the fix created, shown once.
@@ -87,43 +81,3 @@ pub fn samples(state: Shared<'_>) -> Vec<Sample> {
     state.supervisor.samples()
 }
 
-#[tauri::command]
-pub fn keys_list(state: Shared<'_>) -> CommandResult<Vec<KeyRecord>> {
-    Ok(KeyStore::new(state.paths.keys_file()).load()?.keys)
-}
-
-#[derive(Serialize)]
-pub struct CreatedKey {
-    pub id: String,
-    /// The key's text: shown once, kept in the keychain.
-    pub key: String,
-}
-
-#[tauri::command]
-pub fn key_create(
-    state: Shared<'_>,
-    name: String,
-    scopes: Vec<String>,
-    expires: String,
-) -> CommandResult<CreatedKey> {
-    let scopes = scopes
-        .iter()
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let lifetime = keys::parse_duration(&expires)?;
-    let keychain = Keychain::connect()?;
-    let created = KeyStore::new(state.paths.keys_file()).create(Some(&keychain), &name, &scopes, lifetime)?;
-    let _ = AuditLog::new(state.paths.audit_log()).key_change("key_created", &created.record, "panel");
-    Ok(CreatedKey {
-        id: created.record.id,
-        key: created.key.expose().clone(),
-    })
-}
-
-#[tauri::command]
-pub fn key_revoke(state: Shared<'_>, id: String) -> CommandResult<()> {
-    let keychain = Keychain::connect().ok();
-    let (record, _) = KeyStore::new(state.paths.keys_file()).revoke(keychain.as_ref(), &id)?;
-    let _ = AuditLog::new(state.paths.audit_log()).key_change("key_revoked", &record, "panel");
-    Ok(())
-}

@@ -1,0 +1,112 @@
+//! The Certificates page: the local CA and server certificate, client certificates for mutual
+//! TLS, importing existing files and exporting the CA for trust stores.
+
+use std::path::PathBuf;
+
+use gatehouse_core::audit::AuditLog;
+use gatehouse_core::certs::{self, Authority, CertFiles, CertInfo, Initialised};
+use gatehouse_core::keys::Keychain;
+use serde::Serialize;
+
+use super::Shared;
+use crate::error::{CommandError, CommandResult};
+
+/// One certificate file: what it says, or why it could not be read.
+#[derive(Serialize, ts_rs::TS)]
+pub struct CertRow {
+    pub info: Option<CertInfo>,
+    pub error: Option<String>,
+}
+
+fn files(state: &Shared<'_>) -> CertFiles {
+    CertFiles::new(state.paths.certs_dir())
+}
+
+fn audit(state: &Shared<'_>, event: &str, info: &CertInfo) {
+    let _ = AuditLog::new(state.paths.audit_log()).certificate_change(event, info, "panel");
+}
+
+fn lifetime(days: i64) -> CommandResult<time::Duration> {
+    if (1..=825).contains(&days) {
+        Ok(time::Duration::days(days))
+    } else {
+        Err(CommandError {
+            message: format!("a certificate cannot live {days} days; give 1 to 825 (browsers refuse longer)"),
+        })
+    }
+}
+
+#[tauri::command]
+pub fn certs_list(state: Shared<'_>) -> Vec<CertRow> {
+    certs::list(&files(&state))
+        .into_iter()
+        .map(|row| match row {
+            Ok(info) => CertRow {
+                info: Some(info),
+                error: None,
+            },
+            Err(error) => CertRow {
+                info: None,
+                error: Some(error.to_string()),
+            },
+        })
+        .collect()
+}
+
+/// Makes the local CA (first time only) and a server certificate for this computer and `hosts`.
+#[tauri::command]
+pub fn certs_init(state: Shared<'_>, hosts: Vec<String>, days: i64) -> CommandResult<Initialised> {
+    let keychain = Keychain::connect()?;
+    let made = certs::init(&files(&state), &keychain, &hosts, false, lifetime(days)?)?;
+    audit(&state, "certificates_initialised", &made.server);
+    Ok(made)
+}
+
+/// A client certificate for mutual TLS, and where its files are.
+#[derive(Serialize, ts_rs::TS)]
+pub struct IssuedClient {
+    pub certificate: CertInfo,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+#[tauri::command]
+pub fn certs_issue_client(state: Shared<'_>, name: String, days: i64) -> CommandResult<IssuedClient> {
+    let files = files(&state);
+    let keychain = Keychain::connect()?;
+    let authority = Authority::load(&files, &keychain)?;
+    let certificate = authority.issue_client(&files, &name, lifetime(days)?)?;
+    audit(&state, "client_certificate_issued", &certificate);
+    Ok(IssuedClient {
+        certificate,
+        key: files.client_key(&name),
+        ca: files.ca(),
+    })
+}
+
+/// Existing certificate and key files (say, from a company CA) as the server's.
+#[tauri::command]
+pub fn certs_import(state: Shared<'_>, cert: PathBuf, key: PathBuf) -> CommandResult<CertInfo> {
+    let info = certs::import_server(&files(&state), &cert, &key)?;
+    audit(&state, "certificate_imported", &info);
+    Ok(info)
+}
+
+/// The CA certificate, for the copy button and the trust-store instructions beside it.
+#[derive(Serialize, ts_rs::TS)]
+pub struct ExportedCa {
+    pub path: PathBuf,
+    pub pem: String,
+}
+
+#[tauri::command]
+pub fn certs_export_ca(state: Shared<'_>) -> CommandResult<ExportedCa> {
+    let path = files(&state).ca();
+    let pem = std::fs::read_to_string(&path).map_err(|_| CommandError {
+        message: format!(
+            "there is no local CA at {} yet; generate certificates first",
+            path.display()
+        ),
+    })?;
+    Ok(ExportedCa { path, pem })
+}

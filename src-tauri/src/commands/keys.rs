@@ -1,0 +1,87 @@
+//! The Keys page: create, reveal, rotate and revoke API keys. Their text lives in the keychain;
+//! every change is audited with the panel as its actor.
+
+use gatehouse_core::audit::AuditLog;
+use gatehouse_core::keys::store::ROTATION_GRACE;
+use gatehouse_core::keys::{self, KeyRecord, KeyStore, Keychain, Scope};
+use serde::Serialize;
+
+use super::Shared;
+use crate::error::CommandResult;
+
+#[tauri::command]
+pub fn keys_list(state: Shared<'_>) -> CommandResult<Vec<KeyRecord>> {
+    Ok(KeyStore::new(state.paths.keys_file()).load()?.keys)
+}
+
+/// A key just made: its text is shown once and kept in the keychain.
+#[derive(Serialize, ts_rs::TS)]
+pub struct CreatedKey {
+    pub id: String,
+    pub key: String,
+    /// For a rotation: until when the replaced key keeps working.
+    pub replaces_until: Option<String>,
+}
+
+fn audit(state: &Shared<'_>, event: &str, record: &KeyRecord) {
+    // Best effort, as in the CLI: the change itself has been made.
+    let _ = AuditLog::new(state.paths.audit_log()).key_change(event, record, "panel");
+}
+
+#[tauri::command]
+pub fn key_create(
+    state: Shared<'_>,
+    name: String,
+    scopes: Vec<String>,
+    expires: String,
+) -> CommandResult<CreatedKey> {
+    let scopes = scopes
+        .iter()
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let lifetime = keys::parse_duration(&expires)?;
+    let keychain = Keychain::connect()?;
+    let created = KeyStore::new(state.paths.keys_file()).create(Some(&keychain), &name, &scopes, lifetime)?;
+    audit(&state, "key_created", &created.record);
+    Ok(CreatedKey {
+        id: created.record.id,
+        key: created.key.expose().clone(),
+        replaces_until: None,
+    })
+}
+
+/// The key's text from the keychain, for the Reveal button.
+#[tauri::command]
+pub fn key_reveal(state: Shared<'_>, id: String) -> CommandResult<String> {
+    let store = KeyStore::new(state.paths.keys_file());
+    let key = store.reveal(&id, Keychain::connect)?;
+    audit(&state, "key_revealed", &store.get(&id)?);
+    Ok(key.expose().clone())
+}
+
+/// A new key with the same name and scopes; the old one keeps working for a day, so clients
+/// can move over.
+#[tauri::command]
+pub fn key_rotate(state: Shared<'_>, id: String, expires: String) -> CommandResult<CreatedKey> {
+    let lifetime = keys::parse_duration(&expires)?;
+    let keychain = Keychain::connect()?;
+    let (new, old) =
+        KeyStore::new(state.paths.keys_file()).rotate(Some(&keychain), &id, ROTATION_GRACE, lifetime)?;
+    audit(&state, "key_rotated", &old);
+    audit(&state, "key_created", &new.record);
+    Ok(CreatedKey {
+        id: new.record.id,
+        key: new.key.expose().clone(),
+        replaces_until: old
+            .expires
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    })
+}
+
+#[tauri::command]
+pub fn key_revoke(state: Shared<'_>, id: String) -> CommandResult<()> {
+    let keychain = Keychain::connect().ok();
+    let (record, _) = KeyStore::new(state.paths.keys_file()).revoke(keychain.as_ref(), &id)?;
+    audit(&state, "key_revoked", &record);
+    Ok(())
+}

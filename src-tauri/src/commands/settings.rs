@@ -1,0 +1,120 @@
+//! Settings the panel's pages and wizard change (Network, Workflows, TLS), the wizard's progress
+//! and the panel's own preferences (start at login).
+
+use gatehouse_core::Settings;
+use gatehouse_core::audit::AuditLog;
+use gatehouse_core::fsutil;
+use gatehouse_core::supervisor::State as ServerState;
+use serde::{Deserialize, Serialize};
+use tauri_plugin_autostart::ManagerExt;
+
+use super::Shared;
+use crate::error::{CommandError, CommandResult};
+
+/// What `settings.toml` says (the environment of `gatehouse serve` may still override it).
+#[tauri::command]
+pub fn settings_get(state: Shared<'_>) -> CommandResult<Settings> {
+    Ok(Settings::load(&state.paths.settings_file())?)
+}
+
+/// One `key = value` change, as `gatehouse settings set` takes it.
+#[derive(Deserialize, ts_rs::TS)]
+pub struct SettingChange {
+    pub key: String,
+    pub value: String,
+}
+
+/// Applies the changes as one edit (all or none) and restarts a running server to pick them up.
+#[tauri::command]
+pub fn settings_change(state: Shared<'_>, changes: Vec<SettingChange>) -> CommandResult<Settings> {
+    let pairs: Vec<(&str, &str)> = changes.iter().map(|c| (c.key.as_str(), c.value.as_str())).collect();
+    let audit = AuditLog::new(state.paths.audit_log());
+    let changed = gatehouse_core::settings::change(&state.paths.settings_file(), &audit, &pairs, "panel")?;
+    if !matches!(state.supervisor.status().state, ServerState::Stopped | ServerState::CrashLooping) {
+        state.supervisor.restart();
+    }
+    Ok(changed.settings)
+}
+
+/// What the Network page offers besides "this computer only" and "all interfaces".
+#[derive(Serialize, ts_rs::TS)]
+pub struct NetworkChoices {
+    /// This computer's address on the network it routes through, if it has one.
+    pub lan_address: Option<String>,
+    pub host_name: Option<String>,
+}
+
+#[tauri::command]
+pub fn network_choices() -> NetworkChoices {
+    NetworkChoices {
+        lan_address: gatehouse_core::checklist::network_address().map(|ip| ip.to_string()),
+        host_name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+    }
+}
+
+/// How far the setup wizard got, kept across quits in `panel.json` beside the settings.
+#[derive(Serialize, Deserialize, Clone, Default, ts_rs::TS)]
+pub struct WizardProgress {
+    /// The step to show next: `network`, `key`, `tls`, `python`, `review`.
+    pub step: String,
+    pub completed: bool,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct PanelFile {
+    #[serde(default)]
+    wizard: WizardProgress,
+}
+
+fn panel_file(state: &crate::AppState) -> std::path::PathBuf {
+    state.paths.settings_file().with_file_name("panel.json")
+}
+
+/// The wizard's progress; a missing or unreadable file means a first run.
+pub fn wizard_progress(state: &crate::AppState) -> WizardProgress {
+    std::fs::read(panel_file(state))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<PanelFile>(&bytes).ok())
+        .map(|file| file.wizard)
+        .unwrap_or_default()
+}
+
+#[tauri::command]
+pub fn wizard_get(state: Shared<'_>) -> WizardProgress {
+    wizard_progress(&state)
+}
+
+#[tauri::command]
+pub fn wizard_set(state: Shared<'_>, progress: WizardProgress) -> CommandResult<()> {
+    let path = panel_file(&state);
+    let text = serde_json::to_vec_pretty(&PanelFile { wizard: progress })?;
+    fsutil::write_atomic(&path, &text).map_err(|error| CommandError {
+        message: format!(
+            "cannot save the wizard's progress to {}: {error}; check free disk space",
+            path.display()
+        ),
+    })
+}
+
+#[tauri::command]
+pub fn autostart_get(app: tauri::AppHandle) -> CommandResult<bool> {
+    Ok(app.autolaunch().is_enabled()?)
+}
+
+/// Starts Gatehouse when the user logs in (an XDG autostart entry on Linux).
+#[tauri::command]
+pub fn autostart_set(app: tauri::AppHandle, on: bool) -> CommandResult<()> {
+    let launcher = app.autolaunch();
+    if on { launcher.enable()? } else { launcher.disable()? }
+    Ok(())
+}
+
+/// The running server's public `/info`: TLS, the custom-Python switch and the sandbox layers.
+#[tauri::command]
+pub async fn server_info(state: Shared<'_>) -> CommandResult<serde_json::Value> {
+    let response = super::models::request(&state, "GET", "/info", None, &[]).await?;
+    Ok(serde_json::from_slice(&response.body)?)
+}

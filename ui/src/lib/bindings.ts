@@ -1,0 +1,321 @@
+// Generated from the Rust types by src-tauri/src/bindings.rs; do not edit by hand.
+
+export type State = "stopped" | "starting" | "ready" | "degraded" | "crashed" | "crash-looping";
+
+export type Status = { state: State, since: string, 
+/**
+ * Why it is in this state, for people (crash and failure reasons quote the child's log).
+ */
+reason: string | null, 
+/**
+ * The server's URL once it announced it.
+ */
+url: string | null, pid: number | null, 
+/**
+ * Restarts after crashes since the last deliberate start.
+ */
+restarts: number, 
+/**
+ * When crashed and restarting: in how many milliseconds.
+ */
+next_restart_ms: number | null, };
+
+export type LogLine = { at: string, 
+/**
+ * `stdout` (JSON log) or `stderr` (start errors).
+ */
+stream: string, 
+/**
+ * `INFO`, `WARN`, `ERROR`…; stderr lines are `ERROR`.
+ */
+level: string, message: string, 
+/**
+ * The whole line, parsed, when it was JSON.
+ */
+fields: unknown, };
+
+export type Sample = { at: string, cpu_percent: number, memory_bytes: number, requests_per_second: number, errors_per_second: number, auth_failures_per_second: number, p50_ms: number | null, p99_ms: number | null, };
+
+export type CheckStatus = "pass" | "unknown" | "warn" | "fail";
+
+export type Evidence = { 
+/**
+ * What was done, e.g. `GET /v2 without a key`.
+ */
+probe: string, 
+/**
+ * What came back, e.g. `401 unauthorized`.
+ */
+observed: string, at: string, };
+
+export type Fix = { "action": "set_setting", key: string, value: string, } | { "action": "create_key", name: string, scopes: Array<Scope>, expires: string, } | { "action": "enable_tls" } | { "action": "renew_certificates" } | { "action": "restrict_file_modes", paths: Array<string>, };
+
+export type Item = { 
+/**
+ * Stable across releases: the app, `--fix` and scripts refer to items by it.
+ */
+id: string, title: string, 
+/**
+ * Why it matters, in plain words.
+ */
+why: string, 
+/**
+ * The standards it maps to (OWASP API Security Top 10 2023, NIST SP 800-207, NIST CSF).
+ */
+standards: Array<string>, status: CheckStatus, 
+/**
+ * One line saying what was found.
+ */
+summary: string, evidence: Array<Evidence>, 
+/**
+ * What would put it right, as data the app applies in one click.
+ */
+fix?: Fix, };
+
+export type Summary = { pass: number, warn: number, fail: number, unknown: number, };
+
+export type Report = { 
+/**
+ * The URL that was probed.
+ */
+target: string, 
+/**
+ * `gatehouse` when the local configuration was checked too, `external` otherwise.
+ */
+kind: string, started: string, duration_ms: number, summary: Summary, items: Array<Item>, };
+
+export type Scope = "infer" | "workflows" | "metrics" | "admin";
+
+export type Storage = "keychain" | "hash-only";
+
+export type KeyRecord = { id: string, name: string, scopes: Array<Scope>, created: string, expires?: string, revoked?: string, last_used?: string, 
+/**
+ * The id of the key that replaced this one, when it was rotated.
+ */
+rotated_to?: string | null, 
+/**
+ * `sha256:<hex>` of the whole key.
+ */
+hash: string, storage: Storage, };
+
+export type CertInfo = { 
+/**
+ * `ca`, `server` or `client`.
+ */
+role: "ca" | "server" | "client", path: string, subject: string, names: Array<string>, not_before: string, not_after: string, days_left: number, };
+
+export type Initialised = { ca: CertInfo, server: CertInfo, 
+/**
+ * The CA is new (clients must trust this `ca.pem`), rather than the one already there.
+ */
+ca_created: boolean, server_key: string, };
+
+export type Settings = { server: ServerSettings, tls: TlsSettings, cors: CorsSettings, auth: AuthSettings, inference: InferenceSettings, limits: LimitSettings, audit: AuditSettings, log: LogSettings, workflows: WorkflowSettings, };
+
+export type ServerSettings = { 
+/**
+ * Address to listen on. Loopback by default: only this computer can connect.
+ */
+host: string, 
+/**
+ * TCP port; 0 asks the OS for a free one.
+ */
+port: number, 
+/**
+ * The model repository (`<name>/<version>/model.onnx`); empty means the one setup installs.
+ */
+models: string | null, 
+/**
+ * Who may read `/metrics`: `auto` (anyone while bound to loopback, else a `metrics` key),
+ * `public` or `key`.
+ */
+metrics_access: string, };
+
+export type TlsSettings = { 
+/**
+ * Speak HTTPS (TLS 1.2 and 1.3 only).
+ */
+enabled: boolean, 
+/**
+ * The server's certificate chain (PEM); empty means the one `gatehouse certs init` made.
+ */
+cert: string | null, 
+/**
+ * The server's private key (PEM); empty means the one `gatehouse certs init` made.
+ */
+key: string | null, 
+/**
+ * CA certificates (PEM) that client certificates must chain to; set, it turns on mutual TLS:
+ * a client without a valid certificate is refused during the handshake.
+ */
+client_ca: string | null, };
+
+export type CorsSettings = { 
+/**
+ * Origins such as `http://localhost:5173`; `*` alone allows any page, never with credentials.
+ */
+allowed_origins: Array<string>, allowed_methods: Array<string>, allowed_headers: Array<string>, };
+
+export type AuthSettings = { 
+/**
+ * Every non-public endpoint needs an API key. Turning this off shows red on the checklist.
+ */
+enabled: boolean, 
+/**
+ * Allow listening beyond this computer with authentication off. Refused otherwise: anyone on
+ * the network could then use the server.
+ */
+allow_open_network: boolean, };
+
+export type InferenceSettings = { 
+/**
+ * Threads ONNX Runtime may use inside one inference.
+ */
+intra_threads: number, 
+/**
+ * Sessions kept per model version, i.e. how many requests to one model run at the same time;
+ * 0 means one per CPU core.
+ */
+sessions_per_model: number, 
+/**
+ * The ONNX Runtime library; empty means the one setup installs.
+ */
+onnxruntime: string | null, };
+
+export type LimitSettings = { 
+/**
+ * Largest request body accepted, in bytes; larger ones get 413.
+ */
+max_body_bytes: number, 
+/**
+ * Sustained requests per second one API key may make (bursts of twice this pass).
+ */
+key_requests_per_second: number, 
+/**
+ * Sustained requests per second from one client address.
+ */
+address_requests_per_second: number, 
+/**
+ * Failed authentications from one address within a minute before each further one is slowed.
+ */
+auth_failures_before_slowdown: number, 
+/**
+ * Failed authentications from one address within a minute before it is refused outright.
+ */
+auth_failures_before_lockout: number, 
+/**
+ * How long a locked-out address is refused.
+ */
+auth_lockout_seconds: number, 
+/**
+ * Requests handled at once; more get 503 with `Retry-After`.
+ */
+max_concurrent_requests: number, 
+/**
+ * A request that takes longer gets 504.
+ */
+request_timeout_seconds: number, 
+/**
+ * Longest request target (path and query) accepted; longer gets 414.
+ */
+max_uri_bytes: number, 
+/**
+ * Largest total size of request headers accepted; larger gets 431.
+ */
+max_header_bytes: number, };
+
+export type AuditSettings = { 
+/**
+ * One JSON line per authenticated or refused request and per key change.
+ */
+enabled: boolean, };
+
+export type LogSettings = { 
+/**
+ * A tracing filter such as `info` or `gatehouse_server=debug,info`.
+ */
+level: string, };
+
+export type WorkflowSettings = { 
+/**
+ * Let workflows run `python` steps. Off: anyone who can submit a workflow could otherwise run
+ * code on this computer, so it stays off unless someone turns it on deliberately.
+ */
+allow_custom_python: boolean, 
+/**
+ * The interpreter python steps run in (the system's; a virtualenv under your home directory
+ * would be hidden by the sandbox).
+ */
+python: string, 
+/**
+ * Wall-clock limit of one python step.
+ */
+python_timeout_seconds: number, 
+/**
+ * CPU-time limit of one python step.
+ */
+python_cpu_seconds: number, 
+/**
+ * Address-space limit of one python step.
+ */
+python_memory_mb: number, 
+/**
+ * Largest JSON a python step may return.
+ */
+python_output_bytes: number, };
+
+export type CommandError = { message: string, };
+
+export type FixOutcome = { message: string, 
+/**
+ * A key the fix created, shown once.
+ */
+key: string | null, };
+
+export type CreatedKey = { id: string, key: string, 
+/**
+ * For a rotation: until when the replaced key keeps working.
+ */
+replaces_until: string | null, };
+
+export type CertRow = { info: CertInfo | null, error: string | null, };
+
+export type IssuedClient = { certificate: CertInfo, key: string, ca: string, };
+
+export type ExportedCa = { path: string, pem: string, };
+
+export type SettingChange = { key: string, value: string, };
+
+export type NetworkChoices = { 
+/**
+ * This computer's address on the network it routes through, if it has one.
+ */
+lan_address: string | null, host_name: string | null, };
+
+export type WizardProgress = { 
+/**
+ * The step to show next: `network`, `key`, `tls`, `python`, `review`.
+ */
+step: string, completed: boolean, };
+
+export type ModelRow = { name: string, version: string, 
+/**
+ * `READY` or `UNAVAILABLE`.
+ */
+state: string, 
+/**
+ * Why it cannot be served; empty when ready.
+ */
+reason: string, };
+
+export type Guess = { label: string, 
+/**
+ * Softmax probability, 0 to 1.
+ */
+score: number, };
+
+export type TryResult = { guesses: Array<Guess>, elapsed_ms: number, 
+/**
+ * The request body, saved so the `curl` line can send it again.
+ */
+request_file: string, curl: string, };
