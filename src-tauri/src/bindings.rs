@@ -8,7 +8,8 @@ use ts_rs::{Config, TS};
 
 use crate::commands::{certs as certs_page, keys as keys_page, models, server, settings as settings_page};
 
-const HEADER: &str = "// Generated from the Rust types by src-tauri/src/bindings.rs; do not edit by hand.\n\n";
+const HEADER: &str =
+    "// Generated from the Rust types by src-tauri/src/bindings.rs; do not edit by hand.\n\n";
 
 pub fn typescript() -> String {
     // Counters and sizes fit a JavaScript number; `bigint` would not survive JSON anyway.

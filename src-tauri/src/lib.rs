@@ -51,9 +51,7 @@ pub fn run() {
         // Size, position and maximised state; not visibility: the window always opens shown.
         .plugin(
             tauri_plugin_window_state::Builder::default()
-                .with_state_flags(
-                    StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED,
-                )
+                .with_state_flags(StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED)
                 .build(),
         )
         .plugin(tauri_plugin_autostart::Builder::new().build())

@@ -161,6 +161,64 @@ impl Panel {
         }
     }
 
+    /// Quits the app and opens it again, as a person would after closing it mid-way.
+    fn relaunch(&mut self) {
+        let app = gatehouse_bin().with_file_name("gatehouse-app");
+        let _ = self
+            .client
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send();
+        let created: Value = self
+            .client
+            .post(format!("{}/session", self.base))
+            .json(&json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        self.session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session after relaunching: {created}"))
+            .to_string();
+    }
+
+    /// Clicks the first element matching `xpath` (a radio button, a checkbox).
+    fn click_xpath(&self, xpath: &str) {
+        let script = format!(
+            "const e = document.evaluate({xpath:?}, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue; \
+             if (!e || e.matches(':disabled')) return false; e.click(); return true;"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.script(&script) != json!(true) {
+            assert!(
+                Instant::now() < deadline,
+                "nothing enabled matches {xpath}; the page says: {}",
+                self.script("return document.body.innerText")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `text` into the field matching `css`, firing the input event Svelte listens to.
+    fn fill(&self, css: &str, text: &str) {
+        let script = format!(
+            "const e = document.querySelector({css:?}); if (!e) return false; e.value = {text:?}; \
+             e.dispatchEvent(new Event('input', {{bubbles: true}})); return true;"
+        );
+        self.wait_for(&format!("a field {css}"), &script, Duration::from_secs(10));
+    }
+
+    fn text_of(&self, what: &str, css: &str) -> String {
+        self.wait_for(
+            what,
+            &format!("const e = document.querySelector({css:?}); return e && e.textContent.trim()"),
+            Duration::from_secs(20),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    }
+
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut request = self.client.request(method, url);
@@ -256,6 +314,8 @@ fn css_to_xpath(scope: &str) -> String {
         "form" => "//form".into(),
         "created" => "//div[contains(@class,'created')]".into(),
         "table" => "//table".into(),
+        "wizard" => "//div[contains(@class,'wizard')]".into(),
+        "main" => "//main".into(),
         other => format!("//li[.//span[normalize-space(.)=\"{other}\"]]"),
     }
 }
@@ -264,56 +324,239 @@ const STATE: &str = "const s = document.querySelector('.state'); return s && s.t
 const CHECKLIST: &str =
     "const s = document.querySelector('.section-head span'); return s && s.textContent.trim()";
 
+/// A script that is truthy once the checklist item titled `title` shows `status`.
+fn item_is(title: &str, status: &str) -> String {
+    format!(
+        "return [...document.querySelectorAll('li.item')].some(li => li.querySelector('.title')?.textContent === {title:?} \
+         && li.querySelector('.status')?.textContent === {status:?})"
+    )
+}
+
+/// The HTTP status of `GET {url}/v2` with `key`, from curl trusting the panel's CA; 0 when
+/// nothing answered.
+fn status_with_key(url: &str, key: &str, ca: &std::path::Path) -> u16 {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            "--cacert",
+        ])
+        .arg(ca)
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            &format!("{url}/v2"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
+}
+
 #[test]
-fn the_panel_runs_the_server_proves_the_checklist_and_manages_keys() {
-    let panel = Panel::start();
+fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() {
+    let mut panel = Panel::start();
+    let ca = panel.home.path().join("certs/ca.pem");
+
+    // First run: the wizard, and no server until its choices are made.
     panel.wait_for(
-        "the server becoming ready",
+        "the setup wizard",
+        "return document.querySelector('.wizard h2')?.textContent.includes('Who may connect')",
+        Duration::from_secs(30),
+    );
+    let port = gatehouse_core::Settings::load(&panel.home.path().join("settings.toml"))
+        .unwrap()
+        .server
+        .port;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the server must not start before the wizard ends"
+    );
+    panel.screenshot("wizard-network");
+    panel.click("wizard", "Next");
+
+    panel.click("wizard", "Create my first key");
+    let key = panel.text_of("the first key", ".created code.secret");
+    let key_id = panel.script("return document.querySelector('.created code.secret').dataset.keyId");
+    assert!(key.starts_with("gth_"), "{key}");
+    assert!(
+        panel
+            .text_of("the curl line", ".created code.curl")
+            .contains("$GATEHOUSE_KEY"),
+        "the curl line names the variable, never the key"
+    );
+    panel.screenshot("wizard-key");
+    panel.click("wizard", "Next");
+    panel.wait_for(
+        "the TLS step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('TLS')",
+        Duration::from_secs(10),
+    );
+
+    // Quit half-way: the wizard resumes at the step it had reached.
+    panel.relaunch();
+    panel.wait_for(
+        "the wizard resuming at the TLS step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('TLS')",
+        Duration::from_secs(30),
+    );
+    panel.screenshot("wizard-tls");
+    panel.click("wizard", "Generate and turn TLS on");
+    panel.wait_for(
+        "TLS turned on",
+        "return document.querySelector('.wizard .body')?.textContent.includes('TLS is on')",
+        Duration::from_secs(20),
+    );
+    assert!(ca.exists(), "the local CA is written to {}", ca.display());
+    panel.click("wizard", "Next");
+
+    panel.wait_for(
+        "the custom-Python step",
+        "return document.querySelector('.wizard input[role=switch]:not(:disabled)')",
+        Duration::from_secs(10),
+    );
+    let switch = panel.script("return document.querySelector('.wizard input[role=switch]').checked");
+    assert_eq!(switch, json!(false), "custom Python is off by default");
+    panel.screenshot("wizard-python");
+    panel.click("wizard", "Next");
+
+    // Review: the server starts with the choices made and proves every control.
+    panel.wait_for(
+        "the server ready in the review",
         &format!("const t = (function() {{ {STATE} }})(); return t && t.includes('Ready') && t"),
         Duration::from_secs(90),
     );
+    panel.wait_for(
+        "every checklist item passing in the review",
+        "const items = [...document.querySelectorAll('.wizard li.item .status')]; \
+         return items.length > 10 && items.every(s => s.textContent === 'pass')",
+        Duration::from_secs(60),
+    );
+    panel.screenshot("wizard-review");
+    panel.click("wizard", "Finish and open the dashboard");
+
     let url = panel.server_url();
+    assert!(
+        url.starts_with("https://"),
+        "TLS from the wizard is in force: {url}"
+    );
     let summary = panel.wait_for(
         "a checklist with no failure",
         &format!("const t = (function() {{ {CHECKLIST} }})(); return t && t.includes(' 0 fail') && t"),
         Duration::from_secs(60),
     );
     assert!(summary.as_str().unwrap().contains("pass"), "{summary}");
+    assert_eq!(
+        status_with_key(&url, &key, &ca),
+        200,
+        "the wizard's key works over TLS"
+    );
     panel.screenshot("dashboard");
 
-    // Keys: create one in the keychain, use it, revoke it, see it refused.
+    // Keys: reveal the wizard's key, create one, use it, rotate and revoke it.
     panel.click("nav", "Keys");
+    panel.click("table", "Reveal");
+    assert_eq!(panel.text_of("the revealed key", "tr.revealed code"), key);
+    panel.click("form", "Create key");
+    let second = panel.text_of("the new key", ".created code.secret");
+    let second_id = panel.script("return document.querySelector('.created code.secret').dataset.keyId");
+    assert!(second.starts_with("gth_") && second != key, "{second}");
+    panel.screenshot("keys");
+    wait_until_within("the new key being accepted", Duration::from_secs(3), || {
+        status_with_key(&url, &second, &ca) == 200
+    });
+    panel.click("created", "Done");
+    panel.click_xpath(&format!(
+        "//tr[.//code[normalize-space(.)={second_id}]]//button[normalize-space(.)='Revoke']"
+    ));
+    wait_until_within("the revoked key being refused", Duration::from_secs(2), || {
+        status_with_key(&url, &second, &ca) == 401
+    });
+    panel.click_xpath(&format!(
+        "//tr[.//code[normalize-space(.)={key_id}]]//button[normalize-space(.)='Rotate']"
+    ));
+    let rotated = panel.text_of("the rotated key", ".created code.secret");
+    assert!(
+        panel
+            .text_of("the grace note", ".created")
+            .contains("keeps working until"),
+        "rotation says how long the old key lasts"
+    );
+    wait_until_within(
+        "the rotated key and the old one both working",
+        Duration::from_secs(3),
+        || status_with_key(&url, &rotated, &ca) == 200 && status_with_key(&url, &key, &ca) == 200,
+    );
+
+    // Network: listening on every interface turns the exposure item to a warning; its fix
+    // puts the server back on this computer only.
+    panel.click("nav", "Network");
+    panel.click_xpath("//label[.//strong[normalize-space(.)='Every network interface']]//input");
+    panel.screenshot("network");
+    panel.click("main", "Save and restart");
+    panel.text_of("the saved notice", ".saved");
+    panel.click("nav", "Dashboard");
     panel.wait_for(
-        "the keys page",
-        "return document.querySelector('form.create')",
+        "the exposure item warning",
+        &item_is("Reachable only where intended", "warn"),
+        Duration::from_secs(60),
+    );
+    panel.click("Reachable only where intended", "Fix");
+    panel.wait_for(
+        "the exposure item passing again",
+        &item_is("Reachable only where intended", "pass"),
+        Duration::from_secs(60),
+    );
+
+    // Certificates: the CA and server certificate listed; a client certificate for mTLS.
+    panel.click("nav", "Certificates");
+    panel.wait_for(
+        "the certificate table",
+        "return document.querySelectorAll('table tbody tr').length >= 2",
         Duration::from_secs(10),
     );
-    panel.click("form", "Create key");
-    let key = panel
-        .wait_for(
-            "the new key",
-            "const c = document.querySelector('.created code'); return c && c.textContent",
-            Duration::from_secs(10),
-        )
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(key.starts_with("gth_"), "{key}");
-    panel.screenshot("keys");
-    let http = reqwest::blocking::Client::new();
-    let status_with_key = || {
-        let request = http.get(format!("{url}/v2")).bearer_auth(&key);
-        request.send().unwrap().status()
-    };
-    wait_until_within("the new key being accepted", Duration::from_secs(3), || {
-        status_with_key() == 200
-    });
-    panel.click("table", "Revoke");
-    wait_until_within("the revoked key being refused", Duration::from_secs(2), || {
-        status_with_key() == 401
-    });
+    panel.fill("form.issue input", "ci-client");
+    panel.click("form", "Issue client certificate");
+    let issued = panel.text_of("the issued client certificate", "ul.files");
+    let client_cert = panel.home.path().join("certs/clients/ci-client.pem");
+    assert!(issued.contains(&client_cert.display().to_string()), "{issued}");
+    assert!(client_cert.exists());
+    panel.screenshot("certificates");
 
-    // Custom Python turned on outside the panel: the item fails; one click fixes it.
+    // Models: the repository through the user's key, and "try it" on some Rust.
+    panel.click("nav", "Models");
+    panel.wait_for(
+        "magika listed as ready",
+        "return [...document.querySelectorAll('table tr')].some(r => r.textContent.includes('magika') && r.textContent.includes('ready'))",
+        Duration::from_secs(20),
+    );
+    panel.fill(
+        "form.paste textarea",
+        "use std::collections::HashMap;\n\nfn main() {\n    let mut counts: HashMap<&str, u32> = HashMap::new();\n    for word in \"a b a\".split(' ') {\n        *counts.entry(word).or_default() += 1;\n    }\n    println!(\"{counts:?}\");\n}\n",
+    );
+    panel.click("form", "Classify text");
+    let label = panel.text_of("the classification", ".result .label");
+    assert_eq!(label, "rust", "magika names Rust source");
+    let curl = panel.text_of("the curl line", ".result code.curl");
+    assert!(
+        curl.contains("--cacert") && curl.contains("/v2/models/magika/infer"),
+        "{curl}"
+    );
+    panel.screenshot("models");
+
+    // Workflows: the switch, off; custom Python turned on outside the panel fails its item and
+    // one click on Fix turns it off again.
+    panel.click("nav", "Workflows");
+    panel.wait_for(
+        "the custom-Python switch",
+        "return document.querySelector('input[role=switch]:not(:disabled)')",
+        Duration::from_secs(10),
+    );
+    panel.screenshot("workflows");
     panel.click("nav", "Dashboard");
     let output = Command::new(gatehouse_bin())
         .args(["settings", "set", "workflows.allow_custom_python", "true"])
@@ -323,14 +566,14 @@ fn the_panel_runs_the_server_proves_the_checklist_and_manages_keys() {
     assert!(output.status.success());
     panel.wait_for(
         "the custom-Python item failing",
-        "return [...document.querySelectorAll('li.item')].some(li => li.textContent.includes('Custom Python') && li.textContent.includes('fail'))",
+        &item_is("Custom Python in workflows is off", "fail"),
         Duration::from_secs(60),
     );
     panel.screenshot("dashboard-failing");
     panel.click("Custom Python in workflows is off", "Fix");
     panel.wait_for(
         "the custom-Python item passing again",
-        "return [...document.querySelectorAll('li.item')].some(li => li.textContent.includes('Custom Python') && li.textContent.includes('pass'))",
+        &item_is("Custom Python in workflows is off", "pass"),
         Duration::from_secs(60),
     );
     let settings = gatehouse_core::Settings::load(&panel.home.path().join("settings.toml")).unwrap();
@@ -343,8 +586,9 @@ fn the_panel_runs_the_server_proves_the_checklist_and_manages_keys() {
         &format!("const t = (function() {{ {STATE} }})(); return t && t.includes('Stopped') && t"),
         Duration::from_secs(20),
     );
-    assert!(
-        reqwest::blocking::get(format!("{url}/healthz")).is_err(),
+    assert_eq!(
+        status_with_key(&url, &rotated, &ca),
+        0,
         "nothing answers once stopped"
     );
     panel.click("header", "Start");

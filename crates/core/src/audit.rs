@@ -82,7 +82,10 @@ impl AuditLog {
         line.insert("certificate".into(), cert.path.display().to_string().into());
         line.insert(
             "names".into(),
-            cert.names.iter().map(|n| serde_json::Value::from(n.as_str())).collect(),
+            cert.names
+                .iter()
+                .map(|n| serde_json::Value::from(n.as_str()))
+                .collect(),
         );
         line.insert("actor".into(), actor.into());
         self.record(line)

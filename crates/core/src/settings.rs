@@ -430,6 +430,13 @@ impl Settings {
                     ));
                 }
             },
+            // An empty value clears the setting: back to its default (none, for a path).
+            Kind::Text if value.trim().is_empty() => {
+                table.remove(field);
+                return self
+                    .replace_with(tree)
+                    .map_err(|e| problem(e, "give a value in the setting's range".into()));
+            }
             Kind::Text => toml::Value::String(value.to_string()),
             Kind::List => toml::Value::Array(
                 value
@@ -441,15 +448,14 @@ impl Settings {
             ),
         };
         table.insert(field.to_string(), parsed);
-        let updated: Settings = toml::Value::Table(tree)
+        self.replace_with(tree)
+            .map_err(|e| problem(e, "give a value in the setting's range".into()))
+    }
+
+    fn replace_with(&mut self, tree: toml::Table) -> Result<(), String> {
+        *self = toml::Value::Table(tree)
             .try_into()
-            .map_err(|e: toml::de::Error| {
-                problem(
-                    e.message().to_string(),
-                    "give a value in the setting's range".into(),
-                )
-            })?;
-        *self = updated;
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
         Ok(())
     }
 
@@ -936,5 +942,17 @@ mod tests {
         settings.server.host = "nope".into();
         assert!(matches!(settings.save(&path), Err(SettingsError::Invalid(_))));
         assert_eq!(Settings::load(&path).unwrap().server.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn an_empty_value_clears_a_setting_back_to_its_default() {
+        let mut settings = Settings::default();
+        settings.set("tls.client_ca", "/etc/gatehouse/ca.pem").unwrap();
+        settings.set("server.host", "192.0.2.4").unwrap();
+        settings.set("tls.client_ca", "").unwrap();
+        settings.set("server.host", " ").unwrap();
+        assert_eq!(settings.tls.client_ca, None);
+        assert_eq!(settings.server.host, "127.0.0.1");
+        assert!(settings.validate().is_ok());
     }
 }

@@ -49,7 +49,10 @@ pub async fn request(
             .and_then(|v| v.get("error")?.as_str().map(str::to_string))
             .unwrap_or_else(|| response.text());
         return Err(CommandError {
-            message: format!("the server answered {} to {method} {path}: {said}", response.status),
+            message: format!(
+                "the server answered {} to {method} {path}: {said}",
+                response.status
+            ),
         });
     }
     Ok(response)
@@ -112,21 +115,35 @@ pub async fn model_try(
         .as_array()
         .map(|data| data.iter().filter_map(serde_json::Value::as_f64).collect())
         .unwrap_or_default();
-    let metadata = request(&state, "GET", &format!("/v2/models/{TRY_MODEL}"), Some(&key_id), &[]).await?;
+    let metadata = request(
+        &state,
+        "GET",
+        &format!("/v2/models/{TRY_MODEL}"),
+        Some(&key_id),
+        &[],
+    )
+    .await?;
     let labels: Vec<String> = serde_json::from_slice::<serde_json::Value>(&metadata.body)?["labels"]
         .as_array()
         .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
 
     // The file's bytes are in the request: kept private to the user like everything else here.
-    let request_file = state.paths.data_dir.join("try-it").join(format!("{TRY_MODEL}-request.json"));
+    let request_file = state
+        .paths
+        .data_dir
+        .join("try-it")
+        .join(format!("{TRY_MODEL}-request.json"));
     if let Some(dir) = request_file.parent() {
         fsutil::ensure_private_dir(dir).map_err(|e| CommandError {
             message: format!("cannot create {}: {e}", dir.display()),
         })?;
     }
     fsutil::write_atomic(&request_file, &body).map_err(|e| CommandError {
-        message: format!("cannot save the request to {}: {e}; check free disk space", request_file.display()),
+        message: format!(
+            "cannot save the request to {}: {e}; check free disk space",
+            request_file.display()
+        ),
     })?;
     let url = state.supervisor.status().url.unwrap_or_default();
     let ca = CertFiles::new(state.paths.certs_dir()).ca();
@@ -155,8 +172,14 @@ const PADDING: i32 = 256;
 /// end, then the last 1024 (trailing whitespace stripped) padded at the front. `head` and `tail`
 /// are the file's first and last 4 KiB (the same bytes for a small file).
 fn magika_features(head: &[u8], tail: &[u8]) -> Vec<i32> {
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
-    let end = tail.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
+    let end = tail
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     let (head, tail) = (&head[start..], &tail[..end]);
     let mut features: Vec<i32> = head.iter().take(FEATURE_BYTES).map(|&b| i32::from(b)).collect();
     features.resize(FEATURE_BYTES, PADDING);
@@ -166,12 +189,20 @@ fn magika_features(head: &[u8], tail: &[u8]) -> Vec<i32> {
     features
 }
 
-/// The `n` most likely labels with softmax probabilities.
+/// The `n` most likely labels with their probabilities. Magika's output already is a probability
+/// distribution; raw scores (logits) from another model would go through softmax first.
 fn top(scores: &[f64], labels: &[String], n: usize) -> Vec<Guess> {
-    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-    let total: f64 = exp.iter().sum();
-    let mut ranked: Vec<(usize, f64)> = exp.iter().map(|e| e / total).enumerate().collect();
+    let total: f64 = scores.iter().sum();
+    let probabilities: Vec<f64> =
+        if scores.iter().all(|s| (0.0..=1.0).contains(s)) && (total - 1.0).abs() < 1e-3 {
+            scores.to_vec()
+        } else {
+            let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            exp.iter().map(|e| e / sum).collect()
+        };
+    let mut ranked: Vec<(usize, f64)> = probabilities.into_iter().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked
         .into_iter()
@@ -219,5 +250,9 @@ mod tests {
         assert_eq!(guesses[0].label, "rust");
         assert_eq!(guesses[1].label, "json");
         assert!(guesses[0].score > 0.8 && guesses[0].score < 1.0);
+        // Probabilities are kept as they are.
+        let guesses = top(&[0.1, 0.7, 0.2], &labels, 1);
+        assert_eq!(guesses[0].label, "rust");
+        assert!((guesses[0].score - 0.7).abs() < 1e-9);
     }
 }

@@ -80,4 +80,3 @@ pub fn logs(state: Shared<'_>) -> Vec<LogLine> {
 pub fn samples(state: Shared<'_>) -> Vec<Sample> {
     state.supervisor.samples()
 }
-

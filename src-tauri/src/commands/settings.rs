@@ -27,10 +27,16 @@ pub struct SettingChange {
 /// Applies the changes as one edit (all or none) and restarts a running server to pick them up.
 #[tauri::command]
 pub fn settings_change(state: Shared<'_>, changes: Vec<SettingChange>) -> CommandResult<Settings> {
-    let pairs: Vec<(&str, &str)> = changes.iter().map(|c| (c.key.as_str(), c.value.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.value.as_str()))
+        .collect();
     let audit = AuditLog::new(state.paths.audit_log());
     let changed = gatehouse_core::settings::change(&state.paths.settings_file(), &audit, &pairs, "panel")?;
-    if !matches!(state.supervisor.status().state, ServerState::Stopped | ServerState::CrashLooping) {
+    if !matches!(
+        state.supervisor.status().state,
+        ServerState::Stopped | ServerState::CrashLooping
+    ) {
         state.supervisor.restart();
     }
     Ok(changed.settings)
@@ -108,7 +114,11 @@ pub fn autostart_get(app: tauri::AppHandle) -> CommandResult<bool> {
 #[tauri::command]
 pub fn autostart_set(app: tauri::AppHandle, on: bool) -> CommandResult<()> {
     let launcher = app.autolaunch();
-    if on { launcher.enable()? } else { launcher.disable()? }
+    if on {
+        launcher.enable()?
+    } else {
+        launcher.disable()?
+    }
     Ok(())
 }
 

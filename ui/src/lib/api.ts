@@ -2,7 +2,26 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { writeText } from "@tauri-apps/plugin-clipboard-manager";
-import type { CreatedKey, FixOutcome, KeyRecord, LogLine, Report, Sample, Status } from "./types";
+import type {
+  CertInfo,
+  CertRow,
+  CreatedKey,
+  ExportedCa,
+  FixOutcome,
+  Initialised,
+  IssuedClient,
+  KeyRecord,
+  LogLine,
+  ModelRow,
+  NetworkChoices,
+  Report,
+  Sample,
+  SettingChange,
+  Settings,
+  Status,
+  TryResult,
+  WizardProgress,
+} from "./types";
 
 export interface Backend {
   status(): Promise<Status>;
@@ -16,7 +35,24 @@ export interface Backend {
   samples(): Promise<Sample[]>;
   keys(): Promise<KeyRecord[]>;
   createKey(name: string, scopes: string[], expires: string): Promise<CreatedKey>;
+  revealKey(id: string): Promise<string>;
+  rotateKey(id: string, expires: string): Promise<CreatedKey>;
   revokeKey(id: string): Promise<void>;
+  certificates(): Promise<CertRow[]>;
+  initCertificates(hosts: string[], days: number): Promise<Initialised>;
+  issueClient(name: string, days: number): Promise<IssuedClient>;
+  importCertificate(cert: string, key: string): Promise<CertInfo>;
+  exportCa(): Promise<ExportedCa>;
+  settings(): Promise<Settings>;
+  changeSettings(changes: SettingChange[]): Promise<Settings>;
+  networkChoices(): Promise<NetworkChoices>;
+  wizard(): Promise<WizardProgress>;
+  saveWizard(progress: WizardProgress): Promise<void>;
+  autostart(): Promise<boolean>;
+  setAutostart(on: boolean): Promise<void>;
+  serverInfo(): Promise<Record<string, unknown>>;
+  models(keyId: string): Promise<ModelRow[]>;
+  tryModel(keyId: string, head: number[], tail: number[]): Promise<TryResult>;
   copy(text: string): Promise<void>;
   on(events: Partial<Handlers>): Promise<() => void>;
 }
@@ -47,7 +83,24 @@ export const tauriBackend: Backend = {
   samples: () => invoke("samples"),
   keys: () => invoke("keys_list"),
   createKey: (name, scopes, expires) => invoke("key_create", { name, scopes, expires }),
+  revealKey: (id) => invoke("key_reveal", { id }),
+  rotateKey: (id, expires) => invoke("key_rotate", { id, expires }),
   revokeKey: (id) => invoke("key_revoke", { id }),
+  certificates: () => invoke("certs_list"),
+  initCertificates: (hosts, days) => invoke("certs_init", { hosts, days }),
+  issueClient: (name, days) => invoke("certs_issue_client", { name, days }),
+  importCertificate: (cert, key) => invoke("certs_import", { cert, key }),
+  exportCa: () => invoke("certs_export_ca"),
+  settings: () => invoke("settings_get"),
+  changeSettings: (changes) => invoke("settings_change", { changes }),
+  networkChoices: () => invoke("network_choices"),
+  wizard: () => invoke("wizard_get"),
+  saveWizard: (progress) => invoke("wizard_set", { progress }),
+  autostart: () => invoke("autostart_get"),
+  setAutostart: (on) => invoke("autostart_set", { on }),
+  serverInfo: () => invoke("server_info"),
+  models: (keyId) => invoke("models_index", { keyId }),
+  tryModel: (keyId, head, tail) => invoke("model_try", { keyId, head, tail }),
   copy: (text) => writeText(text),
   async on(handlers) {
     const names: Record<keyof Handlers, string> = {

@@ -26,5 +26,7 @@ describe("format", () => {
 
   it("shows the curl line with the key placeholder", () => {
     expect(curlLine("http://127.0.0.1:9001")).toContain('Bearer $GATEHOUSE_KEY" http://127.0.0.1:9001/v2/models/magika');
+    expect(curlLine("https://127.0.0.1:9001", "$K", "/c/ca.pem")).toBe('curl --cacert /c/ca.pem -H "Authorization: Bearer $K" https://127.0.0.1:9001/v2/models/magika');
+    expect(curlLine("http://127.0.0.1:9001", "$K", "/c/ca.pem")).not.toContain("cacert");
   });
 });

@@ -56,9 +56,10 @@ export function ago(iso: string, now: number = Date.now()): string {
   return `${Math.round(seconds / 3600)} h ago`;
 }
 
-/** The curl line that tries the server with a key. */
-export function curlLine(url: string, key = "$GATEHOUSE_KEY"): string {
-  return `curl -H "Authorization: Bearer ${key}" ${url}/v2/models/magika`;
+/** The curl line that tries the server with a key (trusting the local CA when it speaks TLS). */
+export function curlLine(url: string, key = "$GATEHOUSE_KEY", cacert: string | null = null): string {
+  const trust = url.startsWith("https:") && cacert ? ` --cacert ${cacert}` : "";
+  return `curl${trust} -H "Authorization: Bearer ${key}" ${url}/v2/models/magika`;
 }
 
 /** Points for an SVG polyline of `values` in a `width`×`height` box (missing values skipped). */

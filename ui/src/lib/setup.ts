@@ -1,0 +1,104 @@
+// The logic behind the wizard and the settings pages, kept out of the components so it can be
+// tested on its own.
+import type { CertInfo, SettingChange, Settings } from "./types";
+
+export const wizardSteps = [
+  { id: "network", label: "Network" },
+  { id: "key", label: "API key" },
+  { id: "tls", label: "TLS" },
+  { id: "python", label: "Custom Python" },
+  { id: "review", label: "Review" },
+] as const;
+export type WizardStep = (typeof wizardSteps)[number]["id"];
+
+/** Where a wizard resumes: the saved step if it is one, else the first. */
+export function resumeAt(saved: string): WizardStep {
+  return wizardSteps.find((s) => s.id === saved)?.id ?? "network";
+}
+
+export function stepAfter(step: WizardStep, by: 1 | -1): WizardStep {
+  const index = wizardSteps.findIndex((s) => s.id === step);
+  return wizardSteps[Math.min(wizardSteps.length - 1, Math.max(0, index + by))].id;
+}
+
+export type Reach = "loopback" | "all" | "lan" | "custom";
+
+/** Which of the Network page's choices an address is. */
+export function reachOf(host: string, lanAddress: string | null): Reach {
+  if (host === "127.0.0.1" || host === "::1" || host === "localhost") return "loopback";
+  if (host === "0.0.0.0" || host === "::") return "all";
+  if (lanAddress !== null && host === lanAddress) return "lan";
+  return "custom";
+}
+
+export function hostFor(reach: Reach, lanAddress: string | null, custom: string): string {
+  switch (reach) {
+    case "loopback":
+      return "127.0.0.1";
+    case "all":
+      return "0.0.0.0";
+    case "lan":
+      return lanAddress ?? "0.0.0.0";
+    case "custom":
+      return custom.trim();
+  }
+}
+
+export interface NetworkForm {
+  reach: Reach;
+  custom: string;
+  port: string;
+  origins: string;
+}
+
+/**
+ * The settings a Network form asks for, or what is wrong with it (checked here so the person
+ * sees it before anything is written; the backend checks again).
+ */
+export function networkChanges(form: NetworkForm, lanAddress: string | null): { changes: SettingChange[] } | { problem: string } {
+  const host = hostFor(form.reach, lanAddress, form.custom);
+  if (host === "") return { problem: "Give the address to listen on, such as 192.168.1.20." };
+  const port = Number(form.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return { problem: `Port ${form.port} is not a port: give a whole number from 1 to 65535.` };
+  const origins = form.origins.split(/[\s,]+/).filter((o) => o !== "");
+  for (const origin of origins) {
+    if (origin === "*") continue;
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) return { problem: `"${origin}" is not an origin: write scheme and host only, such as http://localhost:5173.` };
+  }
+  return {
+    changes: [
+      { key: "server.host", value: host },
+      { key: "server.port", value: String(port) },
+      { key: "cors.allowed_origins", value: origins.join(",") },
+    ],
+  };
+}
+
+/** What a bind choice means, in plain words. */
+export function reachConsequence(reach: Reach, settings: Settings | null): string {
+  if (reach === "loopback") return "Only programs on this computer can connect. Nothing on your network can reach the server, key or no key.";
+  const tls = settings?.tls.enabled
+    ? "Traffic is encrypted with TLS."
+    : "TLS is off, so keys and data would cross the network readable by anyone on it: turn TLS on (the checklist flags this).";
+  return `Other devices on your network can connect; each request still needs an API key. ${tls}`;
+}
+
+export type Tone = "good" | "warn" | "bad";
+
+/** How soon a certificate needs attention. */
+export function expiryTone(cert: CertInfo): Tone {
+  if (cert.days_left < 0) return "bad";
+  if (cert.days_left < 30) return "warn";
+  return "good";
+}
+
+/** The common name of a subject such as `CN=laptop, O=Gatehouse`. */
+export function commonName(subject: string): string {
+  return /(?:^|,\s*)CN=([^,]+)/.exec(subject)?.[1] ?? subject;
+}
+
+/** The first and last 4 KiB of a file: all the content-type model reads. */
+export function fileEnds(bytes: Uint8Array): { head: number[]; tail: number[] } {
+  const block = 4096;
+  return { head: Array.from(bytes.subarray(0, block)), tail: Array.from(bytes.subarray(Math.max(0, bytes.length - block))) };
+}
