@@ -8,8 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 # The keychain tests need a Secret Service, a private session bus and libsecret's secret-tool;
 # the TLS tests use openssl s_client and curl as independent clients.
-# The panel's tests drive the real app in WebKit under a virtual display, through tauri-driver.
-setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver
+# The panel's tests drive the real app in WebKit under a virtual display, through tauri-driver,
+# read what its copy buttons put on the clipboard with xclip and capture the screen with imagemagick.
+setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick
 TAURI_DRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
 if ! [ -x "$TAURI_DRIVER" ]; then
     say "installing tauri-driver (the WebDriver bridge for the panel's tests)"

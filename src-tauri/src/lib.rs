@@ -21,8 +21,14 @@ use gatehouse_core::supervisor::{Config, Supervisor};
 use tauri::Manager;
 use tauri_plugin_window_state::StateFlags;
 
-/// How often the checklist re-runs while the server is up; probes take a few milliseconds.
-const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the checklist re-runs while the server is up (and at once after every start or
+/// restart, which every settings change causes). Probes take a few milliseconds, but each run wakes
+/// the server, the app and the page, which is most of what the panel costs at idle.
+const CHECK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// One point of the charts every two seconds: finer than a person reads them, and half the
+/// scrapes and page updates of one a second.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Everything the commands share, managed once.
 pub struct AppState {
@@ -60,6 +66,7 @@ pub fn run() {
             let mut config = Config::new(server_binary(), vec![OsString::from("serve")]);
             config.settings_file = Some(paths.settings_file());
             config.identity = checklist::local_identity(&paths);
+            config.sample_interval = SAMPLE_INTERVAL;
             // The supervisor lives on Tauri's tokio runtime.
             let supervisor = {
                 let runtime = tauri::async_runtime::handle();
@@ -87,10 +94,15 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps Gatehouse in the tray; Quit in the tray menu ends it.
+            // Closing the window keeps Gatehouse in the tray; Quit in the tray menu ends it. On a
+            // desktop that shows no tray icons, closing quits (stopping the server gracefully).
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
-                let _ = window.hide();
+                if tray::host_present() {
+                    let _ = window.hide();
+                } else {
+                    tray::quit(window.app_handle());
+                }
             }
         })
         .invoke_handler(tauri::generate_handler![

@@ -128,16 +128,35 @@ fn handle(app: &AppHandle, id: &str) {
                 let _ = app.clipboard().write_text(url);
             }
         }
-        "quit" => {
-            let app = app.clone();
-            // Stop the server gracefully before the process ends.
-            tauri::async_runtime::spawn(async move {
-                state.supervisor.stop().await;
-                app.exit(0);
-            });
-        }
+        "quit" => quit(app),
         _ => {}
     }
+}
+
+/// Stops the server gracefully, then ends the app.
+pub fn quit(app: &AppHandle) {
+    let state = app.state::<Arc<AppState>>().inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        state.supervisor.stop().await;
+        app.exit(0);
+    });
+}
+
+/// Whether the desktop shows tray icons: a StatusNotifier host (KDE, most other desktops, GNOME
+/// with the AppIndicator extension) owns its well-known name on the session bus. Without one, a
+/// window hidden to the tray could not be brought back.
+pub fn host_present() -> bool {
+    let Ok(bus) = zbus::blocking::Connection::session() else {
+        return false;
+    };
+    let Ok(dbus) = zbus::blocking::fdo::DBusProxy::new(&bus) else {
+        return false;
+    };
+    zbus::names::BusName::try_from("org.kde.StatusNotifierWatcher")
+        .ok()
+        .and_then(|name| dbus.name_has_owner(name).ok())
+        .unwrap_or(false)
 }
 
 pub fn show_window(app: &AppHandle) {

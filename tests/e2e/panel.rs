@@ -54,6 +54,7 @@ struct Panel {
     base: String,
     session: String,
     home: tempfile::TempDir,
+    display: String,
     _driver: Killed,
     _display: Killed,
 }
@@ -125,6 +126,9 @@ impl Panel {
                 .env("GATEHOUSE_DATA", data_dir())
                 .env("GATEHOUSE_BIN", gatehouse_bin())
                 .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+                // The app's own state (window size and position, start at login) stays in the
+                // test's directory, away from the developer's desktop.
+                .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -156,6 +160,7 @@ impl Panel {
             base,
             session,
             home,
+            display,
             _driver: driver_process,
             _display: display_process,
         }
@@ -206,6 +211,17 @@ impl Panel {
              e.dispatchEvent(new Event('input', {{bubbles: true}})); return true;"
         );
         self.wait_for(&format!("a field {css}"), &script, Duration::from_secs(10));
+    }
+
+    /// What the desktop's clipboard holds, read by xclip as another program would paste it.
+    fn clipboard(&self) -> String {
+        require("xclip", "./scripts/test.sh installs xclip");
+        let output = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     fn text_of(&self, what: &str, css: &str) -> String {
@@ -274,15 +290,33 @@ impl Panel {
         }
     }
 
+    /// Saves what the display shows of the window, captured from the X server the way a person's
+    /// screenshot tool would (WebKit's own snapshot waits forever for a composited frame, which the
+    /// panel turns off).
     fn screenshot(&self, name: &str) {
-        use base64::Engine;
-        // WebKit hands out the last painted frame; give the page one to paint what it shows.
+        require("import", "./scripts/test.sh installs imagemagick");
+        // Give the page a moment to paint what it shows.
         std::thread::sleep(Duration::from_millis(400));
-        let data = self.call(reqwest::Method::GET, "/screenshot", None);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(data.as_str().unwrap_or_default())
+        let rect = self.call(reqwest::Method::GET, "/window/rect", None);
+        let number = |field: &str| rect[field].as_f64().unwrap_or(0.0).max(0.0) as u32;
+        let geometry = format!(
+            "{}x{}+{}+{}",
+            number("width").max(1),
+            number("height").max(1),
+            number("x"),
+            number("y")
+        );
+        let output = Command::new("import")
+            .args(["-window", "root", "-crop", &geometry, "+repage"])
+            .arg(artifacts().join(format!("{name}.png")))
+            .env("DISPLAY", &self.display)
+            .output()
             .unwrap();
-        std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+        assert!(
+            output.status.success(),
+            "screenshot {name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     fn server_url(&self) -> String {
@@ -389,6 +423,10 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
             .contains("$GATEHOUSE_KEY"),
         "the curl line names the variable, never the key"
     );
+    panel.click("created", "Copy key");
+    wait_until_within("the key on the clipboard", Duration::from_secs(3), || {
+        panel.clipboard() == key
+    });
     panel.screenshot("wizard-key");
     panel.click("wizard", "Next");
     panel.wait_for(
