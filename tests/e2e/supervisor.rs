@@ -332,3 +332,64 @@ fn sigterm_stops_the_server_gracefully_and_a_settings_change_restarts_it() {
         .count();
     assert!(samples > 0, "metrics samples were published");
 }
+
+/// The auth-failure counter of the server's `/metrics`.
+fn auth_failures_at(url: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("{url}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("gatehouse_auth_failures_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_charts_leave_out_the_checklist_s_own_probes_but_not_a_caller_s_failures() {
+    let supervise = Supervise::start(&["--port", "0", "--check-every", "1"]);
+    let url = supervise.wait_for("ready", 1, Duration::from_secs(60))["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let count = |kind: &str| {
+        let events = supervise.events.lock().unwrap();
+        events.iter().filter(|e| e["type"] == kind).count()
+    };
+    let auth_failure_rates = |from: usize| -> Vec<f64> {
+        let events = supervise.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| e["type"] == "sample")
+            .skip(from)
+            .map(|e| e["auth_failures_per_second"].as_f64().unwrap_or(-1.0))
+            .collect()
+    };
+    // Several checklist runs while samples are taken; each run sends requests without a key and
+    // with a wrong one, which the server counts.
+    let (samples, checks) = (count("sample"), count("checklist"));
+    crate::util::wait_until_within("four checklist runs", Duration::from_secs(20), || {
+        count("checklist") >= checks + 4 && count("sample") >= samples + 4
+    });
+    assert!(auth_failures_at(&url) >= 8.0, "the probes reached the server");
+    let rates = auth_failure_rates(samples);
+    assert!(
+        rates.iter().all(|&rate| rate == 0.0),
+        "the checklist's probes show up as auth failures: {rates:?}"
+    );
+
+    // A caller's wrong key is charted.
+    let seen = count("sample");
+    let status = reqwest::blocking::Client::new()
+        .get(format!("{url}/v2"))
+        .bearer_auth("gth_notarealkeynotarealkeynotarealkeynotarealkey00")
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    crate::util::wait_until_within(
+        "the caller's failure in a sample",
+        Duration::from_secs(10),
+        || auth_failure_rates(seen).iter().any(|&rate| rate > 0.0),
+    );
+}

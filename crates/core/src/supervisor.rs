@@ -177,6 +177,9 @@ struct Shared {
     logs: Mutex<VecDeque<LogLine>>,
     samples: Mutex<VecDeque<Sample>>,
     checklist_failing: Mutex<Option<String>>,
+    /// What the checklist's probes added to the server's counters since it started (by pid):
+    /// left out of the charts, so they show the callers' traffic, not Gatehouse's own.
+    own_traffic: Mutex<(Option<u32>, scrape::Scrape)>,
     log_capacity: usize,
     sample_capacity: usize,
 }
@@ -254,6 +257,7 @@ impl Supervisor {
             logs: Mutex::new(VecDeque::new()),
             samples: Mutex::new(VecDeque::new()),
             checklist_failing: Mutex::new(None),
+            own_traffic: Mutex::new((None, scrape::Scrape::default())),
             log_capacity: config.log_capacity.max(1),
             sample_capacity: config.sample_capacity.max(1),
         });
@@ -616,7 +620,7 @@ async fn supervise_once(
                 return command_outcome(command);
             }
             _ = ticker.tick() => {
-                if let Some(sample) = sampler.sample(&prober).await {
+                if let Some(sample) = sampler.sample(&prober, shared).await {
                     shared.push_sample(sample);
                 }
             }
@@ -721,7 +725,7 @@ impl Sampler {
         }
     }
 
-    async fn sample(&mut self, prober: &Prober) -> Option<Sample> {
+    async fn sample(&mut self, prober: &Prober, shared: &Shared) -> Option<Sample> {
         let pid = self.pid?;
         let (cpu_percent, memory_bytes) = match &mut self.system {
             Some(system) => {
@@ -739,7 +743,15 @@ impl Sampler {
         };
         let now = Instant::now();
         let current = match prober.request("GET", "/metrics", &[], &[]).await {
-            Ok(response) if response.status == 200 => Some(scrape::parse(&response.text())),
+            Ok(response) if response.status == 200 => {
+                let own = shared
+                    .own_traffic
+                    .lock()
+                    .ok()
+                    .and_then(|own| (own.0 == Some(pid.as_u32())).then(|| own.1.clone()));
+                let scraped = scrape::parse(&response.text());
+                Some(own.map_or_else(|| scraped.clone(), |own| scraped.minus(&own)))
+            }
             // Beyond loopback `/metrics` needs a key; the charts then show CPU and memory only.
             _ => None,
         };
@@ -781,6 +793,20 @@ pub async fn check_once(
     let mut settings = crate::Settings::load(&paths.settings_file()).unwrap_or_default();
     // A bad variable is the server's start error to report; the checklist judges the rest.
     let _ = settings.apply_environment(|name| std::env::var(name).ok());
+    // The probes' own requests are counted before and after, and kept out of the charts (a
+    // caller's request that lands in those few milliseconds is left out with them).
+    let metrics = Prober::new(
+        Endpoint::parse(&url).ok()?,
+        checklist::local_identity(paths),
+        Duration::from_secs(2),
+    );
+    let counters = || async {
+        match metrics.request("GET", "/metrics", &[], &[]).await {
+            Ok(response) if response.status == 200 => Some(scrape::parse(&response.text())),
+            _ => None,
+        }
+    };
+    let before = counters().await;
     // Boxed: the joined probes make a future too large for a debug build's worker stack.
     let report = Box::pin(checklist::check_gatehouse(
         &url,
@@ -789,6 +815,17 @@ pub async fn check_once(
         checklist::Options::default(),
     ))
     .await;
+    if let (Some(before), Some(mut after)) = (before, counters().await) {
+        // The second scrape is counted once it has answered.
+        after.requests += 1.0;
+        let pid = supervisor.status().pid;
+        if let Ok(mut own) = supervisor.shared.own_traffic.lock() {
+            if own.0 != pid {
+                *own = (pid, scrape::Scrape::default());
+            }
+            own.1.add(&after.minus(&before));
+        }
+    }
     let failing: Vec<&str> = report
         .items
         .iter()

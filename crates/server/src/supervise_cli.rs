@@ -13,16 +13,17 @@ use gatehouse_core::supervisor::{Config, Event, State, Supervisor};
 
 use crate::ServeArgs;
 
-/// How often the checklist re-runs while the server is up.
-const CHECK_INTERVAL: Duration = Duration::from_secs(30);
-
 #[derive(clap::Args)]
 pub struct SuperviseArgs {
     #[command(flatten)]
     serve: ServeArgs,
-    /// Print every event (state, log line, metrics sample) as a JSON line on stdout.
+    /// Print every event (state, log line, metrics sample, checklist report) as a JSON line on
+    /// stdout.
     #[arg(long)]
     json: bool,
+    /// Seconds between checklist runs while the server is up (it also runs after every start).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    check_every: u64,
 }
 
 pub fn run(args: SuperviseArgs, paths: &Paths) -> ExitCode {
@@ -56,18 +57,26 @@ fn supervise(args: SuperviseArgs, paths: &Paths) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    Ok(runtime.block_on(foreground(config, paths.clone(), args.json)))
+    let every = Duration::from_secs(args.check_every);
+    Ok(runtime.block_on(foreground(config, paths.clone(), args.json, every)))
 }
 
-async fn foreground(config: Config, paths: Paths, json: bool) -> ExitCode {
+async fn foreground(config: Config, paths: Paths, json: bool, check_every: Duration) -> ExitCode {
     let supervisor = Supervisor::spawn(config);
     let mut events = supervisor.subscribe();
     supervisor.start();
     let checker = tokio::spawn(gatehouse_core::supervisor::keep_checked(
         supervisor.clone(),
         paths,
-        CHECK_INTERVAL,
-        |_| {},
+        check_every,
+        move |report| {
+            if json
+                && let Ok(line) =
+                    serde_json::to_string(&serde_json::json!({"type": "checklist", "report": report}))
+            {
+                println!("{line}");
+            }
+        },
     ));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let code = loop {

@@ -13,6 +13,35 @@ pub struct Scrape {
     pub latency_buckets: BTreeMap<OrderedBound, f64>,
 }
 
+impl Scrape {
+    /// These counters less `other`'s (never below zero): traffic that should not be charted.
+    pub fn minus(&self, other: &Scrape) -> Scrape {
+        Scrape {
+            requests: (self.requests - other.requests).max(0.0),
+            server_errors: (self.server_errors - other.server_errors).max(0.0),
+            auth_failures: (self.auth_failures - other.auth_failures).max(0.0),
+            latency_buckets: self
+                .latency_buckets
+                .iter()
+                .map(|(bound, count)| {
+                    let less = other.latency_buckets.get(bound).copied().unwrap_or(0.0);
+                    (*bound, (count - less).max(0.0))
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds `other`'s counters to these.
+    pub fn add(&mut self, other: &Scrape) {
+        self.requests += other.requests;
+        self.server_errors += other.server_errors;
+        self.auth_failures += other.auth_failures;
+        for (bound, count) in &other.latency_buckets {
+            *self.latency_buckets.entry(*bound).or_default() += count;
+        }
+    }
+}
+
 /// A histogram bound that can key a map (`+Inf` sorts last).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OrderedBound(pub f64);
@@ -152,5 +181,21 @@ gatehouse_http_request_duration_seconds_bucket{route="/x",le="+Inf"} 0
             None,
             "no requests in between"
         );
+    }
+
+    #[test]
+    fn the_checklist_s_own_traffic_can_be_taken_out() {
+        let before = parse(TEXT);
+        let mut after = before.clone();
+        after.requests += 20.0;
+        after.auth_failures += 2.0;
+        let mut own = Scrape::default();
+        own.add(&after.minus(&before));
+        assert_eq!(own.requests, 20.0);
+        assert_eq!(own.auth_failures, 2.0);
+        let charted = after.minus(&own);
+        assert_eq!(charted.requests, before.requests);
+        assert_eq!(charted.auth_failures, before.auth_failures);
+        assert_eq!(charted.latency_buckets, before.latency_buckets);
     }
 }
