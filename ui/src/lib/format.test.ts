@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, millis, rate, sparkline, stateTone } from "./format";
+import { ago, bytes, curlLine, millis, rate, reportChanged, sparkline, stateTone } from "./format";
+import type { Item, Report } from "./types";
 
 describe("format", () => {
   it("gives every state a tone", () => {
@@ -28,5 +29,14 @@ describe("format", () => {
     expect(curlLine("http://127.0.0.1:9001")).toContain('Bearer $GATEHOUSE_KEY" http://127.0.0.1:9001/v2/models/magika');
     expect(curlLine("https://127.0.0.1:9001", "$K", "/c/ca.pem")).toBe('curl --cacert /c/ca.pem -H "Authorization: Bearer $K" https://127.0.0.1:9001/v2/models/magika');
     expect(curlLine("http://127.0.0.1:9001", "$K", "/c/ca.pem")).not.toContain("cacert");
+  });
+
+  it("notices a checklist change but not a re-run that found the same", () => {
+    const item = (status: Item["status"], summary: string): Item => ({ id: "auth.required", title: "t", why: "w", standards: [], status, summary, evidence: [] });
+    const report = (items: Item[], duration_ms: number): Report => ({ target: "http://x", kind: "gatehouse", started: "", duration_ms, summary: { pass: 1, warn: 0, fail: 0, unknown: 0 }, items });
+    const first = report([item("pass", "ok")], 3);
+    expect(reportChanged(first, report([item("pass", "ok")], 5))).toBe(false);
+    expect(reportChanged(first, report([item("fail", "ok")], 3))).toBe(true);
+    expect(reportChanged(first, report([item("pass", "now different")], 3))).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 // Words and numbers for people: what each state means, sizes, rates, durations.
-import type { CheckStatus, ServerState } from "./types";
+import type { CheckStatus, Report, ServerState } from "./types";
 
 export const stateLabel: Record<ServerState, string> = {
   stopped: "Stopped",
@@ -72,4 +72,10 @@ export function sparkline(values: (number | null)[], width: number, height: numb
     .map((v, i) => (v === null || !Number.isFinite(v) ? null : `${(i * step).toFixed(1)},${(height - (v / max) * height).toFixed(1)}`))
     .filter((p) => p !== null)
     .join(" ");
+}
+
+/** Whether a checklist report says anything a person would see differently from the last one. */
+export function reportChanged(last: Report, next: Report): boolean {
+  const seen = (r: Report) => r.items.map((i) => `${i.id}|${i.status}|${i.summary}|${i.fix ? 1 : 0}`).join("\n");
+  return last.target !== next.target || seen(last) !== seen(next);
 }
