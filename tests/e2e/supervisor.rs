@@ -377,6 +377,17 @@ fn the_charts_leave_out_the_checklist_s_own_probes_but_not_a_caller_s_failures()
         rates.iter().all(|&rate| rate == 0.0),
         "the checklist's probes show up as auth failures: {rates:?}"
     );
+    let idle: Vec<Value> = supervise.events.lock().unwrap()[..]
+        .iter()
+        .filter(|e| e["type"] == "sample")
+        .skip(samples)
+        .cloned()
+        .collect();
+    assert!(
+        idle.iter()
+            .all(|e| e["requests_per_second"] == 0.0 && e["p50_ms"].is_null()),
+        "with no caller the charts show no requests and no latency: {idle:?}"
+    );
 
     // A caller's wrong key is charted.
     let seen = count("sample");

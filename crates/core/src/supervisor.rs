@@ -772,8 +772,12 @@ impl Sampler {
             sample.errors_per_second = (current.server_errors - before.server_errors).max(0.0) / seconds;
             sample.auth_failures_per_second =
                 (current.auth_failures - before.auth_failures).max(0.0) / seconds;
-            sample.p50_ms = scrape::latency_quantile(before, current, 0.5);
-            sample.p99_ms = scrape::latency_quantile(before, current, 0.99);
+            // With no caller, the only request in the histogram is the previous scrape: no latency
+            // to chart.
+            if sample.requests_per_second > 0.0 {
+                sample.p50_ms = scrape::latency_quantile(before, current, 0.5);
+                sample.p99_ms = scrape::latency_quantile(before, current, 0.99);
+            }
         }
         if let Some(current) = current {
             self.previous = Some((now, current));
