@@ -53,13 +53,31 @@ pub fn certs_list(state: Shared<'_>) -> Vec<CertRow> {
         .collect()
 }
 
-/// Makes the local CA (first time only) and a server certificate for this computer and `hosts`.
+/// Makes the local CA (first time only) and a server certificate for this computer, `hosts`
+/// and the address the server listens on, so clients on the network can verify it too.
 #[tauri::command]
 pub fn certs_init(state: Shared<'_>, hosts: Vec<String>, days: i64) -> CommandResult<Initialised> {
+    let mut names = hosts;
+    names.extend(listening_names(&state));
     let keychain = Keychain::connect()?;
-    let made = certs::init(&files(&state), &keychain, &hosts, false, lifetime(days)?)?;
+    let made = certs::init(&files(&state), &keychain, &names, false, lifetime(days)?)?;
     audit(&state, "certificates_initialised", &made.server);
     Ok(made)
+}
+
+/// The names clients on the network reach the server by: its own address when it listens on one,
+/// this computer's network address when it listens on every interface.
+fn listening_names(state: &Shared<'_>) -> Vec<String> {
+    let Ok(settings) = gatehouse_core::Settings::load(&state.paths.settings_file()) else {
+        return Vec::new();
+    };
+    match settings.server.host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => gatehouse_core::checklist::network_address()
+            .map(|lan| vec![lan.to_string()])
+            .unwrap_or_default(),
+        Ok(ip) if !ip.is_loopback() => vec![ip.to_string()],
+        _ => Vec::new(),
+    }
 }
 
 /// A client certificate for mutual TLS, and where its files are.
