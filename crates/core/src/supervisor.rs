@@ -742,19 +742,18 @@ impl Sampler {
             None => (0.0, 0),
         };
         let now = Instant::now();
-        let current = match prober.request("GET", "/metrics", &[], &[]).await {
-            Ok(response) if response.status == 200 => {
-                let own = shared
-                    .own_traffic
-                    .lock()
-                    .ok()
-                    .and_then(|own| (own.0 == Some(pid.as_u32())).then(|| own.1.clone()));
-                let scraped = scrape::parse(&response.text());
-                Some(own.map_or_else(|| scraped.clone(), |own| scraped.minus(&own)))
+        // Beyond loopback `/metrics` needs a key; the charts then show CPU and memory only.
+        let current = scrape_metrics(prober).await.map(|scraped| {
+            let own = shared
+                .own_traffic
+                .lock()
+                .ok()
+                .and_then(|own| (own.0 == Some(pid.as_u32())).then(|| own.1.clone()));
+            match own {
+                Some(own) => scraped.minus(&own),
+                None => scraped,
             }
-            // Beyond loopback `/metrics` needs a key; the charts then show CPU and memory only.
-            _ => None,
-        };
+        });
         let mut sample = Sample {
             at: OffsetDateTime::now_utc(),
             cpu_percent,
@@ -804,13 +803,7 @@ pub async fn check_once(
         checklist::local_identity(paths),
         Duration::from_secs(2),
     );
-    let counters = || async {
-        match metrics.request("GET", "/metrics", &[], &[]).await {
-            Ok(response) if response.status == 200 => Some(scrape::parse(&response.text())),
-            _ => None,
-        }
-    };
-    let before = counters().await;
+    let before = scrape_metrics(&metrics).await;
     // Boxed: the joined probes make a future too large for a debug build's worker stack.
     let report = Box::pin(checklist::check_gatehouse(
         &url,
@@ -819,7 +812,7 @@ pub async fn check_once(
         checklist::Options::default(),
     ))
     .await;
-    if let (Some(before), Some(mut after)) = (before, counters().await) {
+    if let (Some(before), Some(mut after)) = (before, scrape_metrics(&metrics).await) {
         // The second scrape is counted once it has answered.
         after.requests += 1.0;
         let pid = supervisor.status().pid;
@@ -840,6 +833,14 @@ pub async fn check_once(
         (!failing.is_empty()).then(|| format!("checklist items failing: {}", failing.join(", "))),
     );
     Some(report)
+}
+
+/// The server's counters from `/metrics`, when it answers them.
+async fn scrape_metrics(prober: &Prober) -> Option<scrape::Scrape> {
+    match prober.request("GET", "/metrics", &[], &[]).await {
+        Ok(response) if response.status == 200 => Some(scrape::parse(&response.text())),
+        _ => None,
+    }
 }
 
 /// Runs [`check_once`] whenever the server becomes ready and every `interval` after, handing

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, millis, rate, reportChanged, sparkline, stateTone } from "./format";
-import type { Item, Report } from "./types";
+import { ago, bytes, curlLine, keyState, millis, rate, reportChanged, sparkline, stateTone } from "./format";
+import type { Item, KeyRecord, Report } from "./types";
 
 describe("format", () => {
   it("gives every state a tone", () => {
@@ -38,5 +38,14 @@ describe("format", () => {
     expect(reportChanged(first, report([item("pass", "ok")], 5))).toBe(false);
     expect(reportChanged(first, report([item("fail", "ok")], 3))).toBe(true);
     expect(reportChanged(first, report([item("pass", "now different")], 3))).toBe(true);
+  });
+
+  it("judges a key active, expired or revoked", () => {
+    const key = (fields: Partial<KeyRecord>): KeyRecord => ({ id: "k", name: "n", scopes: ["infer"], created: "2026-01-01T00:00:00Z", hash: "", storage: "keychain", ...fields });
+    const now = Date.parse("2026-06-01T00:00:00Z");
+    expect(keyState(key({}), now)).toBe("active");
+    expect(keyState(key({ expires: "2026-07-01T00:00:00Z" }), now)).toBe("active");
+    expect(keyState(key({ expires: "2026-05-01T00:00:00Z" }), now)).toBe("expired");
+    expect(keyState(key({ revoked: "2026-05-01T00:00:00Z", expires: "2026-07-01T00:00:00Z" }), now)).toBe("revoked");
   });
 });

@@ -1,5 +1,5 @@
 // Words and numbers for people: what each state means, sizes, rates, durations.
-import type { CheckStatus, Report, ServerState } from "./types";
+import type { CheckStatus, KeyRecord, Report, ServerState } from "./types";
 
 export const stateLabel: Record<ServerState, string> = {
   stopped: "Stopped",
@@ -78,4 +78,11 @@ export function sparkline(values: (number | null)[], width: number, height: numb
 export function reportChanged(last: Report, next: Report): boolean {
   const seen = (r: Report) => r.items.map((i) => `${i.id}|${i.status}|${i.summary}|${i.fix ? 1 : 0}`).join("\n");
   return last.target !== next.target || seen(last) !== seen(next);
+}
+
+/** Where a key stands, as the server would judge it now. */
+export function keyState(key: KeyRecord, now: number = Date.now()): "active" | "expired" | "revoked" {
+  if (key.revoked) return "revoked";
+  if (key.expires && Date.parse(key.expires) <= now) return "expired";
+  return "active";
 }
