@@ -493,7 +493,6 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         200,
         "the wizard's key works over TLS"
     );
-    panel.screenshot("dashboard");
 
     // Keys: reveal the wizard's key, create one, use it, rotate and revoke it.
     panel.click("nav", "Keys");
@@ -529,6 +528,15 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         Duration::from_secs(3),
         || status_with_key(&url, &rotated, &ca) == 200 && status_with_key(&url, &key, &ca) == 200,
     );
+
+    // Back on the dashboard, the charts show the traffic the keys made (refused ones included).
+    panel.click("nav", "Dashboard");
+    panel.wait_for(
+        "requests in the charts",
+        "return [...document.querySelectorAll('.charts polyline')].some(p => (p.getAttribute('points') || '').includes(' '))",
+        Duration::from_secs(20),
+    );
+    panel.screenshot("dashboard");
 
     // Network: listening on every interface turns the exposure item to a warning; its fix
     // puts the server back on this computer only.
