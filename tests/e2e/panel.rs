@@ -187,21 +187,18 @@ impl Panel {
             .to_string();
     }
 
-    /// Clicks the first element matching `xpath` (a radio button, a checkbox).
+    /// Clicks the first enabled element matching `xpath` with a DOM click event, the way a person
+    /// would (WebKitWebDriver's element click is unreliable under Xvfb).
     fn click_xpath(&self, xpath: &str) {
         let script = format!(
             "const e = document.evaluate({xpath:?}, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue; \
              if (!e || e.matches(':disabled')) return false; e.click(); return true;"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.script(&script) != json!(true) {
-            assert!(
-                Instant::now() < deadline,
-                "nothing enabled matches {xpath}; the page says: {}",
-                self.script("return document.body.innerText")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_for(
+            &format!("something enabled at {xpath}"),
+            &script,
+            Duration::from_secs(10),
+        );
     }
 
     /// Types `text` into the field matching `css`, firing the input event Svelte listens to.
@@ -271,23 +268,12 @@ impl Panel {
         }
     }
 
-    /// Clicks the button whose text is `label` inside `scope`, the way a person would: the DOM
-    /// click event on the real button (WebKitWebDriver's element click is unreliable under Xvfb).
+    /// Clicks the button whose text is `label` inside `scope`.
     fn click(&self, scope: &str, label: &str) {
-        let xpath = format!("{}//button[normalize-space(.)='{label}']", css_to_xpath(scope));
-        let script = format!(
-            "const b = document.evaluate({xpath:?}, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue; \
-             if (!b || b.disabled) return false; b.click(); return true;"
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.script(&script) != json!(true) {
-            assert!(
-                Instant::now() < deadline,
-                "no enabled button `{label}` in {scope}; the page says: {}",
-                self.script("return document.body.innerText")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.click_xpath(&format!(
+            "{}//button[normalize-space(.)='{label}']",
+            css_to_xpath(scope)
+        ));
     }
 
     /// Saves what the display shows of the window, captured from the X server the way a person's
