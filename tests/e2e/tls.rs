@@ -363,3 +363,38 @@ fn an_expired_certificate_fails_verification_and_a_missing_one_stops_the_start()
         "{stderr}"
     );
 }
+
+#[test]
+fn a_request_carrying_a_key_goes_only_to_a_server_whose_certificate_verifies() {
+    use gatehouse_core::probe::{Endpoint, ProbeError, Prober, TlsIdentity};
+    let (server, ca) = tls_server(|builder| builder);
+    wait_ready(&server, &ca, None);
+    let endpoint = Endpoint::parse(&format!("https://{}", server.addr)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let probe = |identity: TlsIdentity, verified: bool| {
+        let prober = Prober::new(endpoint.clone(), identity, Duration::from_secs(5));
+        runtime.block_on(async {
+            if verified {
+                prober.request_verified("GET", "/readiness", &[], &[]).await
+            } else {
+                prober.request("GET", "/readiness", &[], &[]).await
+            }
+        })
+    };
+    // Trusting the CA that signed the server's certificate (what the panel does).
+    assert_eq!(probe(TlsIdentity::trusting_pem(&ca), true).unwrap().status, 200);
+    // Trusting another CA: refused in the handshake, before any header is sent.
+    let elsewhere = tempfile::tempdir().unwrap();
+    certs(elsewhere.path(), &["init"]);
+    let stranger = TlsIdentity::trusting_pem(&elsewhere.path().join("certs/ca.pem"));
+    let refused = probe(stranger.clone(), true);
+    assert!(
+        matches!(refused, Err(ProbeError::Handshake { .. })),
+        "{refused:?}"
+    );
+    // The checklist's probes record the verdict instead and still get their answer.
+    assert_eq!(probe(stranger, false).unwrap().status, 200);
+}

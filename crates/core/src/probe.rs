@@ -246,6 +246,51 @@ impl Prober {
         within(self.timeout, format!("{method} {target}{path}"), exchange).await
     }
 
+    /// Like [`Prober::request`], for requests that carry a real key: over TLS it talks only to a
+    /// server whose certificate verifies against the identity's roots (TLS 1.2 and 1.3).
+    pub async fn request_verified(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, ProbeError> {
+        if !self.endpoint.tls {
+            return self.request(method, path, headers, body).await;
+        }
+        let target = self.endpoint.url();
+        let config = self.verifying_config()?;
+        let exchange = async {
+            let tcp = self.connect_tcp().await?;
+            let mut stream = self.tls_connect(tcp, config).await?;
+            exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
+        };
+        within(self.timeout, format!("{method} {target}{path}"), exchange).await
+    }
+
+    fn verifying_config(&self) -> Result<Arc<rustls::ClientConfig>, ProbeError> {
+        let failed = |reason: String| ProbeError::Handshake {
+            target: self.endpoint.authority(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for root in &self.identity.roots {
+            roots.add(root.clone()).map_err(|e| failed(e.to_string()))?;
+        }
+        let builder =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| failed(e.to_string()))?
+                .with_root_certificates(roots);
+        let config = match &self.identity.client {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| failed(e.to_string()))?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
     /// Sends a plain-text HTTP request to the endpoint even when it speaks TLS.
     pub async fn plaintext_request(&self, path: &str) -> Result<HttpResponse, ProbeError> {
         let plain = Prober {
