@@ -228,22 +228,12 @@ impl Prober {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<HttpResponse, ProbeError> {
-        let target = self.endpoint.url();
-        let exchange = async {
-            let tcp = self.connect_tcp().await?;
-            if self.endpoint.tls {
-                let config = self
-                    .request_config
-                    .get_or_init(|| self.client_config(rustls::ALL_VERSIONS, true).0)
-                    .clone();
-                let mut stream = self.tls_connect(tcp, config).await?;
-                exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
-            } else {
-                let mut stream = tcp;
-                exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
-            }
-        };
-        within(self.timeout, format!("{method} {target}{path}"), exchange).await
+        let config = self.endpoint.tls.then(|| {
+            self.request_config
+                .get_or_init(|| self.client_config(rustls::ALL_VERSIONS, true).0)
+                .clone()
+        });
+        self.send(config, method, path, headers, body).await
     }
 
     /// Like [`Prober::request`], for requests that carry a real key: over TLS it talks only to a
@@ -255,15 +245,36 @@ impl Prober {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<HttpResponse, ProbeError> {
-        if !self.endpoint.tls {
-            return self.request(method, path, headers, body).await;
-        }
+        let config = if self.endpoint.tls {
+            Some(self.verifying_config()?)
+        } else {
+            None
+        };
+        self.send(config, method, path, headers, body).await
+    }
+
+    /// One exchange within the time limit: over TLS with `config`, in plain text without.
+    async fn send(
+        &self,
+        config: Option<Arc<rustls::ClientConfig>>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, ProbeError> {
         let target = self.endpoint.url();
-        let config = self.verifying_config()?;
         let exchange = async {
             let tcp = self.connect_tcp().await?;
-            let mut stream = self.tls_connect(tcp, config).await?;
-            exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
+            match config {
+                Some(config) => {
+                    let mut stream = self.tls_connect(tcp, config).await?;
+                    exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
+                }
+                None => {
+                    let mut stream = tcp;
+                    exchange(&mut stream, &self.endpoint, method, path, headers, body, &target).await
+                }
+            }
         };
         within(self.timeout, format!("{method} {target}{path}"), exchange).await
     }
