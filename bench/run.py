@@ -148,17 +148,17 @@ def serving(auth: bool, extra_env: dict | None = None):
         try:
             if extra_env and extra_env.get("GATEHOUSE_TLS") == "true":
                 wait_tcp(port)
-                yield f"https://127.0.0.1:{port}", key
+                yield f"https://127.0.0.1:{port}", key, server.pid
             else:
                 wait_http(f"http://127.0.0.1:{port}/readiness")
-                yield f"http://127.0.0.1:{port}", key
+                yield f"http://127.0.0.1:{port}", key, server.pid
         finally:
             server.terminate()
             server.wait(timeout=20)
 
 
 def gatehouse(files: dict) -> dict:
-    with serving(auth=True) as (base, key):
+    with serving(auth=True) as (base, key, _):
         return measure(base, "gatehouse", files, key)
 
 
@@ -168,7 +168,7 @@ def auth_ratio(files: dict) -> tuple:
     machine's speed hits both sides alike."""
     runs = {True: [], False: []}
     for auth in balanced(False, True):
-        with serving(auth) as (base, key):
+        with serving(auth) as (base, key, _):
             url = f"{base}/v2/models/sigmoid/infer"
             warm_up(url, files["sigmoid"], key)
             result = wrk(url, files["sigmoid"], 16, key)
@@ -208,29 +208,59 @@ def floor(files: dict) -> dict:
 
 
 def make_certificate(directory: pathlib.Path) -> tuple:
-    """One ECDSA P-256 certificate both TLS servers use, so they do the same cryptography."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
+    """A CA and one ECDSA P-256 server certificate it signed; both TLS servers use the same
+    certificate and key, so they do the same cryptography, and the client verifies the chain."""
+    ca, ca_key = directory / "ca.pem", directory / "ca-key.pem"
+    cert, key, request = directory / "cert.pem", directory / "key.pem", directory / "cert.csr"
+    extensions = directory / "extensions.cnf"
+    extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                          "extendedKeyUsage=serverAuth\n")
+    for command in (
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=Gatehouse bench CA"],
+        ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", request, "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+         "-extfile", extensions, "-out", cert],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return ca, cert, key
 
 
-def handshakes_per_second(port: int) -> float:
-    """Full TLS 1.3 handshakes (no session resumption) per second, two openssl clients at once.
-    The rate is their connections over the wall time measured here: s_time's own "in N real
-    seconds" is a whole number, which over a few seconds is an error of up to a quarter."""
-    command = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-tls1_3", "-time", str(max(SECONDS // 2, 3))]
-    started = time.monotonic()
-    clients = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
-    connections = 0
-    for client in clients:
-        output = client.communicate(timeout=60)[0]
-        match = re.search(r"(\d+) connections in (\d+) real seconds", output)
-        if match is None:
-            raise SystemExit(f"openssl s_time printed no result:\n{output}")
-        connections += int(match.group(1))
-    return connections / (time.monotonic() - started)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (nginx's workers), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = pathlib.Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in pathlib.Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return total
+
+
+HANDSHAKE_CLIENTS = 4
+
+
+def handshakes_per_second(port: int, ca: pathlib.Path, server_pid: int) -> tuple:
+    """Full TLS 1.3 handshakes per second from bench/src/handshakes.rs (rustls, no resumption,
+    the chain verified against `ca`), and the server's CPU time per handshake in µs.
+    Four client threads keep two cores' worth of server busy while each waits on its round
+    trips. `openssl s_time` was used before: its client spends ~0.9 ms of CPU per connection
+    here, four times either server, so on two shared cores it measured mostly itself."""
+    binary = ROOT / "target" / "release" / "handshakes"
+    before = cpu_seconds(server_pid)
+    output = subprocess.run([str(binary), f"127.0.0.1:{port}", str(ca), str(HANDSHAKE_CLIENTS), str(max(SECONDS // 2, 3))],
+                            capture_output=True, text=True, timeout=120)
+    if output.returncode != 0:
+        raise SystemExit(f"the handshake client failed:\n{output.stderr}")
+    used = cpu_seconds(server_pid) - before
+    result = json.loads(output.stdout)
+    return result["handshakes"] / result["seconds"], used / result["handshakes"] * 1e6
 
 
 @contextlib.contextmanager
@@ -260,7 +290,7 @@ http {{
         server = subprocess.Popen(["nginx", "-c", str(config), "-p", prefix], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_tcp(port)
-            yield port
+            yield port, server.pid
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -275,26 +305,32 @@ def tls(files: dict) -> dict:
     """TLS 1.3 full handshakes/s against nginx on the same certificate, and keep-alive requests/s
     over TLS against plaintext (tiny model, 16 connections, keys required)."""
     with tempfile.TemporaryDirectory() as directory:
-        cert, key = make_certificate(pathlib.Path(directory))
+        ca, cert, key = make_certificate(pathlib.Path(directory))
         tls_env = {"GATEHOUSE_TLS": "true", "SSL_CERTFILE": str(cert), "SSL_KEYFILE": str(key)}
         # Both servers up at once, measured in turns (nginx, Gatehouse, Gatehouse, nginx, …) so
         # drift in the machine's speed hits both.
         handshakes = {"nginx": [], "gatehouse": []}
-        with nginx(cert, key) as port, serving(True, tls_env) as (base, _):
-            ports = {"nginx": port, "gatehouse": int(base.rsplit(":", 1)[1])}
+        cpu = {"nginx": [], "gatehouse": []}
+        with nginx(cert, key) as (port, nginx_pid), serving(True, tls_env) as (base, _, gatehouse_pid):
+            servers = {"nginx": (port, nginx_pid), "gatehouse": (int(base.rsplit(":", 1)[1]), gatehouse_pid)}
             for kind in balanced("nginx", "gatehouse"):
-                handshakes[kind].append(handshakes_per_second(ports[kind]))
+                port, pid = servers[kind]
+                rate, cpu_us = handshakes_per_second(port, ca, pid)
+                handshakes[kind].append(rate)
+                cpu[kind].append(cpu_us)
         ours, theirs = (sum(handshakes[k]) / PAIRS for k in ("gatehouse", "nginx"))
+        our_cpu, their_cpu = (sum(cpu[k]) / PAIRS for k in ("gatehouse", "nginx"))
         print(f"  handshakes/s: gatehouse {ours:.0f}, nginx {theirs:.0f} "
-              f"(turns: {', '.join(f'{r:.0f}' for r in handshakes['gatehouse'])} vs {', '.join(f'{r:.0f}' for r in handshakes['nginx'])})", flush=True)
+              f"(turns: {', '.join(f'{r:.0f}' for r in handshakes['gatehouse'])} vs {', '.join(f'{r:.0f}' for r in handshakes['nginx'])}); "
+              f"server CPU per handshake: gatehouse {our_cpu:.0f} µs, nginx {their_cpu:.0f} µs", flush=True)
         rates = {"tls": [], "plain": []}
         for kind in balanced("plain", "tls"):
-            with serving(True, tls_env if kind == "tls" else None) as (base, bench_key):
+            with serving(True, tls_env if kind == "tls" else None) as (base, bench_key, _):
                 url = f"{base}/v2/models/sigmoid/infer"
                 warm_up(url, files["sigmoid"], bench_key)
                 rates[kind].append(wrk(url, files["sigmoid"], 16, bench_key)["rps"])
                 print(f"  keep-alive {kind:5} sigmoid c=16 {rates[kind][-1]:>10.0f} req/s", flush=True)
-    return {"handshakes": ours, "nginx_handshakes": theirs,
+    return {"handshakes": ours, "nginx_handshakes": theirs, "handshake_cpu_us": our_cpu, "nginx_handshake_cpu_us": their_cpu,
             "tls_rps": sum(rates["tls"]) / PAIRS, "plain_rps": sum(rates["plain"]) / PAIRS}
 
 
@@ -345,8 +381,8 @@ def main() -> None:
     detail.append(f"| Gatehouse, keys off (mean of 3 runs) | sigmoid | 16 | {auth_off:.0f} | — | — |")
     detail.append(f"| Gatehouse over TLS, keep-alive (mean of 3 runs) | sigmoid | 16 | {transport['tls_rps']:.0f} | — | — |")
     detail.append(f"| Gatehouse plaintext, keep-alive (mean of 3 runs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
-    detail.append(f"| Gatehouse TLS 1.3 full handshakes/s | — | 2 clients | {transport['handshakes']:.0f} | — | — |")
-    detail.append(f"| nginx {nginx_version()} TLS 1.3 full handshakes/s | — | 2 clients | {transport['nginx_handshakes']:.0f} | — | — |")
+    detail.append(f"| Gatehouse TLS 1.3 full handshakes/s (server CPU per handshake: {transport['handshake_cpu_us']:.0f} µs) | — | {HANDSHAKE_CLIENTS} client threads | {transport['handshakes']:.0f} | — | — |")
+    detail.append(f"| nginx {nginx_version()} TLS 1.3 full handshakes/s (server CPU per handshake: {transport['nginx_handshake_cpu_us']:.0f} µs) | — | {HANDSHAKE_CLIENTS} client threads | {transport['nginx_handshakes']:.0f} | — | — |")
     detail.append(f"| Gatehouse cold start → ready, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['cold_ms']:.0f} | — |")
     detail.append(f"| Gatehouse crash → ready under the supervisor, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['crash_ms']:.0f} | — |")
     detail.append(f"| `gatehouse check` whole command, ms (median of {supervision.SAMPLES}) | — | — | — | {supervised['checklist_wall_ms']:.0f} | — |")
