@@ -35,9 +35,28 @@ use models::Repository;
 use perimeter::requests::RequestLimits;
 use perimeter::{Gate, Perimeter};
 
-/// Everything a handler may need, built once and cloned cheaply.
+/// Everything a handler may need, built once. axum clones the state for every extractor and
+/// middleware of every request, so it is one reference count rather than a struct whose settings
+/// (origin lists, sandbox paths) would be copied each time.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Empty until the models have loaded; `/readiness` answers 503 until then.
     pub repository: Arc<OnceLock<Repository>>,
@@ -221,7 +240,7 @@ mod tests {
             None,
             metrics.clone(),
         ));
-        AppState {
+        AppState::from(Shared {
             request_limits: RequestLimits::new(&gatehouse_core::Settings::default().limits, metrics.clone()),
             cors: Default::default(),
             metrics,
@@ -244,7 +263,7 @@ mod tests {
             max_body_bytes: 1024,
             allow_custom_python: false,
             sandbox: workflows::sandbox::SandboxConfig::new(&Default::default(), Vec::new()),
-        }
+        })
     }
 
     async fn call(app: Router, request: Request<Body>) -> (u16, serde_json::Value) {

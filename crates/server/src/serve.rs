@@ -24,7 +24,7 @@ use crate::perimeter::audit::AuditSink;
 use crate::perimeter::requests::RequestLimits;
 use crate::tls::{TlsFiles, TlsListener};
 use crate::workflows::sandbox::SandboxConfig;
-use crate::{AppState, ServerInfo, metrics::Metrics, router};
+use crate::{AppState, ServerInfo, Shared, metrics::Metrics, router};
 
 /// Why the server could not start; each message says what and how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         "key" => true,
         _ => !loopback,
     };
-    let state = AppState {
+    let state = AppState::from(Shared {
         request_limits: RequestLimits::new(&settings.limits, metrics.clone()),
         cors: settings.cors.clone(),
         perimeter: perimeter.clone(),
@@ -164,7 +164,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             &settings.workflows,
             vec![paths.config_dir.clone(), paths.data_dir.clone()],
         ),
-    };
+    });
     if settings.workflows.allow_custom_python {
         tracing::warn!(
             event = "custom_python_enabled",
