@@ -166,8 +166,9 @@ impl Default for AuditSettings {
 pub struct InferenceSettings {
     /// Threads ONNX Runtime may use inside one inference.
     pub intra_threads: usize,
-    /// Sessions kept per model version, i.e. how many requests to one model run at the same time;
-    /// 0 means one per CPU core.
+    /// Sessions per model version at most, i.e. how many requests to one model run at the same
+    /// time; 0 means one per CPU core. One is made at load and the others when that many requests
+    /// first arrive together, so an idle server holds a single copy of each model.
     pub sessions_per_model: usize,
     /// The ONNX Runtime library; empty means the one setup installs.
     pub onnxruntime: Option<PathBuf>,

@@ -354,21 +354,36 @@ impl LoadedModel {
         } else {
             options.sessions_per_model
         };
-        let mut sessions = Vec::with_capacity(count);
-        for _ in 0..count {
-            let refused = |error: String| format!("session options were refused: {error}");
-            let session = Session::builder(&runtime.environment)
-                .map_err(|e| refused(e.to_string()))?
-                .with_optimization_level(GraphOptimizationLevel::All)
-                .map_err(|e| refused(e.to_string()))?
-                .with_intra_threads(options.intra_threads)
-                .map_err(|e| refused(e.to_string()))?
-                .with_inter_threads(1)
-                .map_err(|e| refused(e.to_string()))?
-                .commit_from_file(file)
-                .map_err(|error| format!("ONNX Runtime cannot load model.onnx: {error}"))?;
-            sessions.push(session);
-        }
+        let build = {
+            let (environment, file, intra_threads) = (
+                runtime.environment.clone(),
+                file.to_path_buf(),
+                options.intra_threads,
+            );
+            // Later sessions are read from the same file; one that changed since is refused
+            // rather than served beside the old one under the old metadata.
+            let loaded = file_signature(&file);
+            move || -> Result<Session, String> {
+                if file_signature(&file) != loaded {
+                    return Err(format!(
+                        "{} changed on disk since the server loaded it; restart Gatehouse to serve the new file",
+                        file.display()
+                    ));
+                }
+                let refused = |error: String| format!("session options were refused: {error}");
+                Session::builder(&environment)
+                    .map_err(|e| refused(e.to_string()))?
+                    .with_optimization_level(GraphOptimizationLevel::All)
+                    .map_err(|e| refused(e.to_string()))?
+                    .with_intra_threads(intra_threads)
+                    .map_err(|e| refused(e.to_string()))?
+                    .with_inter_threads(1)
+                    .map_err(|e| refused(e.to_string()))?
+                    .commit_from_file(&file)
+                    .map_err(|error| format!("ONNX Runtime cannot load model.onnx: {error}"))
+            }
+        };
+        let sessions = vec![build()?];
         let first = &sessions[0];
         let inputs = first
             .inputs()
@@ -385,7 +400,7 @@ impl LoadedModel {
             version,
             inputs,
             outputs,
-            pool: SessionPool::new(sessions),
+            pool: SessionPool::new(sessions, count, Box::new(build)),
             typical_run_nanos: AtomicU64::new(0),
         })
     }
@@ -502,7 +517,12 @@ impl LoadedModel {
         values: Vec<(String, DynValue)>,
         selected: &[String],
     ) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
-        let mut lease = self.pool.lease();
+        let mut lease = self.pool.lease().map_err(|error| {
+            ApiError::unavailable(
+                "session_unavailable",
+                format!("model `{}` could not start another ONNX Runtime session for this request: {error}; retry, or lower inference.sessions_per_model", self.name),
+            )
+        })?;
         let started = Instant::now();
         let outputs = lease.session().run(values).map_err(|error| {
             ApiError::bad_request(
@@ -523,6 +543,11 @@ impl LoadedModel {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((tensors, elapsed))
     }
+}
+
+fn file_signature(file: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let metadata = std::fs::metadata(file).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
 }
 
 fn spec(name: &str, dtype: &ValueType, role: &str) -> Result<TensorSpec, String> {
@@ -551,25 +576,42 @@ fn names(specs: &[TensorSpec]) -> String {
         .join(", ")
 }
 
-/// Idle sessions of one model version. The semaphore counts idle sessions, so a lease taken after
-/// a permit always finds one; the mutex is held only to push or pop, never during a run.
+/// The sessions of one model version: one made at load, more (up to `limit`) the first time
+/// that many requests run at once, so an idle server holds one copy of each model (a second
+/// magika session is 8 MB) and a busy one still runs requests side by side. The semaphore counts
+/// sessions that are idle or may still be made, so a lease taken under a permit always gets one;
+/// the mutex is held only to push or pop, never during a run or a build.
 struct SessionPool {
     idle: Mutex<Vec<Session>>,
     available: Arc<Semaphore>,
+    build: Box<dyn Fn() -> Result<Session, String> + Send + Sync>,
 }
 
 impl SessionPool {
-    fn new(sessions: Vec<Session>) -> SessionPool {
-        let count = sessions.len();
+    fn new(
+        sessions: Vec<Session>,
+        limit: usize,
+        build: Box<dyn Fn() -> Result<Session, String> + Send + Sync>,
+    ) -> SessionPool {
         SessionPool {
+            available: Arc::new(Semaphore::new(limit.max(sessions.len()))),
             idle: Mutex::new(sessions),
-            available: Arc::new(Semaphore::new(count)),
+            build,
         }
     }
 
-    fn lease(&self) -> Lease<'_> {
-        let session = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        Lease { pool: self, session }
+    /// An idle session, or a new one when every session made so far is running (only possible
+    /// while fewer than `limit` exist: each running session holds a permit).
+    fn lease(&self) -> Result<Lease<'_>, String> {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let session = match idle {
+            Some(session) => session,
+            None => (self.build)()?,
+        };
+        Ok(Lease {
+            pool: self,
+            session: Some(session),
+        })
     }
 }
 
@@ -581,11 +623,9 @@ struct Lease<'a> {
 
 impl Lease<'_> {
     fn session(&mut self) -> &mut Session {
-        // Invariant: a lease is only taken while holding a semaphore permit, and permits never
-        // outnumber idle sessions.
         self.session
             .as_mut()
-            .expect("a permit guarantees an idle session")
+            .expect("a lease holds its session until dropped")
     }
 }
 
