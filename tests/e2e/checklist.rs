@@ -172,7 +172,10 @@ fn a_misconfigured_server_fails_each_item_and_fix_repairs_the_files() {
     assert_item(&report, "auth.required", "pass", &["401"]);
     assert_eq!(item(&report, "cors.policy")["fix"]["action"], "set_setting");
 
+    // TLS first, while the settings still listen on every interface: the certificate the fix
+    // makes must name this computer's network address too, or clients there would refuse it.
     for id in [
+        "transport.tls",
         "network.exposure",
         "cors.policy",
         "workflows.custom_python",
@@ -189,7 +192,23 @@ fn a_misconfigured_server_fails_each_item_and_fix_repairs_the_files() {
         std::fs::metadata(&keys_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    let certificate = gatehouse_core::certs::inspect("server", &home.join("certs/server.pem")).unwrap();
+    for name in ["localhost", "127.0.0.1", "::1"] {
+        assert!(
+            certificate.names.iter().any(|n| n == name),
+            "{:?}",
+            certificate.names
+        );
+    }
+    if let Some(address) = gatehouse_core::checklist::network_address() {
+        assert!(
+            certificate.names.contains(&address.to_string()),
+            "{address} missing from {:?}",
+            certificate.names
+        );
+    }
     let settings = gatehouse_core::Settings::load(&home.join("settings.toml")).unwrap();
+    assert!(settings.tls.enabled);
     assert_eq!(settings.server.host, "127.0.0.1");
     assert!(settings.cors.allowed_origins.is_empty());
     assert!(!settings.workflows.allow_custom_python);

@@ -184,6 +184,19 @@ pub fn default_server_names(extra: &[String]) -> Vec<String> {
     names
 }
 
+/// The names clients on the network reach a server bound to `host` by, beyond the defaults:
+/// that address when it listens on one, this computer's network address when it listens on
+/// every interface, none on loopback.
+pub fn listening_names(host: &str) -> Vec<String> {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => crate::checklist::network_address()
+            .map(|lan| vec![lan.to_string()])
+            .unwrap_or_default(),
+        Ok(ip) if !ip.is_loopback() => vec![ip.to_string()],
+        _ => Vec::new(),
+    }
+}
+
 fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
@@ -433,6 +446,20 @@ pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertI
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_beyond_loopback_is_named_by_its_address() {
+        assert_eq!(listening_names("192.0.2.7"), vec!["192.0.2.7".to_string()]);
+        assert_eq!(listening_names("fd00::7"), vec!["fd00::7".to_string()]);
+        assert!(listening_names("127.0.0.1").is_empty());
+        assert!(listening_names("::1").is_empty());
+        assert!(listening_names("not an address").is_empty());
+        let everywhere = listening_names("0.0.0.0");
+        match crate::checklist::network_address() {
+            Some(lan) => assert_eq!(everywhere, vec![lan.to_string()]),
+            None => assert!(everywhere.is_empty()),
+        }
+    }
 
     #[test]
     fn default_names_cover_every_local_address() {

@@ -65,19 +65,11 @@ pub fn certs_init(state: Shared<'_>, hosts: Vec<String>, days: i64) -> CommandRe
     Ok(made)
 }
 
-/// The names clients on the network reach the server by: its own address when it listens on one,
-/// this computer's network address when it listens on every interface.
+/// The names clients on the network reach the server by, from the settings it runs with.
 fn listening_names(state: &Shared<'_>) -> Vec<String> {
-    let Ok(settings) = gatehouse_core::Settings::load(&state.paths.settings_file()) else {
-        return Vec::new();
-    };
-    match settings.server.host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => gatehouse_core::checklist::network_address()
-            .map(|lan| vec![lan.to_string()])
-            .unwrap_or_default(),
-        Ok(ip) if !ip.is_loopback() => vec![ip.to_string()],
-        _ => Vec::new(),
-    }
+    gatehouse_core::Settings::load(&state.paths.settings_file())
+        .map(|settings| certs::listening_names(&settings.server.host))
+        .unwrap_or_default()
 }
 
 /// A client certificate for mutual TLS, and where its files are.

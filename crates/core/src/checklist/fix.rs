@@ -110,9 +110,14 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             let keychain = Keychain::connect()?;
             let (authority, _) = Authority::load_or_create(&files, &keychain, false)?;
             if !files.server_cert().exists() || !files.server_key().exists() {
+                // The server may already listen beyond loopback (this item warns exactly then):
+                // its certificate must name the address clients there use.
+                let host = crate::Settings::load(&paths.settings_file())
+                    .map(|settings| settings.server.host)
+                    .unwrap_or_default();
                 authority.issue_server(
                     &files,
-                    &certs::default_server_names(&[]),
+                    &certs::default_server_names(&certs::listening_names(&host)),
                     time::Duration::days(SERVER_CERTIFICATE_DAYS),
                 )?;
             }
