@@ -173,8 +173,9 @@ export type InferenceSettings = {
  */
 intra_threads: number, 
 /**
- * Sessions kept per model version, i.e. how many requests to one model run at the same time;
- * 0 means one per CPU core.
+ * Sessions per model version at most, i.e. how many requests to one model run at the same
+ * time; 0 means one per CPU core. One is made at load and the others when that many requests
+ * first arrive together, so an idle server holds a single copy of each model.
  */
 sessions_per_model: number, 
 /**
