@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, PublicKeyData,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -424,7 +424,7 @@ pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertI
         path: key.to_path_buf(),
         message: e.to_string(),
     })?;
-    KeyPair::from_pem(&key_pem).map_err(|e| CertError::Unreadable {
+    let pair = KeyPair::from_pem(&key_pem).map_err(|e| CertError::Unreadable {
         path: key.to_path_buf(),
         message: format!("not a private key: {e}"),
     })?;
@@ -432,6 +432,17 @@ pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertI
         path: cert.to_path_buf(),
         message: e.to_string(),
     })?;
+    // A key from another certificate would only show when the server next starts, and then
+    // as a server that does not start: refuse it here, before anything is replaced.
+    if certificate_public_key(&cert_pem).as_deref() != Some(pair.der_bytes()) {
+        return Err(CertError::Unreadable {
+            path: key.to_path_buf(),
+            message: format!(
+                "this private key does not belong to the certificate {}; choose the key file that was made with it",
+                cert.display()
+            ),
+        });
+    }
     fsutil::write_atomic(&files.server_key(), key_pem.as_bytes()).map_err(|source| CertError::Write {
         path: files.server_key(),
         source,
@@ -441,6 +452,13 @@ pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertI
         path: files.server_cert(),
         ..info
     })
+}
+
+/// The public key a PEM certificate carries, as the raw bits of its SubjectPublicKeyInfo.
+fn certificate_public_key(pem: &[u8]) -> Option<Vec<u8>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.public_key().subject_public_key.data.to_vec())
 }
 
 #[cfg(test)]
@@ -459,6 +477,46 @@ mod tests {
             Some(lan) => assert_eq!(everywhere, vec![lan.to_string()]),
             None => assert!(everywhere.is_empty()),
         }
+    }
+
+    #[test]
+    fn an_import_takes_a_matching_pair_and_refuses_a_stranger_s_key() {
+        let source = tempfile::tempdir().unwrap();
+        let made = |stem: &str| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec!["imported.example".to_string()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            let (cert_path, key_path) = (
+                source.path().join(format!("{stem}.pem")),
+                source.path().join(format!("{stem}-key.pem")),
+            );
+            std::fs::write(&cert_path, cert.pem()).unwrap();
+            std::fs::write(&key_path, key.serialize_pem()).unwrap();
+            (cert_path, key_path)
+        };
+        let (first_cert, first_key) = made("first");
+        let (second_cert, second_key) = made("second");
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles::new(dir.path().to_path_buf());
+
+        let info = import_server(&files, &first_cert, &first_key).unwrap();
+        assert_eq!(info.names, vec!["imported.example".to_string()]);
+        let installed = std::fs::read(files.server_cert()).unwrap();
+
+        let error = import_server(&files, &second_cert, &first_key)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not belong to the certificate"), "{error}");
+        assert!(error.contains("second.pem"), "{error}");
+        // Nothing was replaced.
+        assert_eq!(std::fs::read(files.server_cert()).unwrap(), installed);
+        assert_eq!(
+            std::fs::read_to_string(files.server_key()).unwrap(),
+            std::fs::read_to_string(&first_key).unwrap()
+        );
+        import_server(&files, &second_cert, &second_key).unwrap();
     }
 
     #[test]
