@@ -383,8 +383,7 @@ impl LoadedModel {
                     .map_err(|error| format!("ONNX Runtime cannot load model.onnx: {error}"))
             }
         };
-        let sessions = vec![build()?];
-        let first = &sessions[0];
+        let first = build()?;
         let inputs = first
             .inputs()
             .iter()
@@ -400,7 +399,7 @@ impl LoadedModel {
             version,
             inputs,
             outputs,
-            pool: SessionPool::new(sessions, count, Box::new(build)),
+            pool: SessionPool::new(first, count, Box::new(build)),
             typical_run_nanos: AtomicU64::new(0),
         })
     }
@@ -589,13 +588,13 @@ struct SessionPool {
 
 impl SessionPool {
     fn new(
-        sessions: Vec<Session>,
+        first: Session,
         limit: usize,
         build: Box<dyn Fn() -> Result<Session, String> + Send + Sync>,
     ) -> SessionPool {
         SessionPool {
-            available: Arc::new(Semaphore::new(limit.max(sessions.len()))),
-            idle: Mutex::new(sessions),
+            available: Arc::new(Semaphore::new(limit.max(1))),
+            idle: Mutex::new(vec![first]),
             build,
         }
     }
