@@ -241,6 +241,68 @@ fn authentication_off_fails_auth_required() {
 }
 
 #[test]
+fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
+    // A certificate from a CA Gatehouse did not make, as a company or mkcert would issue.
+    let company = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Company CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), &ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (cert, key, ca) = (
+        company.path().join("server.pem"),
+        company.path().join("server-key.pem"),
+        company.path().join("company-ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let (cert, key, ca) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        ca.to_str().unwrap(),
+    );
+
+    let builder = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_TLS", "true");
+    certs(builder.home(), &["import", "--cert", cert, "--key", key]);
+    let server = builder.start();
+    let url = format!("https://127.0.0.1:{}", port_of(&server));
+    let env = [("GATEHOUSE_TLS", "true")];
+    let (_, report) = check(server.home.path(), &url, &env);
+    assert_item(&report, "transport.tls", "pass", &["completed with TLSv1.3"]);
+    assert_item(&report, "transport.certificate", "warn", &["not trusted"]);
+
+    certs(
+        server.home.path(),
+        &["import", "--cert", cert, "--key", key, "--ca", ca],
+    );
+    let (_, report) = check(server.home.path(), &url, &env);
+    assert_item(&report, "transport.certificate", "pass", &["trusted", "days"]);
+
+    // A CA that did not issue the certificate is refused, and the import before it stands.
+    let output = Command::new(gatehouse_bin())
+        .args(["certs", "import", "--cert", cert, "--key", key, "--ca", cert])
+        .env("GATEHOUSE_HOME", server.home.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not verify against this CA"), "{stderr}");
+    let (_, report) = check(server.home.path(), &url, &env);
+    assert_item(&report, "transport.certificate", "pass", &["trusted"]);
+}
+
+#[test]
 fn tls_items_prove_versions_trust_plaintext_refusal_and_mutual_tls() {
     let builder = TestServer::builder()
         .models(&default_models())

@@ -59,6 +59,13 @@ pub enum CertError {
         "cannot write {path}: {source}; fix: check free disk space and permissions (the previous file is unchanged)"
     )]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} cannot be used with {other}: {message}; fix: {fix}")]
+    Mismatch {
+        path: PathBuf,
+        other: PathBuf,
+        message: String,
+        fix: &'static str,
+    },
     #[error("certificate generation failed: {0}")]
     Generation(String),
 }
@@ -90,6 +97,12 @@ impl CertFiles {
 
     pub fn server_key(&self) -> PathBuf {
         self.dir.join("server-key.pem")
+    }
+
+    /// The CA that issued an imported server certificate, when the import named one; trusted
+    /// beside `ca.pem` by the checklist's probes and the panel's own requests.
+    pub fn imported_ca(&self) -> PathBuf {
+        self.dir.join("imported-ca.pem")
     }
 
     pub fn client_cert(&self, name: &str) -> PathBuf {
@@ -386,6 +399,7 @@ pub fn init(
 ) -> Result<Initialised, CertError> {
     let (authority, ca_created) = Authority::load_or_create(files, keychain, new_ca)?;
     let server = authority.issue_server(files, &default_server_names(extra_names), lifetime)?;
+    forget_imported_ca(files)?;
     Ok(Initialised {
         ca: inspect("ca", &files.ca())?,
         server,
@@ -418,7 +432,15 @@ pub fn list(files: &CertFiles) -> Vec<Result<CertInfo, CertError>> {
 
 /// Checks that `cert` and `key` are PEM files that belong together, then copies them into place
 /// as the server's certificate (for people who already have one).
-pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertInfo, CertError> {
+/// Installs an existing certificate and key as the server's. With `ca`, the CA that issued it:
+/// the certificate must verify against it, and it is kept as [`CertFiles::imported_ca`] so
+/// Gatehouse's own clients trust the server; without, an earlier import's CA is forgotten.
+pub fn import_server(
+    files: &CertFiles,
+    cert: &Path,
+    key: &Path,
+    ca: Option<&Path>,
+) -> Result<CertInfo, CertError> {
     let info = inspect("server", cert)?;
     let key_pem = std::fs::read_to_string(key).map_err(|e| CertError::Unreadable {
         path: key.to_path_buf(),
@@ -435,23 +457,100 @@ pub fn import_server(files: &CertFiles, cert: &Path, key: &Path) -> Result<CertI
     // A key from another certificate would only show when the server next starts, and then
     // as a server that does not start: refuse it here, before anything is replaced.
     if certificate_public_key(&cert_pem).as_deref() != Some(pair.der_bytes()) {
-        return Err(CertError::Unreadable {
+        return Err(CertError::Mismatch {
             path: key.to_path_buf(),
-            message: format!(
-                "this private key does not belong to the certificate {}; choose the key file that was made with it",
-                cert.display()
-            ),
+            other: cert.to_path_buf(),
+            message: "this private key does not belong to the certificate".into(),
+            fix: "choose the key file that was made with the certificate",
         });
     }
+    let ca_pem = match ca {
+        Some(ca) => Some(verify_issued_by(cert, &cert_pem, &info, ca)?),
+        None => None,
+    };
     fsutil::write_atomic(&files.server_key(), key_pem.as_bytes()).map_err(|source| CertError::Write {
         path: files.server_key(),
         source,
     })?;
     write_public(&files.server_cert(), &cert_pem)?;
+    match ca_pem {
+        Some(pem) => write_public(&files.imported_ca(), &pem)?,
+        None => forget_imported_ca(files)?,
+    }
     Ok(CertInfo {
         path: files.server_cert(),
         ..info
     })
+}
+
+/// Checks that the certificate in `cert_pem` verifies, for its first name and now, against the
+/// CA certificates in the file `ca`, as a client trusting that CA would; returns the CA's PEM.
+fn verify_issued_by(cert: &Path, cert_pem: &[u8], info: &CertInfo, ca: &Path) -> Result<Vec<u8>, CertError> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let refused = |message: String| CertError::Unreadable {
+        path: ca.to_path_buf(),
+        message,
+    };
+    let ca_pem = std::fs::read(ca).map_err(|e| refused(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for root in CertificateDer::pem_slice_iter(&ca_pem) {
+        let root = root.map_err(|e| refused(format!("not a PEM certificate: {e}")))?;
+        roots
+            .add(root)
+            .map_err(|e| refused(format!("not a CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(refused("no certificate in it".into()));
+    }
+    let mut chain = CertificateDer::pem_slice_iter(cert_pem).filter_map(Result::ok);
+    let leaf = chain
+        .next()
+        .ok_or_else(|| refused(format!("{} holds no certificate", cert.display())))?;
+    let intermediates: Vec<_> = chain.collect();
+    let mismatch = |message: String, fix: &'static str| CertError::Mismatch {
+        path: cert.to_path_buf(),
+        other: ca.to_path_buf(),
+        message,
+        fix,
+    };
+    let name = info
+        .names
+        .first()
+        .and_then(|name| ServerName::try_from(name.clone()).ok())
+        .ok_or_else(|| {
+            mismatch(
+                "the certificate names no host or address (subjectAltName), so no client can verify it"
+                    .into(),
+                "use a certificate issued with the names clients connect to",
+            )
+        })?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+            .build()
+            .map_err(|e| refused(e.to_string()))?;
+    verifier
+        .verify_server_cert(&leaf, &intermediates, &name, &[], UnixTime::now())
+        .map_err(|e| {
+            mismatch(
+                format!("the certificate does not verify against this CA ({e})"),
+                "choose the CA certificate that issued it, or leave the CA out",
+            )
+        })?;
+    Ok(ca_pem)
+}
+
+/// Removes the CA of an earlier import: it vouched for a certificate that is no longer served.
+fn forget_imported_ca(files: &CertFiles) -> Result<(), CertError> {
+    match std::fs::remove_file(files.imported_ca()) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(CertError::Write {
+            path: files.imported_ca(),
+            source: error,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The public key a PEM certificate carries, as the raw bits of its SubjectPublicKeyInfo.
@@ -501,11 +600,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = CertFiles::new(dir.path().to_path_buf());
 
-        let info = import_server(&files, &first_cert, &first_key).unwrap();
+        let info = import_server(&files, &first_cert, &first_key, None).unwrap();
         assert_eq!(info.names, vec!["imported.example".to_string()]);
         let installed = std::fs::read(files.server_cert()).unwrap();
 
-        let error = import_server(&files, &second_cert, &first_key)
+        let error = import_server(&files, &second_cert, &first_key, None)
             .unwrap_err()
             .to_string();
         assert!(error.contains("does not belong to the certificate"), "{error}");
@@ -516,7 +615,55 @@ mod tests {
             std::fs::read_to_string(files.server_key()).unwrap(),
             std::fs::read_to_string(&first_key).unwrap()
         );
-        import_server(&files, &second_cert, &second_key).unwrap();
+        import_server(&files, &second_cert, &second_key, None).unwrap();
+    }
+
+    #[test]
+    fn an_import_with_its_ca_is_verified_against_it_and_the_ca_kept() {
+        let source = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = source.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let authority = |name_: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name = name(name_);
+            let cert = params.self_signed(&key).unwrap();
+            (cert.pem(), key)
+        };
+        let (company_pem, company_key) = authority("Company CA");
+        let (other_pem, _) = authority("Someone else's CA");
+        let leaf_key = KeyPair::generate().unwrap();
+        let issuer = Issuer::from_ca_cert_pem(&company_pem, &company_key).unwrap();
+        let leaf = CertificateParams::new(vec!["gpu-box.example".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let (cert, key) = (
+            write("server.pem", leaf.pem()),
+            write("server-key.pem", leaf_key.serialize_pem()),
+        );
+        let (company, other) = (
+            write("company.pem", company_pem.clone()),
+            write("other.pem", other_pem),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles::new(dir.path().to_path_buf());
+
+        let error = import_server(&files, &cert, &key, Some(&other))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not verify against this CA"), "{error}");
+        assert!(!files.server_cert().exists() && !files.imported_ca().exists());
+
+        import_server(&files, &cert, &key, Some(&company)).unwrap();
+        assert_eq!(std::fs::read_to_string(files.imported_ca()).unwrap(), company_pem);
+        // A later import without a CA forgets the one that vouched for the old certificate.
+        import_server(&files, &cert, &key, None).unwrap();
+        assert!(!files.imported_ca().exists());
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum CertsCommand {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// The CA that issued the certificate: checked against it, then trusted by `gatehouse
+        /// check` and the panel.
+        #[arg(long)]
+        ca: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -215,8 +219,8 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
                  curl: --cacert ca.pem."
             );
         }
-        CertsCommand::Import { cert, key, json } => {
-            let info = certs::import_server(&files, &cert, &key).map_err(|e| e.to_string())?;
+        CertsCommand::Import { cert, key, ca, json } => {
+            let info = certs::import_server(&files, &cert, &key, ca.as_deref()).map_err(|e| e.to_string())?;
             record(&audit, "certificate_imported", &info);
             if json {
                 println!("{}", json!(info));

@@ -94,10 +94,16 @@ pub fn certs_issue_client(state: Shared<'_>, name: String, days: i64) -> Command
     })
 }
 
-/// Existing certificate and key files (say, from a company CA) as the server's.
+/// Existing certificate and key files (say, from a company CA) as the server's, with the CA
+/// that issued them when given (then trusted by the checklist and the panel's own requests).
 #[tauri::command]
-pub fn certs_import(state: Shared<'_>, cert: PathBuf, key: PathBuf) -> CommandResult<CertInfo> {
-    let info = certs::import_server(&files(&state), &cert, &key)?;
+pub fn certs_import(
+    state: Shared<'_>,
+    cert: PathBuf,
+    key: PathBuf,
+    ca: Option<PathBuf>,
+) -> CommandResult<CertInfo> {
+    let info = certs::import_server(&files(&state), &cert, &key, ca.as_deref())?;
     audit(&state, "certificate_imported", &info);
     Ok(info)
 }

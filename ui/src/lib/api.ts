@@ -41,7 +41,7 @@ export interface Backend {
   certificates(): Promise<CertRow[]>;
   initCertificates(hosts: string[], days: number): Promise<Initialised>;
   issueClient(name: string, days: number): Promise<IssuedClient>;
-  importCertificate(cert: string, key: string): Promise<CertInfo>;
+  importCertificate(cert: string, key: string, ca: string | null): Promise<CertInfo>;
   exportCa(): Promise<ExportedCa>;
   settings(): Promise<Settings>;
   changeSettings(changes: SettingChange[]): Promise<Settings>;
@@ -89,7 +89,7 @@ export const tauriBackend: Backend = {
   certificates: () => invoke("certs_list"),
   initCertificates: (hosts, days) => invoke("certs_init", { hosts, days }),
   issueClient: (name, days) => invoke("certs_issue_client", { name, days }),
-  importCertificate: (cert, key) => invoke("certs_import", { cert, key }),
+  importCertificate: (cert, key, ca) => invoke("certs_import", { cert, key, ca }),
   exportCa: () => invoke("certs_export_ca"),
   settings: () => invoke("settings_get"),
   changeSettings: (changes) => invoke("settings_change", { changes }),

@@ -737,7 +737,7 @@ fn certificate(handshake: &crate::probe::Handshake) -> Item {
         (_, _, Err(reason)) => item(
             "transport.certificate",
             Status::Warn,
-            format!("not verifiable with the local CA: {reason}"),
+            format!("not verifiable with the local CA or an imported certificate's CA: {reason}"),
             found,
             None,
         ),
@@ -1280,11 +1280,15 @@ fn audit(paths: &Paths, settings: &Settings) -> Item {
     }
 }
 
-/// What probes of the local server trust and show: the local CA, and the first current client
-/// certificate in `certs/clients` (sent only when the server asks for one, i.e. with mutual TLS).
+/// What probes of the local server trust and show: the local CA and the CA of an imported server
+/// certificate, and the first current client certificate in `certs/clients` (sent only when the
+/// server asks for one, i.e. with mutual TLS).
 pub fn local_identity(paths: &Paths) -> TlsIdentity {
     let files = CertFiles::new(paths.certs_dir());
-    let identity = TlsIdentity::trusting_pem(&files.ca());
+    let mut identity = TlsIdentity::trusting_pem(&files.ca());
+    identity
+        .roots
+        .extend(TlsIdentity::trusting_pem(&files.imported_ca()).roots);
     let client = crate::certs::list(&files)
         .into_iter()
         .filter_map(Result::ok)
