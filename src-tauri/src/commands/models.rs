@@ -42,8 +42,18 @@ pub async fn request(
     if let Some(bearer) = &bearer {
         headers.push(("Authorization", bearer.as_str()));
     }
-    // The key goes only to a server that proves it holds the local CA's certificate.
-    let response = prober.request_verified(method, path, &headers, body).await?;
+    // The key goes only to a server whose certificate verifies against a CA Gatehouse trusts.
+    let response = prober
+        .request_verified(method, path, &headers, body)
+        .await
+        .map_err(|error| match error {
+            gatehouse_core::probe::ProbeError::Handshake { .. } => CommandError {
+                message: format!(
+                    "{error}; the panel sends your key only to a server whose certificate verifies against the local CA, or against the CA a certificate was imported with: if you imported the server's certificate, import it again with its CA on the Certificates page"
+                ),
+            },
+            other => other.into(),
+        })?;
     if response.status >= 400 {
         let said = serde_json::from_slice::<serde_json::Value>(&response.body)
             .ok()
