@@ -246,7 +246,7 @@ def cpu_seconds(pid: int) -> float:
 HANDSHAKE_CLIENTS = 4
 
 
-def handshakes_per_second(port: int, ca: pathlib.Path, server_pid: int) -> tuple:
+def handshakes_per_second(port: int, server_pid: int, ca: pathlib.Path) -> tuple:
     """Full TLS 1.3 handshakes per second from bench/src/handshakes.rs (rustls, no resumption,
     the chain verified against `ca`), and the server's CPU time per handshake in µs.
     Four client threads keep two cores' worth of server busy while each waits on its round
@@ -314,8 +314,7 @@ def tls(files: dict) -> dict:
         with nginx(cert, key) as (port, nginx_pid), serving(True, tls_env) as (base, _, gatehouse_pid):
             servers = {"nginx": (port, nginx_pid), "gatehouse": (int(base.rsplit(":", 1)[1]), gatehouse_pid)}
             for kind in balanced("nginx", "gatehouse"):
-                port, pid = servers[kind]
-                rate, cpu_us = handshakes_per_second(port, ca, pid)
+                rate, cpu_us = handshakes_per_second(*servers[kind], ca)
                 handshakes[kind].append(rate)
                 cpu[kind].append(cpu_us)
         ours, theirs = (sum(handshakes[k]) / PAIRS for k in ("gatehouse", "nginx"))
