@@ -288,6 +288,15 @@ fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
     );
     let (_, report) = check(server.home.path(), &url, &env);
     assert_item(&report, "transport.certificate", "pass", &["trusted", "days"]);
+    let shown = certs(server.home.path(), &["show"]);
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["role"] == "imported-ca" && c["subject"] == "CN=Company CA"),
+        "{shown:#}"
+    );
 
     // A CA that did not issue the certificate is refused, and the import before it stands.
     let output = Command::new(gatehouse_bin())

@@ -118,8 +118,12 @@ impl CertFiles {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct CertInfo {
-    /// `ca`, `server` or `client`.
-    #[cfg_attr(feature = "bindings", ts(type = "\"ca\" | \"server\" | \"client\""))]
+    /// `ca` (the local CA), `server`, `client`, or `imported-ca` (the CA a server certificate was
+    /// imported with).
+    #[cfg_attr(
+        feature = "bindings",
+        ts(type = "\"ca\" | \"server\" | \"client\" | \"imported-ca\"")
+    )]
     pub role: &'static str,
     pub path: PathBuf,
     pub subject: String,
@@ -408,10 +412,15 @@ pub fn init(
     })
 }
 
-/// Every certificate Gatehouse knows of, CA first.
+/// Every certificate Gatehouse knows of: the local CA, the server's, an imported certificate's CA,
+/// then the clients'.
 pub fn list(files: &CertFiles) -> Vec<Result<CertInfo, CertError>> {
     let mut found = Vec::new();
-    for (role, path) in [("ca", files.ca()), ("server", files.server_cert())] {
+    for (role, path) in [
+        ("ca", files.ca()),
+        ("server", files.server_cert()),
+        ("imported-ca", files.imported_ca()),
+    ] {
         if path.exists() {
             found.push(inspect(role, &path));
         }

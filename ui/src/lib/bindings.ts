@@ -100,9 +100,10 @@ hash: string, storage: Storage, };
 
 export type CertInfo = { 
 /**
- * `ca`, `server` or `client`.
+ * `ca` (the local CA), `server`, `client`, or `imported-ca` (the CA a server certificate was
+ * imported with).
  */
-role: "ca" | "server" | "client", path: string, subject: string, names: Array<string>, not_before: string, not_after: string, days_left: number, };
+role: "ca" | "server" | "client" | "imported-ca", path: string, subject: string, names: Array<string>, not_before: string, not_after: string, days_left: number, };
 
 export type Initialised = { ca: CertInfo, server: CertInfo, 
 /**
