@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{ServerBuilder, TestServer, certs, default_models, gatehouse_bin};
+use crate::util::{ServerBuilder, TestServer, certs, default_models, foreign_certificate, gatehouse_bin};
 
 /// Runs `gatehouse check ARGS` with `home` as the config directory and extra environment.
 fn check_command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -242,29 +242,8 @@ fn authentication_off_fails_auth_required() {
 
 #[test]
 fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
-    // A certificate from a CA Gatehouse did not make, as a company or mkcert would issue.
     let company = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Company CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), &ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let (cert, key, ca) = (
-        company.path().join("server.pem"),
-        company.path().join("server-key.pem"),
-        company.path().join("company-ca.pem"),
-    );
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let (cert, key, ca) = foreign_certificate(company.path(), &["127.0.0.1", "localhost"], |_| {});
     let (cert, key, ca) = (
         cert.to_str().unwrap(),
         key.to_str().unwrap(),

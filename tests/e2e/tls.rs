@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
-use crate::util::{ServerBuilder, TestServer, certs, default_models};
+use crate::util::{ServerBuilder, TestServer, certs, default_models, foreign_certificate};
 
 /// A server with TLS on, using the certificates `certs init` made in its own config directory.
 fn tls_server(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> (TestServer, PathBuf) {
@@ -323,24 +323,10 @@ fn a_renewed_certificate_is_served_without_a_restart() {
 fn an_expired_certificate_fails_verification_and_a_missing_one_stops_the_start() {
     // An expired certificate signed by a CA made here, imported as the server's.
     let dir = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), &ca_key).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let (cert_path, key_path, ca_path) = (
-        dir.path().join("old.pem"),
-        dir.path().join("old-key.pem"),
-        dir.path().join("ca.pem"),
-    );
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let (cert_path, key_path, ca_path) = foreign_certificate(dir.path(), &["localhost"], |params| {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
     let server = TestServer::builder()
         .models(&default_models())
         .env("ENABLE_HTTPS", "true")

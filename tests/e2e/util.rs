@@ -528,3 +528,35 @@ pub fn wait_until_within(what: &str, within: Duration, mut check: impl FnMut() -
 pub fn wait_until(what: &str, check: impl FnMut() -> bool) -> Duration {
     wait_until_within(what, Duration::from_secs(5), check)
 }
+
+/// A server certificate for `names` from a CA made here rather than by Gatehouse, as a company CA
+/// or mkcert would issue one, written into `dir`; `adjust` may change the certificate's
+/// parameters first (its validity, say). Returns the certificate, key and CA files.
+pub fn foreign_certificate(
+    dir: &Path,
+    names: &[&str],
+    adjust: impl FnOnce(&mut rcgen::CertificateParams),
+) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Company CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), &ca_key).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    adjust(&mut params);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let files = (
+        dir.join("server.pem"),
+        dir.join("server-key.pem"),
+        dir.join("company-ca.pem"),
+    );
+    std::fs::write(&files.0, cert.pem()).unwrap();
+    std::fs::write(&files.1, key.serialize_pem()).unwrap();
+    std::fs::write(&files.2, ca_cert.pem()).unwrap();
+    files
+}
