@@ -277,6 +277,25 @@ fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
         "{shown:#}"
     );
 
+    // Renewal leaves an imported certificate to its issuer and never mistakes its CA for a client.
+    let served = std::fs::read(server.home.path().join("certs/server.pem")).unwrap();
+    let output = Command::new(gatehouse_bin())
+        .args(["certs", "renew", "--force"])
+        .env("GATEHOUSE_HOME", server.home.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("was imported") && stderr.contains("certs import"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(server.home.path().join("certs/server.pem")).unwrap(),
+        served
+    );
+    assert!(!server.home.path().join("certs/clients/imported-ca.pem").exists());
+
     // A CA that did not issue the certificate is refused, and the import before it stands.
     let output = Command::new(gatehouse_bin())
         .args(["certs", "import", "--cert", cert, "--key", key, "--ca", cert])

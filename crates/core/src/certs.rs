@@ -66,6 +66,12 @@ pub enum CertError {
         message: String,
         fix: &'static str,
     },
+    #[error(
+        "{path} was imported, not issued by Gatehouse's local CA, so Gatehouse cannot renew it; fix: get a renewed \
+         certificate from its issuer and run `gatehouse certs import` again, or run `gatehouse certs init` to serve one \
+         from the local CA"
+    )]
+    Imported { path: PathBuf },
     #[error("certificate generation failed: {0}")]
     Generation(String),
 }
@@ -560,6 +566,24 @@ fn forget_imported_ca(files: &CertFiles) -> Result<(), CertError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Whether the certificate at `cert` carries the local CA's signature. Only those are Gatehouse's
+/// to renew: an imported certificate belongs to the CA that issued it.
+pub fn issued_by_local_ca(files: &CertFiles, cert: &Path) -> bool {
+    let (Ok(ca), Ok(leaf)) = (std::fs::read(files.ca()), std::fs::read(cert)) else {
+        return false;
+    };
+    let (Ok((_, ca)), Ok((_, leaf))) = (
+        x509_parser::pem::parse_x509_pem(&ca),
+        x509_parser::pem::parse_x509_pem(&leaf),
+    ) else {
+        return false;
+    };
+    let (Ok(ca), Ok(leaf)) = (ca.parse_x509(), leaf.parse_x509()) else {
+        return false;
+    };
+    leaf.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// The public key a PEM certificate carries, as the raw bits of its SubjectPublicKeyInfo.

@@ -166,32 +166,45 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
         }
         CertsCommand::Renew { force, days, json } => {
             let lifetime = lifetime(days)?;
-            let keychain = Keychain::connect().map_err(|e| e.to_string())?;
-            let authority = Authority::load(&files, &keychain).map_err(|e| e.to_string())?;
+            // CAs are not renewed here (a new local CA is `certs init --new-ca`), and a server
+            // certificate from another CA is its issuer's to renew.
+            let (imported, ours): (Vec<_>, Vec<_>) = certs::list(&files)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|info| {
+                    !matches!(info.role, "ca" | "imported-ca")
+                        && (force || info.days_left < certs::RENEW_WITHIN.whole_days())
+                })
+                .partition(|info| info.role == "server" && !certs::issued_by_local_ca(&files, &info.path));
+            let imported = imported
+                .into_iter()
+                .next()
+                .map(|info| certs::CertError::Imported { path: info.path });
             let mut renewed = Vec::new();
-            for info in certs::list(&files).into_iter().filter_map(Result::ok) {
-                if info.role == "ca" || !(force || info.days_left < certs::RENEW_WITHIN.whole_days()) {
-                    continue;
-                }
-                let new = match info.role {
-                    "server" => authority.issue_server(&files, &info.names, lifetime),
-                    _ => {
-                        let name = info
-                            .path
-                            .file_stem()
-                            .and_then(|n| n.to_str())
-                            .unwrap_or_default()
-                            .to_string();
-                        authority.issue_client(&files, &name, lifetime)
+            if !ours.is_empty() {
+                let keychain = Keychain::connect().map_err(|e| e.to_string())?;
+                let authority = Authority::load(&files, &keychain).map_err(|e| e.to_string())?;
+                for info in ours {
+                    let new = match info.role {
+                        "server" => authority.issue_server(&files, &info.names, lifetime),
+                        _ => {
+                            let name = info
+                                .path
+                                .file_stem()
+                                .and_then(|n| n.to_str())
+                                .unwrap_or_default()
+                                .to_string();
+                            authority.issue_client(&files, &name, lifetime)
+                        }
                     }
+                    .map_err(|e| e.to_string())?;
+                    record(&audit, "certificate_renewed", &new);
+                    renewed.push(new);
                 }
-                .map_err(|e| e.to_string())?;
-                record(&audit, "certificate_renewed", &new);
-                renewed.push(new);
             }
             if json {
                 println!("{}", json!(renewed));
-            } else if renewed.is_empty() {
+            } else if renewed.is_empty() && imported.is_none() {
                 eprintln!(
                     "Nothing expires within {} days; use --force to renew anyway.",
                     certs::RENEW_WITHIN.whole_days()
@@ -199,6 +212,10 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             } else {
                 renewed.iter().for_each(print_info);
                 eprintln!("A running server picks the new files up within a second.");
+            }
+            // Due but not ours to renew: the others are done, and the exit status says so.
+            if let Some(error) = imported {
+                return Err(error.to_string());
             }
         }
         CertsCommand::ExportCa { out } => {

@@ -136,6 +136,12 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             let files = CertFiles::new(paths.certs_dir());
             let keychain = Keychain::connect()?;
             let authority = Authority::load(&files, &keychain)?;
+            if files.server_cert().exists() && !certs::issued_by_local_ca(&files, &files.server_cert()) {
+                return Err(certs::CertError::Imported {
+                    path: files.server_cert(),
+                }
+                .into());
+            }
             let names = certs::inspect("server", &files.server_cert())
                 .map(|info| info.names)
                 .unwrap_or_else(|_| certs::default_server_names(&[]));
