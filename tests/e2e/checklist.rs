@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{ServerBuilder, TestServer, certs, default_models, foreign_certificate, gatehouse_bin};
+use crate::util::{
+    ServerBuilder, TestServer, assert_refused, certs, default_models, foreign_certificate, gatehouse,
+    gatehouse_bin,
+};
 
 /// Runs `gatehouse check ARGS` with `home` as the config directory and extra environment.
 fn check_command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -279,17 +282,8 @@ fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
 
     // Renewal leaves an imported certificate to its issuer and never mistakes its CA for a client.
     let served = std::fs::read(server.home.path().join("certs/server.pem")).unwrap();
-    let output = Command::new(gatehouse_bin())
-        .args(["certs", "renew", "--force"])
-        .env("GATEHOUSE_HOME", server.home.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("was imported") && stderr.contains("certs import"),
-        "{stderr}"
-    );
+    let renewal = gatehouse(server.home.path(), &["certs", "renew", "--force"]);
+    assert_refused(&renewal, &["was imported", "certs import"]);
     assert_eq!(
         std::fs::read(server.home.path().join("certs/server.pem")).unwrap(),
         served
@@ -297,14 +291,11 @@ fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
     assert!(!server.home.path().join("certs/clients/imported-ca.pem").exists());
 
     // A CA that did not issue the certificate is refused, and the import before it stands.
-    let output = Command::new(gatehouse_bin())
-        .args(["certs", "import", "--cert", cert, "--key", key, "--ca", cert])
-        .env("GATEHOUSE_HOME", server.home.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("does not verify against this CA"), "{stderr}");
+    let wrong_ca = gatehouse(
+        server.home.path(),
+        &["certs", "import", "--cert", cert, "--key", key, "--ca", cert],
+    );
+    assert_refused(&wrong_ca, &["does not verify against this CA"]);
     let (_, report) = check(server.home.path(), &url, &env);
     assert_item(&report, "transport.certificate", "pass", &["trusted"]);
 }

@@ -450,6 +450,24 @@ pub fn keys_command(home: &Path, args: &[&str]) -> Output {
         .expect("gatehouse keys runs")
 }
 
+/// Runs `gatehouse ARGS…` with `home` as its config directory.
+pub fn gatehouse(home: &Path, args: &[&str]) -> Output {
+    Command::new(gatehouse_bin())
+        .args(args)
+        .env("GATEHOUSE_HOME", home)
+        .output()
+        .expect("gatehouse runs")
+}
+
+/// Asserts that a command failed and that its stderr says every one of `fragments`.
+pub fn assert_refused(output: &Output, fragments: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected a refusal: {stderr}");
+    for fragment in fragments {
+        assert!(stderr.contains(fragment), "`{fragment}` missing from: {stderr}");
+    }
+}
+
 /// `gatehouse keys create --no-keychain --json ARGS`, parsed.
 pub fn create_key(home: &Path, args: &[&str]) -> Value {
     let mut all = vec!["create", "--no-keychain", "--json"];
