@@ -204,14 +204,14 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             }
             if json {
                 println!("{}", json!(renewed));
-            } else if renewed.is_empty() && imported.is_none() {
+            } else if !renewed.is_empty() {
+                renewed.iter().for_each(print_info);
+                eprintln!("A running server picks the new files up within a second.");
+            } else if imported.is_none() {
                 eprintln!(
                     "Nothing expires within {} days; use --force to renew anyway.",
                     certs::RENEW_WITHIN.whole_days()
                 );
-            } else {
-                renewed.iter().for_each(print_info);
-                eprintln!("A running server picks the new files up within a second.");
             }
             // Due but not ours to renew: the others are done, and the exit status says so.
             if let Some(error) = imported {
