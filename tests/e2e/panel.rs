@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{data_dir, default_models, gatehouse_bin, wait_until_within};
+use crate::util::{data_dir, default_models, gatehouse, gatehouse_bin, wait_until_within};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -590,11 +590,10 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     );
     panel.screenshot("workflows");
     panel.click("nav", "Dashboard");
-    let output = Command::new(gatehouse_bin())
-        .args(["settings", "set", "workflows.allow_custom_python", "true"])
-        .env("GATEHOUSE_HOME", panel.home.path())
-        .output()
-        .unwrap();
+    let output = gatehouse(
+        panel.home.path(),
+        &["settings", "set", "workflows.allow_custom_python", "true"],
+    );
     assert!(output.status.success());
     panel.wait_for(
         "the custom-Python item failing",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{data_dir, default_models, gatehouse_bin};
+use crate::util::{data_dir, default_models, gatehouse, gatehouse_bin};
 
 /// A running `gatehouse supervise --json`, with its events collected; killed on drop.
 struct Supervise {
@@ -260,11 +260,10 @@ fn sigterm_stops_the_server_gracefully_and_a_settings_change_restarts_it() {
     let first = pid_of(&supervise.wait_for("ready", 1, Duration::from_secs(60)));
 
     // A changed setting that makes the checklist fail: restarted, then degraded.
-    let output = Command::new(gatehouse_bin())
-        .args(["settings", "set", "workflows.allow_custom_python", "true"])
-        .env("GATEHOUSE_HOME", supervise.home.path())
-        .output()
-        .unwrap();
+    let output = gatehouse(
+        supervise.home.path(),
+        &["settings", "set", "workflows.allow_custom_python", "true"],
+    );
     assert!(output.status.success());
     let audit = std::fs::read_to_string(supervise.home.path().join("audit/audit.jsonl")).unwrap();
     let change = audit

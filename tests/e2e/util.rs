@@ -442,12 +442,7 @@ impl Drop for TestServer {
 
 /// Runs `gatehouse keys …` with `home` as its config directory.
 pub fn keys_command(home: &Path, args: &[&str]) -> Output {
-    Command::new(gatehouse_bin())
-        .arg("keys")
-        .args(args)
-        .env("GATEHOUSE_HOME", home)
-        .output()
-        .expect("gatehouse keys runs")
+    gatehouse(home, &[&["keys"], args].concat())
 }
 
 /// Runs `gatehouse ARGS…` with `home` as its config directory.
@@ -512,13 +507,7 @@ pub fn certs(home: &Path, args: &[&str]) -> Value {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "the CA key lives in the keychain: run through ./scripts/test.sh, which starts a Secret Service"
     );
-    let output = Command::new(gatehouse_bin())
-        .arg("certs")
-        .args(args)
-        .arg("--json")
-        .env("GATEHOUSE_HOME", home)
-        .output()
-        .unwrap();
+    let output = gatehouse(home, &[&["certs"], args, &["--json"]].concat());
     assert!(
         output.status.success(),
         "certs {args:?}: {}",
