@@ -4,7 +4,13 @@ bench/run.py; runs alone too, after a release build of gatehouse-app and gatehou
 display (Xvfb is started when there is none):
 
     GATEHOUSE_DATA=~/.local/share/gatehouse python3 bench/panel.py
+
+Beside it, the floor under the memory figure: WebKitGTK's own MiniBrowser (shipped with the
+library Tauri renders through on Linux) showing about:blank on the same display with the same
+WebKit settings, i.e. what any Tauri app on this machine holds before it draws anything.
 """
+
+import glob
 
 import os
 import pathlib
@@ -71,6 +77,32 @@ def _pss_bytes(pids: list) -> int:
     return total
 
 
+def _highest_pss(root: int) -> int:
+    """The highest PSS of `root`'s process tree, sampled every 5 s over IDLE_SECONDS."""
+    samples, started = [], time.monotonic()
+    while time.monotonic() - started < IDLE_SECONDS:
+        time.sleep(5)
+        samples.append(_pss_bytes(_tree(root)))
+    return max(samples)
+
+
+def webkit_floor(env: dict) -> float:
+    """MB PSS of a bare WebKitGTK window: MiniBrowser on about:blank, settled and sampled the
+    way the panel is."""
+    found = sorted(glob.glob("/usr/lib/*/webkit2gtk-4.1/MiniBrowser"))
+    if not found:
+        raise SystemExit("WebKitGTK's MiniBrowser is missing; it comes with libwebkit2gtk-4.1-0 (scripts/setup.sh installs it)")
+    # The panel sets this for itself (src-tauri/src/main.rs); the floor gets the same.
+    browser = subprocess.Popen([found[0], "about:blank"], env={**env, "WEBKIT_DISABLE_COMPOSITING_MODE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(SETTLE_SECONDS)
+        return _highest_pss(browser.pid) / 2**20
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+
+
 def measure() -> dict:
     xvfb = None
     env = dict(os.environ)
@@ -92,10 +124,7 @@ def measure() -> dict:
             pids = _tree(app.pid)
             cpu_before, started = _cpu_seconds(pids), time.monotonic()
             before = {pid: _cpu_seconds([pid]) for pid in pids}
-            rss = []
-            while time.monotonic() - started < IDLE_SECONDS:
-                time.sleep(5)
-                rss.append(_pss_bytes(_tree(app.pid)))
+            highest = _highest_pss(app.pid)
             pids = _tree(app.pid)
             elapsed = time.monotonic() - started
             cpu = (_cpu_seconds(pids) - cpu_before) / elapsed * 100
@@ -106,14 +135,19 @@ def measure() -> dict:
         finally:
             app.terminate()
             app.wait(timeout=30)
-            if xvfb:
-                xvfb.terminate()
-    result = {"rss_mb": max(rss) / 2**20, "cpu_percent": cpu, "per_process": per_process}
+    try:
+        floor = webkit_floor(env)
+    finally:
+        if xvfb:
+            xvfb.terminate()
+    result = {"rss_mb": highest / 2**20, "cpu_percent": cpu, "per_process": per_process, "webkit_floor_mb": floor}
     shares = ", ".join(f"{name} {share:.2f} %" for name, share in sorted(per_process.items()))
-    print(f"  panel idle: {result['rss_mb']:.0f} MB (PSS) at most, {cpu:.2f} % CPU over {IDLE_SECONDS} s ({shares})", flush=True)
+    print(f"  panel idle: {result['rss_mb']:.0f} MB (PSS) at most, {cpu:.2f} % CPU over {IDLE_SECONDS} s ({shares}); "
+          f"a bare WebKitGTK window: {floor:.0f} MB", flush=True)
     return result
 
 
 if __name__ == "__main__":
     r = measure()
-    print(f"idle memory {r['rss_mb']:.0f} MB PSS (target ≤ 180), idle CPU {r['cpu_percent']:.2f} % (target < 1)")
+    print(f"idle memory {r['rss_mb']:.0f} MB PSS (target ≤ 180; a bare WebKitGTK window alone: {r['webkit_floor_mb']:.0f} MB), "
+          f"idle CPU {r['cpu_percent']:.2f} % (target < 1)")

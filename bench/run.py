@@ -372,6 +372,7 @@ def main() -> None:
         ("full checklist against a local server (ms, median)", supervised["checklist_ms"], "< 200"),
         ("a trivial python step's added workflow latency, p50 (ms)", python_step["added_ms"], "≤ 60"),
         ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
+        ("floor: a bare WebKitGTK window (MiniBrowser, about:blank; MB PSS, highest sample)", idle["webkit_floor_mb"], "—"),
         ("panel idle: CPU over a minute (% of one core)", idle["cpu_percent"], "< 1"),
     ]
     lines = ["| measure | this run | target |", "|---|---|---|"]
