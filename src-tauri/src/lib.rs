@@ -122,6 +122,7 @@ pub fn run() {
             commands::keys::key_revoke,
             commands::certs::certs_list,
             commands::certs::certs_init,
+            commands::certs::certs_renew_server,
             commands::certs::certs_issue_client,
             commands::certs::certs_import,
             commands::certs::certs_export_ca,

@@ -244,6 +244,56 @@ fn authentication_off_fails_auth_required() {
 }
 
 #[test]
+fn the_renewal_fix_leaves_an_imported_certificate_to_its_issuer() {
+    // A company certificate ten days from expiry: the item warns and offers renewal, but the fix
+    // must not swap a local-CA certificate in for it behind the user's back.
+    let company = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = foreign_certificate(company.path(), &["127.0.0.1", "localhost"], |params| {
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    });
+    let builder = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_TLS", "true");
+    certs(
+        builder.home(),
+        &[
+            "import",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    let server = builder.start();
+    let url = format!("https://127.0.0.1:{}", port_of(&server));
+    let env = [("GATEHOUSE_TLS", "true")];
+    let (_, report) = check(server.home.path(), &url, &env);
+    assert_item(&report, "transport.certificate", "warn", &["trusted"]);
+    assert!(
+        item(&report, "transport.certificate")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("expires in 9 days"),
+        "{report:#}"
+    );
+
+    let served = std::fs::read(server.home.path().join("certs/server.pem")).unwrap();
+    let fix = check_command(
+        server.home.path(),
+        &["--url", &url, "--fix", "transport.certificate"],
+        &env,
+    );
+    assert_refused(&fix, &["was imported", "certs import", "certs init"]);
+    assert_eq!(
+        std::fs::read(server.home.path().join("certs/server.pem")).unwrap(),
+        served,
+        "the imported certificate is still the one served"
+    );
+}
+
+#[test]
 fn an_imported_certificate_is_trusted_once_its_ca_is_imported_with_it() {
     let company = tempfile::tempdir().unwrap();
     let (cert, key, ca) = foreign_certificate(company.path(), &["127.0.0.1", "localhost"], |_| {});

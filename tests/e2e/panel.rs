@@ -559,6 +559,77 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     assert!(client_cert.exists());
     panel.screenshot("certificates");
 
+    // Renewing from the page reissues the server certificate from the local CA; once a
+    // certificate from another CA is imported, the page offers no renewal, only a deliberate
+    // switch back to the local CA, and the server serves each in turn.
+    let certs = gatehouse_core::certs::CertFiles::new(panel.home.path().join("certs"));
+    let before = std::fs::read(certs.server_cert()).unwrap();
+    panel.click("main", "Renew server certificate");
+    panel.wait_for(
+        "the renewal notice",
+        "return document.querySelector('.notice')?.textContent.includes('Issued a new server certificate')",
+        Duration::from_secs(10),
+    );
+    assert_ne!(
+        std::fs::read(certs.server_cert()).unwrap(),
+        before,
+        "a new certificate was written"
+    );
+    let company = tempfile::tempdir().unwrap();
+    let (cert, cert_key, company_ca) =
+        crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
+    let imported = gatehouse(
+        panel.home.path(),
+        &[
+            "certs",
+            "import",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            cert_key.to_str().unwrap(),
+            "--ca",
+            company_ca.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    panel.click("nav", "Dashboard");
+    panel.click("nav", "Certificates");
+    panel.wait_for(
+        "the imported certificate marked as such",
+        "return [...document.querySelectorAll('table tbody td')].some(td => td.textContent === 'Server (imported)')",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        panel.script("return [...document.querySelectorAll('main button')].some(b => b.textContent.includes('Renew server'))"),
+        json!(false),
+        "no renewal is offered for an imported certificate"
+    );
+    wait_until_within(
+        "the server serving the imported certificate",
+        Duration::from_secs(5),
+        || status_with_key(&url, &key, &company_ca) == 200,
+    );
+    panel.screenshot("certificates-imported");
+    panel.click("main", "Use a local-CA certificate instead");
+    panel.wait_for(
+        "the switch back to the local CA",
+        "return document.querySelector('.notice')?.textContent.includes('certificate from the local CA')",
+        Duration::from_secs(10),
+    );
+    assert!(gatehouse_core::certs::issued_by_local_ca(
+        &certs,
+        &certs.server_cert()
+    ));
+    wait_until_within(
+        "the server serving the local CA's certificate again",
+        Duration::from_secs(5),
+        || status_with_key(&url, &key, &ca) == 200,
+    );
+
     // Models: the repository through the user's key, and "try it" on some Rust.
     panel.click("nav", "Models");
     panel.wait_for(

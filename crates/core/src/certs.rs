@@ -418,6 +418,26 @@ pub fn init(
     })
 }
 
+/// A new server certificate from the local CA for the names the current one carries (this
+/// computer's when there is none): the panel's renew button and the checklist's renewal fix. An
+/// imported certificate is refused, not replaced: it is its issuer's to renew, and swapping in one
+/// from the local CA would break every client that trusts only that issuer.
+pub fn renew_server(
+    files: &CertFiles,
+    keychain: &Keychain,
+    lifetime: time::Duration,
+) -> Result<CertInfo, CertError> {
+    let current = files.server_cert();
+    if current.exists() && !issued_by_local_ca(files, &current) {
+        return Err(CertError::Imported { path: current });
+    }
+    let authority = Authority::load(files, keychain)?;
+    let names = inspect("server", &current)
+        .map(|info| info.names)
+        .unwrap_or_else(|_| default_server_names(&[]));
+    authority.issue_server(files, &names, lifetime)
+}
+
 /// Every certificate Gatehouse knows of: the local CA, the server's, an imported certificate's CA,
 /// then the clients'.
 pub fn list(files: &CertFiles) -> Vec<Result<CertInfo, CertError>> {

@@ -16,6 +16,8 @@ use crate::error::{CommandError, CommandResult};
 pub struct CertRow {
     pub info: Option<CertInfo>,
     pub error: Option<String>,
+    /// A server certificate from another CA (imported): its issuer renews it, not Gatehouse.
+    pub imported: bool,
 }
 
 fn files(state: &Shared<'_>) -> CertFiles {
@@ -38,16 +40,19 @@ fn lifetime(days: i64) -> CommandResult<time::Duration> {
 
 #[tauri::command]
 pub fn certs_list(state: Shared<'_>) -> Vec<CertRow> {
-    certs::list(&files(&state))
+    let files = files(&state);
+    certs::list(&files)
         .into_iter()
         .map(|row| match row {
             Ok(info) => CertRow {
+                imported: info.role == "server" && !certs::issued_by_local_ca(&files, &info.path),
                 info: Some(info),
                 error: None,
             },
             Err(error) => CertRow {
                 info: None,
                 error: Some(error.to_string()),
+                imported: false,
             },
         })
         .collect()
@@ -63,6 +68,16 @@ pub fn certs_init(state: Shared<'_>, hosts: Vec<String>, days: i64) -> CommandRe
     let made = certs::init(&files(&state), &keychain, &names, false, lifetime(days)?)?;
     audit(&state, "certificates_initialised", &made.server);
     Ok(made)
+}
+
+/// A new server certificate from the local CA for the names the current one carries; refused,
+/// with the way on, when the current one was imported.
+#[tauri::command]
+pub fn certs_renew_server(state: Shared<'_>, days: i64) -> CommandResult<CertInfo> {
+    let keychain = Keychain::connect()?;
+    let renewed = certs::renew_server(&files(&state), &keychain, lifetime(days)?)?;
+    audit(&state, "certificate_renewed", &renewed);
+    Ok(renewed)
 }
 
 /// The names clients on the network reach the server by, from the settings it runs with.

@@ -40,6 +40,7 @@ export interface Backend {
   revokeKey(id: string): Promise<void>;
   certificates(): Promise<CertRow[]>;
   initCertificates(hosts: string[], days: number): Promise<Initialised>;
+  renewServerCertificate(days: number): Promise<CertInfo>;
   issueClient(name: string, days: number): Promise<IssuedClient>;
   importCertificate(cert: string, key: string, ca: string | null): Promise<CertInfo>;
   exportCa(): Promise<ExportedCa>;
@@ -88,6 +89,7 @@ export const tauriBackend: Backend = {
   revokeKey: (id) => invoke("key_revoke", { id }),
   certificates: () => invoke("certs_list"),
   initCertificates: (hosts, days) => invoke("certs_init", { hosts, days }),
+  renewServerCertificate: (days) => invoke("certs_renew_server", { days }),
   issueClient: (name, days) => invoke("certs_issue_client", { name, days }),
   importCertificate: (cert, key, ca) => invoke("certs_import", { cert, key, ca }),
   exportCa: () => invoke("certs_export_ca"),

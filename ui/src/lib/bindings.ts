@@ -280,7 +280,11 @@ export type CreatedKey = { id: string, key: string,
  */
 replaces_until: string | null, };
 
-export type CertRow = { info: CertInfo | null, error: string | null, };
+export type CertRow = { info: CertInfo | null, error: string | null, 
+/**
+ * A server certificate from another CA (imported): its issuer renews it, not Gatehouse.
+ */
+imported: boolean, };
 
 export type IssuedClient = { certificate: CertInfo, key: string, ca: string, };
 

@@ -135,18 +135,7 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
         Fix::RenewCertificates => {
             let files = CertFiles::new(paths.certs_dir());
             let keychain = Keychain::connect()?;
-            let authority = Authority::load(&files, &keychain)?;
-            if files.server_cert().exists() && !certs::issued_by_local_ca(&files, &files.server_cert()) {
-                return Err(certs::CertError::Imported {
-                    path: files.server_cert(),
-                }
-                .into());
-            }
-            let names = certs::inspect("server", &files.server_cert())
-                .map(|info| info.names)
-                .unwrap_or_else(|_| certs::default_server_names(&[]));
-            let info =
-                authority.issue_server(&files, &names, time::Duration::days(SERVER_CERTIFICATE_DAYS))?;
+            let info = certs::renew_server(&files, &keychain, time::Duration::days(SERVER_CERTIFICATE_DAYS))?;
             Applied {
                 message: format!(
                     "issued a new server certificate valid for {} days; the server picks it up without a restart",
