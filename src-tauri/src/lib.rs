@@ -79,6 +79,8 @@ pub fn run() {
                 last_report: Mutex::new(None),
             }));
             tray::build(app.handle())?;
+            #[cfg(unix)]
+            quit_on_signal(app.handle().clone());
             events::forward(app.handle().clone(), supervisor.clone());
             let (handle, shared) = (app.handle().clone(), app.state::<Arc<AppState>>().inner().clone());
             tauri::async_runtime::spawn(gatehouse_core::supervisor::keep_checked(
@@ -142,6 +144,32 @@ pub fn run() {
             eprintln!("gatehouse-app: the window could not start: {error}");
             std::process::exit(1);
         });
+}
+
+/// SIGTERM (the desktop session ending, `kill`) and SIGINT (Ctrl-C where the app was started from
+/// a terminal, as `scripts/run.sh` does) quit the way the tray's Quit does: the server stops
+/// gracefully and the window's size and position are saved. A second signal while that runs ends
+/// the process at once; the server then still gets SIGTERM from its parent-death signal.
+#[cfg(unix)]
+fn quit_on_signal(app: tauri::AppHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tauri::async_runtime::spawn(async move {
+        let (Ok(mut terminate), Ok(mut interrupt)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tray::quit(&app);
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        std::process::exit(130);
+    });
 }
 
 /// Stores a checklist report and shows it: in the window and in the tray.

@@ -166,6 +166,23 @@ impl Panel {
         }
     }
 
+    /// The process id of the app this panel's WebDriver session drives: the `gatehouse-app` whose
+    /// GATEHOUSE_HOME is this panel's.
+    fn app_pid(&self) -> u32 {
+        let app = gatehouse_bin().with_file_name("gatehouse-app");
+        let home = format!("GATEHOUSE_HOME={}", self.home.path().display());
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app)
+                    && std::fs::read(format!("/proc/{pid}/environ"))
+                        .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == home.as_bytes()))
+                    && running(*pid)
+            })
+            .expect("the panel's gatehouse-app process")
+    }
+
     /// Quits the app and opens it again, as a person would after closing it mid-way.
     fn relaunch(&mut self) {
         let app = gatehouse_bin().with_file_name("gatehouse-app");
@@ -707,5 +724,59 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         Duration::from_secs(10),
     );
     panel.screenshot("logs");
+
+    // SIGTERM (a desktop session ending) quits the way the tray's Quit does: the server stops,
+    // and the window's size is saved and comes back at the next launch.
+    panel.call(
+        reqwest::Method::POST,
+        "/window/rect",
+        Some(json!({"width": 1040, "height": 720})),
+    );
+    wait_until_within("the window resized", Duration::from_secs(5), || {
+        panel.call(reqwest::Method::GET, "/window/rect", None)["width"] == json!(1040)
+    });
+    let app = panel.app_pid();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &app.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    wait_until_within("the app quitting on SIGTERM", Duration::from_secs(20), || {
+        !running(app)
+    });
+    assert_eq!(
+        status_with_key(&url, &rotated, &ca),
+        0,
+        "the server stopped with the app"
+    );
+    let saved = panel
+        .home
+        .path()
+        .join("xdg-config/dev.gatehouse.panel/.window-state.json");
+    let saved = std::fs::read_to_string(&saved)
+        .unwrap_or_else(|e| panic!("no window state at {}: {e}", saved.display()));
+    assert!(saved.contains("1040"), "{saved}");
+    panel.relaunch();
+    panel.wait_for(
+        "the dashboard after the relaunch",
+        "return document.querySelector('nav')",
+        Duration::from_secs(30),
+    );
+    let rect = panel.call(reqwest::Method::GET, "/window/rect", None);
+    assert_eq!(
+        (&rect["width"], &rect["height"]),
+        (&json!(1040), &json!(720)),
+        "the window opens at the size it was left at: {rect}"
+    );
     eprintln!("panel screenshots: {}", artifacts().display());
+}
+
+/// Whether process `pid` still runs (a zombie waiting for its parent to reap it does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            !matches!(state, Some("Z" | "X"))
+        })
+        .unwrap_or(false)
 }
