@@ -418,21 +418,28 @@ pub fn init(
     })
 }
 
+/// Refuses, with the way on, when the server certificate on disk was imported: it is its issuer's
+/// to renew, and one from the local CA swapped in for it would break every client that trusts only
+/// that issuer.
+pub fn ensure_renewable(files: &CertFiles) -> Result<(), CertError> {
+    let current = files.server_cert();
+    if current.exists() && !issued_by_local_ca(files, &current) {
+        return Err(CertError::Imported { path: current });
+    }
+    Ok(())
+}
+
 /// A new server certificate from the local CA for the names the current one carries (this
-/// computer's when there is none): the panel's renew button and the checklist's renewal fix. An
-/// imported certificate is refused, not replaced: it is its issuer's to renew, and swapping in one
-/// from the local CA would break every client that trusts only that issuer.
+/// computer's when there is none): the panel's renew button and the checklist's renewal fix.
+/// An imported certificate is refused ([`ensure_renewable`]), never replaced.
 pub fn renew_server(
     files: &CertFiles,
     keychain: &Keychain,
     lifetime: time::Duration,
 ) -> Result<CertInfo, CertError> {
-    let current = files.server_cert();
-    if current.exists() && !issued_by_local_ca(files, &current) {
-        return Err(CertError::Imported { path: current });
-    }
+    ensure_renewable(files)?;
     let authority = Authority::load(files, keychain)?;
-    let names = inspect("server", &current)
+    let names = inspect("server", &files.server_cert())
         .map(|info| info.names)
         .unwrap_or_else(|_| default_server_names(&[]));
     authority.issue_server(files, &names, lifetime)
@@ -600,7 +607,15 @@ pub fn issued_by_local_ca(files: &CertFiles, cert: &Path) -> bool {
     ) else {
         return false;
     };
-    let (Ok(ca), Ok(leaf)) = (ca.parse_x509(), leaf.parse_x509()) else {
+    signed_by(&leaf.contents, &ca.contents)
+}
+
+/// Whether the certificate `leaf` carries the signature of the CA certificate `ca` (both DER).
+pub fn signed_by(leaf: &[u8], ca: &[u8]) -> bool {
+    let (Ok((_, leaf)), Ok((_, ca))) = (
+        x509_parser::parse_x509_certificate(leaf),
+        x509_parser::parse_x509_certificate(ca),
+    ) else {
         return false;
     };
     leaf.verify_signature(Some(ca.public_key())).is_ok()
@@ -616,6 +631,13 @@ fn certificate_public_key(pem: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pem_der(pem: &str) -> Vec<u8> {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents
+    }
 
     #[test]
     fn a_server_beyond_loopback_is_named_by_its_address() {
@@ -714,6 +736,25 @@ mod tests {
 
         import_server(&files, &cert, &key, Some(&company)).unwrap();
         assert_eq!(std::fs::read_to_string(files.imported_ca()).unwrap(), company_pem);
+        // Beside a local CA, the imported certificate is not Gatehouse's to renew; one the local
+        // CA signed is.
+        let (local_pem, local_key) = authority("Gatehouse local CA");
+        std::fs::write(files.ca(), &local_pem).unwrap();
+        let error = ensure_renewable(&files).unwrap_err().to_string();
+        assert!(
+            error.contains("was imported") && error.contains("certs import"),
+            "{error}"
+        );
+        let local = Issuer::from_ca_cert_pem(&local_pem, &local_key).unwrap();
+        let ours = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&KeyPair::generate().unwrap(), &local)
+            .unwrap();
+        assert!(signed_by(ours.der(), &pem_der(&local_pem)));
+        assert!(!signed_by(leaf.der(), &pem_der(&local_pem)));
+        std::fs::write(files.server_cert(), ours.pem()).unwrap();
+        ensure_renewable(&files).unwrap();
+        std::fs::write(files.server_cert(), leaf.pem()).unwrap();
         // A later import without a CA forgets the one that vouched for the old certificate.
         import_server(&files, &cert, &key, None).unwrap();
         assert!(!files.imported_ca().exists());

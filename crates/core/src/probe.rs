@@ -119,6 +119,9 @@ impl Endpoint {
 pub struct TlsIdentity {
     pub roots: Vec<CertificateDer<'static>>,
     pub client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    /// Gatehouse's local CA, when it is among the roots: a server certificate it signed is
+    /// Gatehouse's to renew; one from another root is its issuer's.
+    pub local_ca: Option<CertificateDer<'static>>,
 }
 
 impl TlsIdentity {
@@ -127,6 +130,7 @@ impl TlsIdentity {
         TlsIdentity {
             roots: read_certificates(path),
             client: None,
+            local_ca: None,
         }
     }
 

@@ -587,7 +587,7 @@ async fn transport(prober: &Prober, loopback_only: bool, mtls: Option<bool>) -> 
         ),
     });
     if let Ok(handshake) = modern {
-        items.push(certificate(handshake));
+        items.push(certificate(handshake, prober.identity.local_ca.as_ref()));
     }
     let version_evidence = vec![
         evidence("TLS 1.3 handshake", handshake_outcome(&tls13)),
@@ -678,7 +678,10 @@ fn legacy_outcome(result: &Result<LegacyAnswer, ProbeError>) -> String {
     }
 }
 
-fn certificate(handshake: &crate::probe::Handshake) -> Item {
+fn certificate(
+    handshake: &crate::probe::Handshake,
+    local_ca: Option<&rustls::pki_types::CertificateDer<'static>>,
+) -> Item {
     let Some(der) = &handshake.certificate else {
         return item(
             "transport.certificate",
@@ -717,20 +720,31 @@ fn certificate(handshake: &crate::probe::Handshake) -> Item {
             Err(reason) => format!("not trusted: {reason}"),
         },
     ));
-    let renew = Some(Fix::RenewCertificates);
+    // Only a certificate the local CA signed is Gatehouse's to renew; an imported one goes back
+    // to its issuer. Without the local CA at hand (a bare `check --url`), the fix says what it
+    // needs when it runs.
+    let ours = local_ca.is_none_or(|ca| crate::certs::signed_by(der.as_ref(), ca.as_ref()));
+    let (renew, by_issuer) = if ours {
+        (Some(Fix::RenewCertificates), "")
+    } else {
+        (
+            None,
+            "; it was imported: renew it with its issuer, then run `gatehouse certs import`",
+        )
+    };
     let expired = not_after.is_some_and(|t| t <= now);
     match (expired, days_left, &handshake.verified) {
         (true, ..) => item(
             "transport.certificate",
             Status::Fail,
-            "the certificate has expired",
+            format!("the certificate has expired{by_issuer}"),
             found,
             renew,
         ),
         (_, Some(days), _) if days < CERTIFICATE_WARN_DAYS => item(
             "transport.certificate",
             Status::Warn,
-            format!("the certificate expires in {days} days"),
+            format!("the certificate expires in {days} days{by_issuer}"),
             found,
             renew,
         ),
@@ -1286,6 +1300,7 @@ fn audit(paths: &Paths, settings: &Settings) -> Item {
 pub fn local_identity(paths: &Paths) -> TlsIdentity {
     let files = CertFiles::new(paths.certs_dir());
     let mut identity = TlsIdentity::trusting_pem(&files.ca());
+    identity.local_ca = identity.roots.first().cloned();
     identity
         .roots
         .extend(TlsIdentity::trusting_pem(&files.imported_ca()).roots);
