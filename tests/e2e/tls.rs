@@ -137,10 +137,23 @@ fn https_with_the_local_ca_works_for_rust_curl_and_openssl_clients() {
         (Some(true), Some(false))
     );
 
+    // What `certs export-ca` hands out is what clients need: curl trusts the server through it.
+    let exported = certs(server.home.path(), &["export-ca"]);
+    assert_eq!(exported["certificate"]["role"], "ca");
+    assert!(
+        exported["trust"]["debian"]
+            .as_str()
+            .unwrap()
+            .contains("update-ca-certificates"),
+        "{exported:#}"
+    );
+    let client_dir = tempfile::tempdir().unwrap();
+    let given = client_dir.path().join("gatehouse-ca.pem");
+    std::fs::write(&given, exported["pem"].as_str().unwrap()).unwrap();
     let port = server.addr.rsplit_once(':').unwrap().1;
     let curl = Command::new("curl")
         .args(["-sS", "--fail", "--cacert"])
-        .arg(&ca)
+        .arg(&given)
         .args(["-H", &format!("Authorization: Bearer {}", server.key)])
         .arg(format!("https://localhost:{port}/v2/models/magika"))
         .output()

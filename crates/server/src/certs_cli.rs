@@ -10,6 +10,32 @@ use gatehouse_core::keys::Keychain;
 use gatehouse_core::paths::Paths;
 use serde_json::json;
 
+/// Where to add `ca.pem` so that each kind of client trusts the server, as `export-ca` prints it:
+/// (key in the JSON, name for people, how).
+const TRUST_STEPS: [(&str, &str, &str); 5] = [
+    (
+        "debian",
+        "Debian/Ubuntu",
+        "sudo cp ca.pem /usr/local/share/ca-certificates/gatehouse.crt && sudo update-ca-certificates",
+    ),
+    (
+        "macos",
+        "macOS",
+        "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ca.pem",
+    ),
+    (
+        "firefox",
+        "Firefox",
+        "Settings → Privacy & Security → Certificates → View Certificates → Authorities → Import",
+    ),
+    (
+        "chrome",
+        "Chrome and Chromium",
+        "Settings → Privacy and security → Security → Manage certificates → Authorities → Import",
+    ),
+    ("curl", "curl", "--cacert ca.pem"),
+];
+
 #[derive(Subcommand)]
 pub enum CertsCommand {
     /// Make the local CA (key in the keychain) and a server certificate for this computer.
@@ -53,6 +79,9 @@ pub enum CertsCommand {
         /// Write it to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print the certificate (PEM and details) and the trust-store steps as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Use an existing certificate and key as the server's.
     Import {
@@ -218,23 +247,33 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
                 return Err(error.to_string());
             }
         }
-        CertsCommand::ExportCa { out } => {
+        CertsCommand::ExportCa { out, json } => {
             let pem = std::fs::read_to_string(files.ca())
                 .map_err(|_| "there is no local CA yet; run `gatehouse certs init` first".to_string())?;
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, &pem)
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                    eprintln!("Wrote {}.", path.display());
-                }
+            if let Some(path) = &out {
+                std::fs::write(path, &pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            if json {
+                let info = certs::inspect("ca", &files.ca()).map_err(|e| e.to_string())?;
+                let trust: serde_json::Map<String, serde_json::Value> = TRUST_STEPS
+                    .iter()
+                    .map(|(key, _, how)| (key.to_string(), json!(how)))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"certificate": info, "pem": pem, "written": out, "trust": trust})
+                );
+                return Ok(());
+            }
+            match &out {
+                Some(path) => eprintln!("Wrote {}.", path.display()),
                 None => print!("{pem}"),
             }
-            eprintln!(
-                "To trust it: Debian/Ubuntu: sudo cp ca.pem /usr/local/share/ca-certificates/gatehouse.crt && sudo update-ca-certificates; \
-                 macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ca.pem; \
-                 Firefox: Settings → Privacy & Security → Certificates → View Certificates → Authorities → Import; \
-                 curl: --cacert ca.pem."
-            );
+            let steps: Vec<String> = TRUST_STEPS
+                .iter()
+                .map(|(_, name, how)| format!("{name}: {how}"))
+                .collect();
+            eprintln!("To trust it: {}.", steps.join("; "));
         }
         CertsCommand::Import { cert, key, ca, json } => {
             let info = certs::import_server(&files, &cert, &key, ca.as_deref()).map_err(|e| e.to_string())?;
