@@ -724,6 +724,14 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         Duration::from_secs(10),
     );
     panel.screenshot("logs");
+    // A line's fields show beside its message, and the search reaches them.
+    panel.fill("input[type=search]", "model=magika");
+    panel.wait_for(
+        "only the lines about magika",
+        "const lines = [...document.querySelectorAll('ul.lines li')]; \
+         return lines.length > 0 && lines.every(li => li.textContent.includes('model=magika'))",
+        Duration::from_secs(10),
+    );
 
     // SIGTERM (a desktop session ending) quits the way the tray's Quit does: the server stops,
     // and the window's size is saved and comes back at the next launch.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, keyState, millis, rate, reportChanged, sparkline, stateTone } from "./format";
+import { ago, bytes, curlLine, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone } from "./format";
 import type { Item, KeyRecord, Report } from "./types";
 
 describe("format", () => {
@@ -23,6 +23,14 @@ describe("format", () => {
     expect(sparkline([0, 5, 10], 100, 20)).toBe("0.0,20.0 50.0,10.0 100.0,0.0");
     expect(sparkline([null, 4], 10, 10)).toBe("10.0,0.0");
     expect(sparkline([], 10, 10)).toBe("");
+  });
+
+  it("shows a log line's own fields beside its message", () => {
+    const line = { timestamp: "2026-11-23T20:09:25Z", level: "INFO", message: "model ready", event: "model_loaded", model: "magika", version: 1, target: "gatehouse_server::models" };
+    expect(logDetails(line)).toBe("model=magika version=1");
+    expect(logDetails({ message: "x", tls: false, also: "[::1]:9001" })).toBe("tls=false also=[::1]:9001");
+    expect(logDetails(null)).toBe("");
+    expect(logDetails("not json")).toBe("");
   });
 
   it("shows the curl line with the key placeholder", () => {

@@ -86,3 +86,14 @@ export function keyState(key: KeyRecord, now: number = Date.now()): "active" | "
   if (key.expires && Date.parse(key.expires) <= now) return "expired";
   return "active";
 }
+
+/** What a JSON log line says beyond its message, as `key=value` pairs (the model a "model ready"
+ * line is about, the address a server listens on); the fields every line has are left out. */
+export function logDetails(fields: unknown): string {
+  if (!fields || typeof fields !== "object" || Array.isArray(fields)) return "";
+  const routine = new Set(["timestamp", "level", "message", "target", "event", "fields"]);
+  return Object.entries(fields as Record<string, unknown>)
+    .filter(([key, value]) => !routine.has(key) && value !== null && value !== undefined && value !== "")
+    .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+    .join(" ");
+}
