@@ -535,8 +535,10 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     // Back on the dashboard, the charts show the traffic the keys made (refused ones included).
     panel.click("nav", "Dashboard");
     panel.wait_for(
-        "requests in the charts",
-        "return [...document.querySelectorAll('.charts polyline')].some(p => (p.getAttribute('points') || '').includes(' '))",
+        "the keys' requests in the requests chart",
+        "const chart = [...document.querySelectorAll('.charts figure')].find(f => f.querySelector('figcaption span')?.textContent === 'Requests'); \
+         const points = (chart?.querySelector('polyline')?.getAttribute('points') || '').split(' '); \
+         return points.length > 1 && points.some(p => Number(p.split(',')[1]) < 30)",
         Duration::from_secs(20),
     );
     panel.screenshot("dashboard");
