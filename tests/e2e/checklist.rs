@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::util::{
     ServerBuilder, TestServer, assert_refused, certs, default_models, foreign_certificate, gatehouse,
-    gatehouse_bin,
+    gatehouse_bin, import_foreign,
 };
 
 /// Runs `gatehouse check ARGS` with `home` as the config directory and extra environment.
@@ -248,7 +248,7 @@ fn an_imported_certificate_near_expiry_is_sent_back_to_its_issuer() {
     // A company certificate ten days from expiry: the item warns, but offers no fix that would
     // swap a local-CA certificate in for it behind the user's back; it says who renews it.
     let company = tempfile::tempdir().unwrap();
-    let (cert, key, ca) = foreign_certificate(company.path(), &["127.0.0.1", "localhost"], |params| {
+    let foreign = foreign_certificate(company.path(), &["127.0.0.1", "localhost"], |params| {
         params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
     });
     let builder = TestServer::builder()
@@ -256,18 +256,7 @@ fn an_imported_certificate_near_expiry_is_sent_back_to_its_issuer() {
         .env("GATEHOUSE_TLS", "true");
     // A local CA made first, as by `certs init`: the one a renewal would sign with.
     certs(builder.home(), &["init"]);
-    certs(
-        builder.home(),
-        &[
-            "import",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--ca",
-            ca.to_str().unwrap(),
-        ],
-    );
+    import_foreign(builder.home(), &foreign);
     let server = builder.start();
     let url = format!("https://127.0.0.1:{}", port_of(&server));
     let env = [("GATEHOUSE_TLS", "true")];

@@ -595,26 +595,9 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         "a new certificate was written"
     );
     let company = tempfile::tempdir().unwrap();
-    let (cert, cert_key, company_ca) =
-        crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
-    let imported = gatehouse(
-        panel.home.path(),
-        &[
-            "certs",
-            "import",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            cert_key.to_str().unwrap(),
-            "--ca",
-            company_ca.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    let foreign = crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
+    crate::util::import_foreign(panel.home.path(), &foreign);
+    let company_ca = &foreign.2;
     panel.click("nav", "Dashboard");
     panel.click("nav", "Certificates");
     panel.wait_for(
@@ -630,7 +613,7 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     wait_until_within(
         "the server serving the imported certificate",
         Duration::from_secs(5),
-        || status_with_key(&url, &key, &company_ca) == 200,
+        || status_with_key(&url, &key, company_ca) == 200,
     );
     panel.screenshot("certificates-imported");
     panel.click("main", "Use a local-CA certificate instead");

@@ -346,7 +346,8 @@ fn auth_failures_at(url: &str) -> f64 {
 
 #[test]
 fn the_charts_leave_out_the_checklist_s_own_probes_but_not_a_caller_s_failures() {
-    let supervise = Supervise::start(&["--port", "0", "--check-every", "1"]);
+    // Samples every 25 ms: many land while a checklist run is still sending its probes.
+    let supervise = Supervise::start(&["--port", "0", "--check-every", "1", "--sample-every-ms", "25"]);
     let url = supervise.wait_for("ready", 1, Duration::from_secs(60))["url"]
         .as_str()
         .unwrap()

@@ -536,6 +536,23 @@ pub fn wait_until(what: &str, check: impl FnMut() -> bool) -> Duration {
     wait_until_within(what, Duration::from_secs(5), check)
 }
 
+/// `gatehouse certs import` of the files [`foreign_certificate`] wrote, CA included.
+pub fn import_foreign(home: &Path, (cert, key, ca): &(PathBuf, PathBuf, PathBuf)) -> Value {
+    let arg = |path: &PathBuf| path.to_str().unwrap().to_string();
+    certs(
+        home,
+        &[
+            "import",
+            "--cert",
+            &arg(cert),
+            "--key",
+            &arg(key),
+            "--ca",
+            &arg(ca),
+        ],
+    )
+}
+
 /// A server certificate for `names` from a CA made here rather than by Gatehouse, as a company CA
 /// or mkcert would issue one, written into `dir`; `adjust` may change the certificate's
 /// parameters first (its validity, say). Returns the certificate, key and CA files.

@@ -180,6 +180,10 @@ struct Shared {
     /// What the checklist's probes added to the server's counters since it started (by pid):
     /// left out of the charts, so they show the callers' traffic, not Gatehouse's own.
     own_traffic: Mutex<(Option<u32>, scrape::Scrape)>,
+    /// Held by a checklist run from its first scrape until its probes are added to `own_traffic`,
+    /// and by each sample's scrape: a sample taken halfway through a run would chart the probes
+    /// sent so far, and the next would then subtract them from a caller's requests.
+    probing: tokio::sync::Mutex<()>,
     log_capacity: usize,
     sample_capacity: usize,
 }
@@ -258,6 +262,7 @@ impl Supervisor {
             samples: Mutex::new(VecDeque::new()),
             checklist_failing: Mutex::new(None),
             own_traffic: Mutex::new((None, scrape::Scrape::default())),
+            probing: tokio::sync::Mutex::new(()),
             log_capacity: config.log_capacity.max(1),
             sample_capacity: config.sample_capacity.max(1),
         });
@@ -741,6 +746,7 @@ impl Sampler {
             }
             None => (0.0, 0),
         };
+        let _between_checklist_runs = shared.probing.lock().await;
         let now = Instant::now();
         // Beyond loopback `/metrics` needs a key; the charts then show CPU and memory only.
         let current = scrape_metrics(prober).await.map(|scraped| {
@@ -803,6 +809,7 @@ pub async fn check_once(
         checklist::local_identity(paths),
         Duration::from_secs(2),
     );
+    let probing = supervisor.shared.probing.lock().await;
     let before = scrape_metrics(&metrics).await;
     // Boxed: the joined probes make a future too large for a debug build's worker stack.
     let report = Box::pin(checklist::check_gatehouse(
@@ -823,6 +830,7 @@ pub async fn check_once(
             own.1.add(&after.minus(&before));
         }
     }
+    drop(probing);
     let failing: Vec<&str> = report
         .items
         .iter()

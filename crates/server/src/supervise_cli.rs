@@ -24,6 +24,9 @@ pub struct SuperviseArgs {
     /// Seconds between checklist runs while the server is up (it also runs after every start).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     check_every: u64,
+    /// Milliseconds between samples of CPU, memory and /metrics (the `sample` events).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    sample_every_ms: u64,
 }
 
 pub fn run(args: SuperviseArgs, paths: &Paths) -> ExitCode {
@@ -52,6 +55,7 @@ fn supervise(args: SuperviseArgs, paths: &Paths) -> Result<ExitCode, String> {
     let mut config = Config::new(program, child_args);
     config.settings_file = Some(paths.settings_file());
     config.identity = checklist::local_identity(paths);
+    config.sample_interval = Duration::from_millis(args.sample_every_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
