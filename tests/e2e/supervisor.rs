@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{data_dir, default_models, gatehouse, gatehouse_bin};
+use crate::util::{certs, data_dir, default_models, gatehouse, gatehouse_bin};
 
 /// A running `gatehouse supervise --json`, with its events collected; killed on drop.
 struct Supervise {
@@ -403,4 +403,42 @@ fn the_charts_leave_out_the_checklist_s_own_probes_but_not_a_caller_s_failures()
         Duration::from_secs(10),
         || auth_failure_rates(seen).iter().any(|&rate| rate > 0.0),
     );
+}
+
+#[test]
+fn certificates_made_after_the_supervisor_started_are_used_when_it_next_starts_the_server() {
+    // The panel launches before its wizard makes any certificate. Once TLS with mutual TLS is on,
+    // the supervisor's readiness probe must present the client certificate made since, or the
+    // server refuses it in the handshake and never counts as ready.
+    let supervise = Supervise::start(&["--port", "0"]);
+    supervise.wait_for("ready", 1, Duration::from_secs(60));
+    let home = supervise.home.path();
+    certs(home, &["init"]);
+    certs(home, &["issue-client", "panel"]);
+    let ca = home.join("certs/ca.pem");
+    for (key, value) in [("tls.enabled", "true"), ("tls.client_ca", ca.to_str().unwrap())] {
+        let output = gatehouse(home, &["settings", "set", key, value]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !supervise
+        .states()
+        .iter()
+        .any(|s| s["state"] == "ready" && s["url"].as_str().is_some_and(|u| u.starts_with("https://")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server never became ready over mutual TLS; states: {:#?}",
+            supervise
+                .states()
+                .iter()
+                .map(|s| format!("{} {} {}", s["state"], s["url"], s["reason"]))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -37,8 +37,10 @@ pub struct Config {
     pub env: Vec<(OsString, OsString)>,
     /// Restart the server when this file changes.
     pub settings_file: Option<PathBuf>,
-    /// The certificates the readiness and metrics probes trust and present.
-    pub identity: TlsIdentity,
+    /// The certificates the readiness and metrics probes trust and present, read again at every
+    /// start: certificates made while the supervisor runs (the panel's wizard, a client
+    /// certificate for mutual TLS) are in force from the next start on.
+    pub identity: Arc<dyn Fn() -> TlsIdentity + Send + Sync>,
     /// How long a start may take, from spawn to `/readiness` answering 200.
     pub ready_timeout: Duration,
     /// How long a stop waits after SIGTERM before SIGKILL.
@@ -62,7 +64,7 @@ impl Config {
             args,
             env: Vec::new(),
             settings_file: None,
-            identity: TlsIdentity::default(),
+            identity: Arc::new(TlsIdentity::default),
             ready_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(100),
@@ -556,7 +558,7 @@ async fn supervise_once(
     let ready = async {
         let url = url_receiver.await.ok()?;
         let endpoint = Endpoint::parse(&url).ok()?;
-        let prober = Prober::new(endpoint, config.identity.clone(), Duration::from_secs(2));
+        let prober = Prober::new(endpoint, (config.identity)(), Duration::from_secs(2));
         loop {
             if let Ok(response) = prober.request("GET", "/readiness", &[], &[]).await
                 && response.status == 200
