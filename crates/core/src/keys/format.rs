@@ -47,7 +47,8 @@ pub fn generate() -> Result<(String, String), getrandom::Error> {
 
 /// Appends the checksum to a key's first 44 characters.
 pub fn with_checksum(body: &str) -> String {
-    format!("{body}{}", checksum(body))
+    let sum = checksum(body);
+    format!("{body}{}", String::from_utf8_lossy(&sum))
 }
 
 /// Checks the shape and checksum of `key` and returns its id.
@@ -59,7 +60,7 @@ pub fn parse(key: &str) -> Result<&str, FormatError> {
         return Err(FormatError::NotAKey);
     }
     let (body, sum) = key.split_at(KEY_LENGTH - CHECKSUM_LENGTH);
-    if checksum(body) != sum {
+    if checksum(body) != sum.as_bytes() {
         return Err(FormatError::BadChecksum);
     }
     Ok(&key[PREFIX.len()..PREFIX.len() + ID_LENGTH])
@@ -94,14 +95,15 @@ pub fn parse_hash_text(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn checksum(body: &str) -> String {
+/// The checksum's base62 digits; bytes, not a `String`: every request with a key compares them.
+fn checksum(body: &str) -> [u8; CHECKSUM_LENGTH] {
     let mut value = u64::from(crc32(body.as_bytes()));
     let mut digits = [b'0'; CHECKSUM_LENGTH];
     for slot in digits.iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    String::from_utf8_lossy(&digits).into_owned()
+    digits
 }
 
 /// CRC-32 (IEEE) with a table built at compile time: keys are checked on every request.
