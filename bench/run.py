@@ -162,20 +162,32 @@ def gatehouse(files: dict) -> dict:
         return measure(base, "gatehouse", files, key)
 
 
+def alternating(files: dict, configurations: dict) -> dict:
+    """Tiny model, 16 connections: for each configuration (a name → `serving` arguments), its mean
+    req/s and server CPU per request in µs. All the servers are up at once, warmed up, and measured
+    in alternating turns (A, B, B, A, A, B): the machine's speed drifts by up to 30 % within an
+    hour here, and this way a drift hits both sides alike and no turn waits on a server starting."""
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(serving(*args)) for name, args in configurations.items()}
+        body = files["sigmoid"]
+        for base, key, _ in servers.values():
+            warm_up(f"{base}/v2/models/sigmoid/infer", body, key)
+        rates = {name: [] for name in servers}
+        request_cpu = {name: [] for name in servers}
+        for name in balanced(*servers):
+            base, key, pid = servers[name]
+            before = cpu_seconds(pid)
+            rate = wrk(f"{base}/v2/models/sigmoid/infer", body, 16, key)["rps"]
+            rates[name].append(rate)
+            request_cpu[name].append((cpu_seconds(pid) - before) / (rate * SECONDS) * 1e6)
+            print(f"  {name:10} sigmoid c=16 {rate:>10.0f} req/s, server CPU {request_cpu[name][-1]:.1f} µs per request", flush=True)
+    return {name: (sum(rates[name]) / PAIRS, sum(request_cpu[name]) / PAIRS) for name in servers}
+
+
 def auth_ratio(files: dict) -> tuple:
-    """Requests/s with keys required ÷ with keys off, tiny model, 16 connections. The two
-    configurations alternate in the order off, on, on, off, off, on, so that a steady drift in the
-    machine's speed hits both sides alike."""
-    runs = {True: [], False: []}
-    for auth in balanced(False, True):
-        with serving(auth) as (base, key, _):
-            url = f"{base}/v2/models/sigmoid/infer"
-            warm_up(url, files["sigmoid"], key)
-            result = wrk(url, files["sigmoid"], 16, key)
-            runs[auth].append(result["rps"])
-            print(f"  gatehouse auth {'on ' if auth else 'off'} sigmoid  c=16  {result['rps']:>10.0f} req/s", flush=True)
-    on, off = sum(runs[True]) / PAIRS, sum(runs[False]) / PAIRS
-    return on, off
+    """Requests/s with keys required and with keys off (tiny model, 16 connections)."""
+    measured = alternating(files, {"keys off": (False,), "keys on": (True,)})
+    return measured["keys on"][0], measured["keys off"][0]
 
 
 def peer(files: dict, flavour: str) -> dict:
@@ -344,20 +356,10 @@ def tls(files: dict) -> dict:
               f"server CPU per handshake: gatehouse {our_cpu:.0f} µs, nginx {their_cpu:.0f} µs", flush=True)
         # wrk does its side of TLS with OpenSSL on the same two cores, so the server's own CPU per
         # request is recorded too: it is what TLS costs Gatehouse, apart from what it costs wrk.
-        rates = {"tls": [], "plain": []}
-        request_cpu = {"tls": [], "plain": []}
-        for kind in balanced("plain", "tls"):
-            with serving(True, tls_env if kind == "tls" else None) as (base, bench_key, pid):
-                url = f"{base}/v2/models/sigmoid/infer"
-                warm_up(url, files["sigmoid"], bench_key)
-                before = cpu_seconds(pid)
-                rates[kind].append(wrk(url, files["sigmoid"], 16, bench_key)["rps"])
-                request_cpu[kind].append((cpu_seconds(pid) - before) / (rates[kind][-1] * SECONDS) * 1e6)
-                print(f"  keep-alive {kind:5} sigmoid c=16 {rates[kind][-1]:>10.0f} req/s, "
-                      f"server CPU {request_cpu[kind][-1]:.1f} µs per request", flush=True)
+        transport = alternating(files, {"plaintext": (True,), "TLS": (True, tls_env)})
+    (tls_rps, tls_cpu), (plain_rps, plain_cpu) = transport["TLS"], transport["plaintext"]
     return {"handshakes": ours, "nginx_handshakes": theirs, "handshake_cpu_us": our_cpu, "nginx_handshake_cpu_us": their_cpu,
-            "tls_rps": sum(rates["tls"]) / PAIRS, "plain_rps": sum(rates["plain"]) / PAIRS,
-            "tls_cpu_us": sum(request_cpu["tls"]) / PAIRS, "plain_cpu_us": sum(request_cpu["plain"]) / PAIRS}
+            "tls_rps": tls_rps, "plain_rps": plain_rps, "tls_cpu_us": tls_cpu, "plain_cpu_us": plain_cpu}
 
 
 def main() -> None:
@@ -400,10 +402,10 @@ def main() -> None:
             detail.append(f"| {label} | {model} | {connections} | {r['rps']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} |")
     detail.append(f"| ONNX Runtime in-process (mean of 3 turns) | magika | — | — | {magika['floor']:.0f} | — |")
     detail.append(f"| Gatehouse, alternating with it (mean of 3 turns) | magika | 1 | — | {magika['server']:.0f} | — |")
-    detail.append(f"| Gatehouse, keys required (mean of 3 runs) | sigmoid | 16 | {auth_on:.0f} | — | — |")
-    detail.append(f"| Gatehouse, keys off (mean of 3 runs) | sigmoid | 16 | {auth_off:.0f} | — | — |")
-    detail.append(f"| Gatehouse over TLS, keep-alive (mean of 3 runs; server CPU per request: {transport['tls_cpu_us']:.1f} µs) | sigmoid | 16 | {transport['tls_rps']:.0f} | — | — |")
-    detail.append(f"| Gatehouse plaintext, keep-alive (mean of 3 runs; server CPU per request: {transport['plain_cpu_us']:.1f} µs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
+    detail.append(f"| Gatehouse, keys required (mean of 3 alternating turns) | sigmoid | 16 | {auth_on:.0f} | — | — |")
+    detail.append(f"| Gatehouse, keys off (mean of 3 alternating turns) | sigmoid | 16 | {auth_off:.0f} | — | — |")
+    detail.append(f"| Gatehouse over TLS, keep-alive (mean of 3 alternating turns; server CPU per request: {transport['tls_cpu_us']:.1f} µs) | sigmoid | 16 | {transport['tls_rps']:.0f} | — | — |")
+    detail.append(f"| Gatehouse plaintext, keep-alive (mean of 3 alternating turns; server CPU per request: {transport['plain_cpu_us']:.1f} µs) | sigmoid | 16 | {transport['plain_rps']:.0f} | — | — |")
     detail.append(f"| Gatehouse TLS 1.3 full handshakes/s (server CPU per handshake: {transport['handshake_cpu_us']:.0f} µs) | — | {HANDSHAKE_CLIENTS} client threads | {transport['handshakes']:.0f} | — | — |")
     detail.append(f"| nginx {nginx_version()} TLS 1.3 full handshakes/s (server CPU per handshake: {transport['nginx_handshake_cpu_us']:.0f} µs) | — | {HANDSHAKE_CLIENTS} client threads | {transport['nginx_handshakes']:.0f} | — | — |")
     detail.append(f"| Gatehouse cold start → ready, ms (median of {supervision.SAMPLES}) | magika + sigmoid | — | — | {supervised['cold_ms']:.0f} | — |")
