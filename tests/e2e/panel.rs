@@ -620,10 +620,44 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         before,
         "a new certificate was written"
     );
+    // Importing is the page's own form, shown once TLS is off: a CA that did not issue the
+    // certificate is refused where it was given, and nothing is replaced.
     let company = tempfile::tempdir().unwrap();
-    let foreign = crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
-    crate::util::import_foreign(panel.home.path(), &foreign);
-    let company_ca = &foreign.2;
+    let (company_cert, company_key, company_ca) =
+        crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
+    panel.click("main", "Turn TLS off");
+    panel.click_xpath("//input[@type='radio' and @value='import']");
+    panel.fill(
+        "input[placeholder='/home/you/certs/server.pem']",
+        company_cert.to_str().unwrap(),
+    );
+    panel.fill(
+        "input[placeholder='/home/you/certs/server-key.pem']",
+        company_key.to_str().unwrap(),
+    );
+    panel.fill(
+        "input[placeholder='/home/you/certs/company-ca.pem']",
+        ca.to_str().unwrap(),
+    );
+    let served = std::fs::read(certs.server_cert()).unwrap();
+    panel.click("main", "Import and turn TLS on");
+    let refusal = panel.text_of("the refusal", "main .error");
+    assert!(refusal.contains("does not verify against this CA"), "{refusal}");
+    assert_eq!(
+        std::fs::read(certs.server_cert()).unwrap(),
+        served,
+        "nothing was replaced"
+    );
+    panel.fill(
+        "input[placeholder='/home/you/certs/company-ca.pem']",
+        company_ca.to_str().unwrap(),
+    );
+    panel.click("main", "Import and turn TLS on");
+    panel.wait_for(
+        "the import done and TLS on",
+        "return document.querySelector('main .done')?.textContent.includes('TLS is on')",
+        Duration::from_secs(10),
+    );
     panel.click("nav", "Dashboard");
     panel.click("nav", "Certificates");
     panel.wait_for(
@@ -638,8 +672,8 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     );
     wait_until_within(
         "the server serving the imported certificate",
-        Duration::from_secs(5),
-        || status_with_key(&url, &key, company_ca) == 200,
+        Duration::from_secs(30),
+        || status_with_key(&url, &key, &company_ca) == 200,
     );
     panel.screenshot("certificates-imported");
     panel.click("main", "Use a local-CA certificate instead");
