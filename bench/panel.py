@@ -1,4 +1,4 @@
-"""The panel's idle cost: memory (RSS) of the app, its WebKit processes and the server it runs,
+"""The panel's idle cost: memory (PSS) of the app, its WebKit processes and the server it runs,
 and their CPU use over a minute with the dashboard open and nothing calling the server. Part of
 bench/run.py; runs alone too, after a release build of gatehouse-app and gatehouse, under a
 display (Xvfb is started when there is none):
