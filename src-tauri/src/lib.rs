@@ -65,10 +65,7 @@ pub fn run() {
             let paths = Paths::from_env();
             let mut config = Config::new(server_binary(), vec![OsString::from("serve")]);
             config.settings_file = Some(paths.settings_file());
-            config.identity = {
-                let paths = paths.clone();
-                Arc::new(move || checklist::local_identity(&paths))
-            };
+            config.identity = checklist::local_identity_reader(&paths);
             config.sample_interval = SAMPLE_INTERVAL;
             // The supervisor lives on Tauri's tokio runtime.
             let supervisor = {

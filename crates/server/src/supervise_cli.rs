@@ -54,10 +54,7 @@ fn supervise(args: SuperviseArgs, paths: &Paths) -> Result<ExitCode, String> {
     }
     let mut config = Config::new(program, child_args);
     config.settings_file = Some(paths.settings_file());
-    config.identity = {
-        let paths = paths.clone();
-        std::sync::Arc::new(move || checklist::local_identity(&paths))
-    };
+    config.identity = checklist::local_identity_reader(paths);
     config.sample_interval = Duration::from_millis(args.sample_every_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -1294,6 +1294,13 @@ fn audit(paths: &Paths, settings: &Settings) -> Item {
     }
 }
 
+/// [`local_identity`], read afresh each time it is called: what the supervisor's probes use, so
+/// certificates made while it runs are in force from the server's next start.
+pub fn local_identity_reader(paths: &Paths) -> std::sync::Arc<dyn Fn() -> TlsIdentity + Send + Sync> {
+    let paths = paths.clone();
+    std::sync::Arc::new(move || local_identity(&paths))
+}
+
 /// What probes of the local server trust and show: the local CA and the CA of an imported server
 /// certificate, and the first current client certificate in `certs/clients` (sent only when the
 /// server asks for one, i.e. with mutual TLS).
