@@ -532,14 +532,20 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         || status_with_key(&url, &rotated, &ca) == 200 && status_with_key(&url, &key, &ca) == 200,
     );
 
-    // Back on the dashboard, the charts show the traffic the keys made (refused ones included).
+    // Back on the dashboard, the requests chart shows a caller's traffic: a request every
+    // 200 ms from here until it does.
     panel.click("nav", "Dashboard");
-    panel.wait_for(
-        "the keys' requests in the requests chart",
-        "const chart = [...document.querySelectorAll('.charts figure')].find(f => f.querySelector('figcaption span')?.textContent === 'Requests'); \
+    let charted = "const chart = [...document.querySelectorAll('.charts figure')].find(f => f.querySelector('figcaption span')?.textContent === 'Requests'); \
          const points = (chart?.querySelector('polyline')?.getAttribute('points') || '').split(' '); \
-         return points.length > 1 && points.some(p => Number(p.split(',')[1]) < 30)",
-        Duration::from_secs(20),
+         return points.length > 1 && points.some(p => Number(p.split(',')[1]) < 30)";
+    wait_until_within(
+        "a caller's requests in the requests chart",
+        Duration::from_secs(30),
+        || {
+            assert_eq!(status_with_key(&url, &rotated, &ca), 200);
+            std::thread::sleep(Duration::from_millis(200));
+            panel.script(charted) == json!(true)
+        },
     );
     panel.screenshot("dashboard");
 
@@ -655,7 +661,7 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     panel.click("main", "Import and turn TLS on");
     panel.wait_for(
         "the import done and TLS on",
-        "return document.querySelector('main .done')?.textContent.includes('TLS is on')",
+        "return document.querySelector('main .notice')?.textContent.includes('TLS is on')",
         Duration::from_secs(10),
     );
     panel.click("nav", "Dashboard");
