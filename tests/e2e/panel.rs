@@ -183,6 +183,15 @@ impl Panel {
             .expect("the panel's gatehouse-app process")
     }
 
+    /// Waits until the header's server state line says `state` (`Ready`, `Stopped`, …).
+    fn wait_for_state(&self, what: &str, state: &str, within: Duration) -> Value {
+        self.wait_for(
+            what,
+            &format!("const t = (function() {{ {STATE} }})(); return t && t.includes({state:?}) && t"),
+            within,
+        )
+    }
+
     /// Quits the app and opens it again, as a person would after closing it mid-way.
     fn relaunch(&mut self) {
         let app = gatehouse_bin().with_file_name("gatehouse-app");
@@ -466,11 +475,7 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     panel.click("wizard", "Next");
 
     // Review: the server starts with the choices made and proves every control.
-    panel.wait_for(
-        "the server ready in the review",
-        &format!("const t = (function() {{ {STATE} }})(); return t && t.includes('Ready') && t"),
-        Duration::from_secs(90),
-    );
+    panel.wait_for_state("the server ready in the review", "Ready", Duration::from_secs(90));
     panel.wait_for(
         "every checklist item passing in the review",
         "const items = [...document.querySelectorAll('.wizard li.item .status')]; \
@@ -594,9 +599,9 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         "return [...document.querySelectorAll('li.item')].some(li => li.textContent.includes('a client without a certificate is refused in the handshake'))",
         Duration::from_secs(90),
     );
-    panel.wait_for(
+    panel.wait_for_state(
         "the server ready with mutual TLS",
-        &format!("const t = (function() {{ {STATE} }})(); return t && t.includes('Ready') && t"),
+        "Ready",
         Duration::from_secs(30),
     );
     assert_eq!(
@@ -751,22 +756,14 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
 
     // Stop and start from the panel.
     panel.click("header", "Stop");
-    panel.wait_for(
-        "the server stopping",
-        &format!("const t = (function() {{ {STATE} }})(); return t && t.includes('Stopped') && t"),
-        Duration::from_secs(20),
-    );
+    panel.wait_for_state("the server stopping", "Stopped", Duration::from_secs(20));
     assert_eq!(
         status_with_key(&url, &rotated, &ca),
         0,
         "nothing answers once stopped"
     );
     panel.click("header", "Start");
-    panel.wait_for(
-        "the server ready again",
-        &format!("const t = (function() {{ {STATE} }})(); return t && t.includes('Ready') && t"),
-        Duration::from_secs(60),
-    );
+    panel.wait_for_state("the server ready again", "Ready", Duration::from_secs(60));
 
     panel.click("nav", "Logs");
     panel.wait_for(
