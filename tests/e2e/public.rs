@@ -75,12 +75,23 @@ fn metrics_count_requests_inference_time_and_models() {
     let body = serde_json::json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": vec![0.0; 60]}]});
     assert_eq!(server.post_json("/v2/models/sigmoid/infer", &body).0, 200);
     assert_eq!(server.get("/v2/models/nope").0, 404);
+    // Methods are the client's to invent: each made-up one must not become a series of its own.
+    for invented in ["BREW", "WHEN", "X-1"] {
+        let method = reqwest::Method::from_bytes(invented.as_bytes()).unwrap();
+        let response = server
+            .client
+            .request(method, server.url("/healthz"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
     let response = server.client.get(server.url("/metrics")).send().unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().unwrap();
     for expected in [
         r#"gatehouse_http_requests_total{route="/v2/models/{model}/infer",method="POST",status="200"} 1"#,
         r#"gatehouse_http_requests_total{route="/v2/models/{model}",method="GET",status="404"} 1"#,
+        r#"gatehouse_http_requests_total{route="/healthz",method="other",status="405"} 3"#,
         r#"gatehouse_inference_duration_seconds_count{model="sigmoid",version="1"} 1"#,
         r#"gatehouse_http_request_duration_seconds_bucket{le="#,
         "gatehouse_models_loaded 2",
@@ -91,6 +102,12 @@ fn metrics_count_requests_inference_time_and_models() {
         assert!(
             text.contains(expected),
             "`{expected}` missing from /metrics:\n{text}"
+        );
+    }
+    for invented in ["BREW", "WHEN", "X-1"] {
+        assert!(
+            !text.contains(invented),
+            "method {invented} became a label:\n{text}"
         );
     }
 }

@@ -333,9 +333,7 @@ async fn run_inference(
     let model = loaded(state)?.get(name, version)?;
     let requested: Vec<String> = request.outputs.iter().flatten().map(|o| o.name.clone()).collect();
     let (outputs, elapsed) = model.infer(&request.inputs, &requested).await?;
-    state
-        .metrics
-        .observe_inference(&model.name, model.version, elapsed);
+    state.metrics.observe_inference(&model, elapsed);
     Ok(Json(InferenceResponse {
         model_name: model.name.clone(),
         model_version: model.version.to_string(),

@@ -24,7 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Level;
 
@@ -180,7 +180,7 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
             perimeter::requests::enforce,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        .layer(SetRequestIdLayer::x_request_id(telemetry::RequestIds));
     // Preflights are answered before authentication: a browser sends them without credentials.
     let routes = match cors {
         Some(cors) => routes.layer(cors),

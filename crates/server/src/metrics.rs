@@ -5,9 +5,11 @@
 //! caller cannot grow the label space by inventing URLs.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,24 +20,25 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
+use crate::models::LoadedModel;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     model: String,
-    version: String,
+    version: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -223,11 +226,15 @@ impl Metrics {
         self.models_loaded.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    pub fn observe_inference(&self, model: &str, version: u64, elapsed: Duration) {
-        self.inference_duration
-            .get_or_create(&ModelLabels {
-                model: model.to_string(),
-                version: version.to_string(),
+    pub fn observe_inference(&self, model: &LoadedModel, elapsed: Duration) {
+        // Looked up once per loaded model, not once per request.
+        model
+            .inference_histogram
+            .get_or_init(|| {
+                self.inference_duration.get_or_create_owned(&ModelLabels {
+                    model: model.name.clone(),
+                    version: model.version,
+                })
             })
             .observe(elapsed.as_secs_f64());
     }
@@ -246,9 +253,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().as_str().to_string();
+        .map_or("unmatched", |p| route_label(p.as_str()));
+    let method = method_label(request.method());
     let metrics = &state.metrics;
     let in_flight = InFlight::enter(&metrics.in_flight);
     let started = Instant::now();
@@ -258,8 +264,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     metrics
         .requests
         .get_or_create(&RequestLabels {
-            route: route.clone(),
-            method: method.clone(),
+            route,
+            method,
             status: response.status().as_u16(),
         })
         .inc();
@@ -268,6 +274,42 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get_or_create(&RouteLabels { route, method })
         .observe(elapsed);
     response
+}
+
+/// The label for a request's method. A client can send any token as a method, so only the
+/// standard ones are labels of their own: the rest would let it add series without end.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", |m| m.as_str())
+}
+
+/// The route pattern as a `&'static str`, so that counting a request allocates nothing. Patterns
+/// come from the router, never from the request, so the set is small and fixed; each is leaked once.
+fn route_label(pattern: &str) -> &'static str {
+    static ROUTES: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+    let known = |routes: &[&'static str]| routes.iter().copied().find(|r| *r == pattern);
+    if let Some(route) = known(&ROUTES.read().unwrap_or_else(PoisonError::into_inner)) {
+        return route;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
+    known(&routes).unwrap_or_else(|| {
+        let route: &'static str = Box::leak(pattern.to_owned().into_boxed_str());
+        routes.push(route);
+        route
+    })
 }
 
 /// Counts a request as in flight until dropped, also when the client goes away mid-request.

@@ -8,10 +8,11 @@
 //! for the length of one run, on a blocking thread unless the model's runs are measured to be
 //! shorter than [`INLINE_RUN_BUDGET`].
 
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use ort::session::Session;
@@ -103,6 +104,8 @@ pub struct LoadedModel {
     pool: SessionPool,
     /// Moving average of one run's time inside ONNX Runtime, in nanoseconds; 0 until measured.
     typical_run_nanos: AtomicU64,
+    /// This version's series of the inference-time metric, once it has one.
+    pub(crate) inference_histogram: OnceLock<Histogram>,
 }
 
 /// Runs measured to take less than this stay on the async worker that received the request: a
@@ -401,6 +404,7 @@ impl LoadedModel {
             outputs,
             pool: SessionPool::new(first, count, Box::new(build)),
             typical_run_nanos: AtomicU64::new(0),
+            inference_histogram: OnceLock::new(),
         })
     }
 

@@ -4,9 +4,13 @@
 //! rank, fixed dimensions, element count, nesting and every element's type and range. Each problem
 //! is a 400 that names the input and says what was expected.
 
-use ort::value::{DynValue, Tensor, TensorElementType};
-use serde::{Deserialize, Serialize};
+use std::fmt::{self, Debug};
+
+use ort::value::{DynValue, PrimitiveTensorElementType, Tensor, TensorElementType};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
@@ -109,9 +113,10 @@ pub struct InputTensor {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<serde_json::Map<String, Value>>,
-    /// Row-major elements, flat or nested to the tensor's shape.
+    /// Row-major elements, flat or nested to the tensor's shape. Kept as text until the model's
+    /// datatype is known, then read straight into that type (see `read_elements`).
     #[schema(value_type = Vec<Object>)]
-    pub data: Value,
+    pub data: Box<RawValue>,
 }
 
 /// Typed tensor elements; serialised as a flat JSON array.
@@ -207,9 +212,66 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
                 format!("shape {:?} has more elements than fit in memory", input.shape),
             )
         })?;
-    let leaves = flatten(&input.data, &dims).map_err(|message| bad("wrong_data", message))?;
+    let shape = input.shape.clone();
+    macro_rules! typed {
+        ($t:ty) => {
+            typed_tensor::<$t>(shape, &dims, expected, input, datatype)
+        };
+    }
+    let built = match datatype {
+        DataType::Bool => typed!(bool),
+        DataType::Uint8 => typed!(u8),
+        DataType::Uint16 => typed!(u16),
+        DataType::Uint32 => typed!(u32),
+        DataType::Uint64 => typed!(u64),
+        DataType::Int8 => typed!(i8),
+        DataType::Int16 => typed!(i16),
+        DataType::Int32 => typed!(i32),
+        DataType::Int64 => typed!(i64),
+        DataType::Fp32 => typed!(f32),
+        DataType::Fp64 => typed!(f64),
+    };
+    built.map_err(|mut error| {
+        error.message = format!("input `{name}`: {}", error.message);
+        error
+    })
+}
+
+/// The elements of `input` as a tensor of `T`. Well-formed data is read straight from the request
+/// text; anything else is read again through `Value` to say exactly what is wrong with it.
+fn typed_tensor<T: Element>(
+    shape: Vec<i64>,
+    dims: &[usize],
+    expected: usize,
+    input: &InputTensor,
+    datatype: DataType,
+) -> Result<DynValue, ApiError> {
+    let elements = match read_elements::<T>(input.data.get(), dims, expected) {
+        Some(elements) => elements,
+        None => checked_elements::<T>(input, dims, expected, datatype)?,
+    };
+    Tensor::from_array((shape, elements))
+        .map(|t| t.into_dyn())
+        .map_err(|error| {
+            ApiError::bad_request(
+                "invalid_tensor",
+                format!("ONNX Runtime refused the tensor: {error}"),
+            )
+        })
+}
+
+/// The slow path for data the fast reader refused: the first problem, named precisely.
+fn checked_elements<T: Element>(
+    input: &InputTensor,
+    dims: &[usize],
+    expected: usize,
+    datatype: DataType,
+) -> Result<Vec<T>, ApiError> {
+    let data: Value = serde_json::from_str(input.data.get())
+        .map_err(|error| ApiError::bad_request("wrong_data", format!("`data` could not be read: {error}")))?;
+    let leaves = flatten(&data, dims).map_err(|message| ApiError::bad_request("wrong_data", message))?;
     if leaves.len() != expected {
-        return Err(bad(
+        return Err(ApiError::bad_request(
             "wrong_element_count",
             format!(
                 "shape {:?} needs {expected} elements, `data` has {}",
@@ -218,48 +280,320 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
             ),
         ));
     }
-    let shape = input.shape.clone();
-    let tensor = |result: ort::Result<DynValue>| {
-        result.map_err(|error| {
-            bad(
-                "invalid_tensor",
-                format!("ONNX Runtime refused the tensor: {error}"),
-            )
+    leaves
+        .iter()
+        .enumerate()
+        .map(|(index, leaf)| {
+            let converted = match leaf {
+                Value::Bool(b) => T::from_bool(*b),
+                Value::Number(n) => Number::of(n).and_then(T::from_number),
+                _ => None,
+            };
+            converted.ok_or_else(|| {
+                ApiError::bad_request(
+                    "wrong_data",
+                    format!(
+                        "element {index} is `{leaf}`, which is not a {} value",
+                        datatype.name()
+                    ),
+                )
+            })
         })
-    };
-    let convert_error = |index: usize, value: &Value| {
-        bad(
-            "wrong_data",
-            format!(
-                "element {index} is `{value}`, which is not a {} value",
-                datatype.name()
-            ),
-        )
-    };
-    macro_rules! build {
-        ($convert:expr) => {{
-            let mut out = Vec::with_capacity(leaves.len());
-            for (index, value) in leaves.iter().enumerate() {
-                out.push($convert(*value).ok_or_else(|| convert_error(index, value))?);
-            }
-            tensor(Tensor::from_array((shape, out)).map(|t| t.into_dyn()))
-        }};
+        .collect()
+}
+
+/// A JSON number as the parser reports it. The conversions below follow `serde_json::Value`'s
+/// `as_u64`, `as_i64` and `as_f64`, so the fast reader and the slow path accept the same elements.
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Positive(u64),
+    Negative(i64),
+    Float(f64),
+}
+
+impl Number {
+    fn of(n: &serde_json::Number) -> Option<Number> {
+        if let Some(n) = n.as_u64() {
+            Some(Number::Positive(n))
+        } else if let Some(n) = n.as_i64() {
+            Some(Number::Negative(n))
+        } else {
+            n.as_f64().map(Number::Float)
+        }
     }
-    match datatype {
-        DataType::Bool => build!(|v: &Value| v.as_bool()),
-        DataType::Uint8 => build!(|v: &Value| v.as_u64().and_then(|n| u8::try_from(n).ok())),
-        DataType::Uint16 => build!(|v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok())),
-        DataType::Uint32 => build!(|v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok())),
-        DataType::Uint64 => build!(|v: &Value| v.as_u64()),
-        DataType::Int8 => build!(|v: &Value| v.as_i64().and_then(|n| i8::try_from(n).ok())),
-        DataType::Int16 => build!(|v: &Value| v.as_i64().and_then(|n| i16::try_from(n).ok())),
-        DataType::Int32 => build!(|v: &Value| v.as_i64().and_then(|n| i32::try_from(n).ok())),
-        DataType::Int64 => build!(|v: &Value| v.as_i64()),
-        DataType::Fp32 => build!(|v: &Value| v
-            .as_f64()
-            .map(|n| n as f32)
-            .filter(|n| n.is_finite() || n.is_nan())),
-        DataType::Fp64 => build!(|v: &Value| v.as_f64()),
+
+    fn from_i64(n: i64) -> Number {
+        u64::try_from(n).map_or(Number::Negative(n), Number::Positive)
+    }
+
+    fn as_u64(self) -> Option<u64> {
+        match self {
+            Number::Positive(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_i64(self) -> Option<i64> {
+        match self {
+            Number::Positive(n) => i64::try_from(n).ok(),
+            Number::Negative(n) => Some(n),
+            Number::Float(_) => None,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Number::Positive(n) => n as f64,
+            Number::Negative(n) => n as f64,
+            Number::Float(f) => f,
+        }
+    }
+}
+
+/// A tensor element type, and which JSON values are one of it.
+trait Element: PrimitiveTensorElementType + Debug + Clone + 'static {
+    fn from_number(n: Number) -> Option<Self>;
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+}
+
+impl Element for bool {
+    fn from_number(_: Number) -> Option<bool> {
+        None
+    }
+    fn from_bool(b: bool) -> Option<bool> {
+        Some(b)
+    }
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            fn from_number(n: Number) -> Option<$t> {
+                n.as_u64().and_then(|n| <$t>::try_from(n).ok())
+            }
+        }
+    )*};
+}
+macro_rules! signed {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            fn from_number(n: Number) -> Option<$t> {
+                n.as_i64().and_then(|n| <$t>::try_from(n).ok())
+            }
+        }
+    )*};
+}
+unsigned!(u8, u16, u32, u64);
+signed!(i8, i16, i32, i64);
+
+impl Element for f32 {
+    fn from_number(n: Number) -> Option<f32> {
+        // A value beyond f32's range is refused rather than served as infinity.
+        Some(n.as_f64() as f32).filter(|n| n.is_finite() || n.is_nan())
+    }
+}
+
+impl Element for f64 {
+    fn from_number(n: Number) -> Option<f64> {
+        Some(n.as_f64())
+    }
+}
+
+/// Reads `data` straight into `T`s, without building a JSON tree: flat, or nested exactly to
+/// `dims`, with `expected` elements of the right type. `None` for anything else; the caller then
+/// finds out what is wrong the slow way.
+fn read_elements<T: Element>(raw: &str, dims: &[usize], expected: usize) -> Option<Vec<T>> {
+    // The shape is the client's word; the text bounds the count (an element and its comma take
+    // at least two bytes), so a huge shape over a small body reserves nothing huge.
+    let mut out = Vec::with_capacity(expected.min(raw.len() / 2 + 1));
+    let mut reader = serde_json::Deserializer::from_str(raw);
+    reader.deserialize_seq(Top { dims, out: &mut out }).ok()?;
+    (out.len() == expected).then_some(out)
+}
+
+/// Any refusal in the fast reader: the slow path writes the message.
+fn refused<E: de::Error>() -> E {
+    E::custom("")
+}
+
+/// The outer array: its first element says whether the data is flat or nested.
+struct Top<'a, T> {
+    dims: &'a [usize],
+    out: &'a mut Vec<T>,
+}
+
+impl<'de, T: Element> Visitor<'de> for Top<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some(nested) = seq.next_element_seed(First {
+            dims: self.dims,
+            out: &mut *self.out,
+        })?
+        else {
+            return Ok(());
+        };
+        if !nested {
+            while seq.next_element_seed(Leaf(&mut *self.out))?.is_some() {}
+            return Ok(());
+        }
+        let mut rows = 1;
+        while seq
+            .next_element_seed(Row {
+                dims: self.dims,
+                depth: 1,
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {
+            rows += 1;
+        }
+        if self.dims.first() == Some(&rows) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+}
+
+/// The outer array's first element: a leaf (flat data) or a row (nested); says which.
+struct First<'a, T> {
+    dims: &'a [usize],
+    out: &'a mut Vec<T>,
+}
+
+impl<'de, T: Element> DeserializeSeed<'de> for First<'_, T> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Element> Visitor<'de> for First<'_, T> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an element or a row")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
+        Leaf(self.out).visit_bool(b).map(|()| false)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
+        Leaf(self.out).visit_u64(n).map(|()| false)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<bool, E> {
+        Leaf(self.out).visit_i64(n).map(|()| false)
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<bool, E> {
+        Leaf(self.out).visit_f64(n).map(|()| false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        Row {
+            dims: self.dims,
+            depth: 1,
+            out: self.out,
+        }
+        .visit_seq(seq)
+        .map(|()| true)
+    }
+}
+
+/// A nested row at `depth`: exactly `dims[depth]` entries, leaves at the last depth, rows above.
+struct Row<'a, T> {
+    dims: &'a [usize],
+    depth: usize,
+    out: &'a mut Vec<T>,
+}
+
+impl<'de, T: Element> DeserializeSeed<'de> for Row<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Element> Visitor<'de> for Row<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let want = *self.dims.get(self.depth).ok_or_else(refused)?;
+        let mut entries = 0;
+        if self.depth + 1 == self.dims.len() {
+            while seq.next_element_seed(Leaf(&mut *self.out))?.is_some() {
+                entries += 1;
+            }
+        } else {
+            while seq
+                .next_element_seed(Row {
+                    dims: self.dims,
+                    depth: self.depth + 1,
+                    out: &mut *self.out,
+                })?
+                .is_some()
+            {
+                entries += 1;
+            }
+        }
+        if entries == want { Ok(()) } else { Err(refused()) }
+    }
+}
+
+/// One element; anything that is not a `T` is refused.
+struct Leaf<'a, T>(&'a mut Vec<T>);
+
+impl<T: Element> Leaf<'_, T> {
+    fn push<E: de::Error>(self, element: Option<T>) -> Result<(), E> {
+        self.0.push(element.ok_or_else(refused)?);
+        Ok(())
+    }
+}
+
+impl<'de, T: Element> DeserializeSeed<'de> for Leaf<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Element> Visitor<'de> for Leaf<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a tensor element")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+        self.push(T::from_bool(b))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+        self.push(T::from_number(Number::Positive(n)))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+        self.push(T::from_number(Number::from_i64(n)))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<(), E> {
+        self.push(T::from_number(Number::Float(n)))
     }
 }
 
@@ -411,6 +745,98 @@ mod tests {
                 .unwrap_err()
                 .contains("JSON array")
         );
+    }
+
+    /// The fast reader's answer and the slow path's for the same data, under `shape`.
+    fn both<T: Element>(data: &str, shape: &[i64]) -> (Option<Vec<T>>, Result<Vec<T>, String>) {
+        let input = InputTensor {
+            name: "x".into(),
+            shape: shape.to_vec(),
+            datatype: String::new(),
+            parameters: None,
+            data: RawValue::from_string(data.to_string()).unwrap(),
+        };
+        let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        let expected = dims.iter().product();
+        let fast = read_elements::<T>(data, &dims, expected);
+        let slow =
+            checked_elements::<T>(&input, &dims, expected, DataType::Fp32).map_err(|error| error.message);
+        (fast, slow)
+    }
+
+    fn agree<T: Element + PartialEq>(data: &str, shape: &[i64]) {
+        let (fast, slow) = both::<T>(data, shape);
+        match (&fast, &slow) {
+            (Some(a), Ok(b)) => assert_eq!(a, b, "{data} {shape:?}"),
+            (None, Err(_)) => {}
+            _ => panic!("{data} as {shape:?}: fast {fast:?}, slow {slow:?}"),
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_accepts_exactly_what_the_checked_path_accepts() {
+        let cases: &[(&str, &[i64])] = &[
+            ("[1, 2, 3, 4]", &[4]),
+            ("[[1, 2], [3, 4]]", &[2, 2]),
+            ("[[1, 2], [3, 4]]", &[4]),
+            ("[[1, 2], [3, 4]]", &[2, 2, 1]),
+            ("[[1, 2], [3]]", &[2, 2]),
+            ("[[1, 2], 3]", &[2, 2]),
+            ("[1, [2]]", &[2]),
+            ("[[[1]], [[2]]]", &[2, 1]),
+            ("[[[1]], [[2]]]", &[2, 1, 1]),
+            ("[1, 2, 3]", &[2, 2]),
+            ("[1, 2, 3, 4, 5]", &[2, 2]),
+            ("[]", &[0]),
+            ("[]", &[2, 0]),
+            ("[[]]", &[1, 0]),
+            ("[5]", &[]),
+            ("5", &[]),
+            ("{\"a\": 1}", &[1]),
+            ("[null]", &[1]),
+            ("[\"1\"]", &[1]),
+            ("[true, false]", &[2]),
+            ("[1.5, 2]", &[2]),
+            ("[1.0, -0.0, -0]", &[3]),
+            ("[-1, 255, 256]", &[3]),
+            ("[-128, 127, -129]", &[3]),
+            ("[1e40, -1e40]", &[2]),
+            ("[3.4e38, 1e-50]", &[2]),
+            ("[18446744073709551615, 9223372036854775807]", &[2]),
+            ("[-9223372036854775808, 9223372036854775808]", &[2]),
+            ("[0.1, 2.5e3, -7]", &[3]),
+        ];
+        for (data, shape) in cases {
+            agree::<bool>(data, shape);
+            agree::<u8>(data, shape);
+            agree::<u16>(data, shape);
+            agree::<u32>(data, shape);
+            agree::<u64>(data, shape);
+            agree::<i8>(data, shape);
+            agree::<i16>(data, shape);
+            agree::<i32>(data, shape);
+            agree::<i64>(data, shape);
+            agree::<f32>(data, shape);
+            agree::<f64>(data, shape);
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_reads_flat_and_nested_data_and_the_slow_path_names_the_problem() {
+        assert_eq!(both::<i32>("[[1, 2], [3, 4]]", &[2, 2]).0, Some(vec![1, 2, 3, 4]));
+        assert_eq!(both::<f32>("[0.5, -2]", &[2]).0, Some(vec![0.5, -2.0]));
+        let (fast, slow) = both::<u8>("[1, 256]", &[2]);
+        assert_eq!(fast, None);
+        assert_eq!(slow.unwrap_err(), "element 1 is `256`, which is not a FP32 value");
+        let (fast, slow) = both::<f32>("[1, 2, 3]", &[2, 2]);
+        assert_eq!(fast, None);
+        assert!(slow.unwrap_err().contains("needs 4 elements, `data` has 3"));
+    }
+
+    #[test]
+    fn a_huge_shape_over_a_small_body_reserves_nothing_huge() {
+        let dims = [1usize << 40];
+        assert_eq!(read_elements::<f32>("[1, 2]", &dims, 1 << 40), None);
     }
 
     #[test]

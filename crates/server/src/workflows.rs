@@ -697,7 +697,7 @@ fn model_input(name: &str, value: &Value, datatype: &str) -> Result<InputTensor,
                 .unwrap_or(datatype)
                 .to_string(),
             parameters: None,
-            data: object["data"].clone(),
+            data: raw(&object["data"])?,
         });
     }
     let mut scratch = Vec::new();
@@ -707,8 +707,12 @@ fn model_input(name: &str, value: &Value, datatype: &str) -> Result<InputTensor,
         shape: shape.iter().map(|d| *d as i64).collect(),
         datatype: datatype.to_string(),
         parameters: None,
-        data: value.clone(),
+        data: raw(value)?,
     })
+}
+
+fn raw(value: &Value) -> Result<Box<serde_json::value::RawValue>, String> {
+    serde_json::value::to_raw_value(value).map_err(|error| format!("the tensor's data: {error}"))
 }
 
 #[derive(Serialize)]
@@ -772,9 +776,7 @@ pub async fn run(
                 let (outputs, elapsed) = loaded.infer(&tensors, &[]).await.map_err(|e| {
                     ApiError::new(e.status, e.code, format!("step `{}`: {}", step.name, e.message))
                 })?;
-                state
-                    .metrics
-                    .observe_inference(&loaded.name, loaded.version, elapsed);
+                state.metrics.observe_inference(&loaded, elapsed);
                 let mut object = Map::new();
                 for output in outputs {
                     object.insert(
