@@ -113,8 +113,10 @@ def wrk(url: str, body: pathlib.Path, connections: int, key: str = "") -> dict:
 
 
 def warm_up(url: str, body: pathlib.Path, key: str) -> None:
-    """One second of load first, so that lazy initialisation is not measured."""
-    subprocess.run(["wrk", "-t1", "-c4", "-d1s", "-s", str(ROOT / "bench" / "post.lua"), url],
+    """One second of load first, at the most connections a turn uses (16), so that lazy
+    initialisation is not measured: sessions made when requests first overlap, each connection's
+    buffers, and over TLS each connection's handshake."""
+    subprocess.run(["wrk", "-t1", "-c16", "-d1s", "-s", str(ROOT / "bench" / "post.lua"), url],
                    capture_output=True, env={**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key}, check=True)
 
 
