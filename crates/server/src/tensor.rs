@@ -418,7 +418,7 @@ fn refused<E: de::Error>() -> E {
     E::custom("")
 }
 
-/// The outer array: its first element says whether the data is flat or nested.
+/// The outer array: its first entry says whether the data is flat (elements) or nested (rows).
 struct Top<'a, T> {
     dims: &'a [usize],
     out: &'a mut Vec<T>,
@@ -432,29 +432,20 @@ impl<'de, T: Element> Visitor<'de> for Top<'_, T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some(nested) = seq.next_element_seed(First {
-            dims: self.dims,
-            out: &mut *self.out,
-        })?
-        else {
+        let (dims, out) = (self.dims, self.out);
+        let first = Entry {
+            row_depth: Some(1),
+            dims,
+            out: &mut *out,
+        };
+        let Some(nested) = seq.next_element_seed(first)? else {
             return Ok(());
         };
         if !nested {
-            while seq.next_element_seed(Leaf(&mut *self.out))?.is_some() {}
-            return Ok(());
+            return elements(&mut seq, out).map(drop);
         }
-        let mut rows = 1;
-        while seq
-            .next_element_seed(Row {
-                dims: self.dims,
-                depth: 1,
-                out: &mut *self.out,
-            })?
-            .is_some()
-        {
-            rows += 1;
-        }
-        if self.dims.first() == Some(&rows) {
+        let rows = 1 + rows(&mut seq, dims, 1, out)?;
+        if dims.first() == Some(&rows) {
             Ok(())
         } else {
             Err(refused())
@@ -462,55 +453,7 @@ impl<'de, T: Element> Visitor<'de> for Top<'_, T> {
     }
 }
 
-/// The outer array's first element: a leaf (flat data) or a row (nested); says which.
-struct First<'a, T> {
-    dims: &'a [usize],
-    out: &'a mut Vec<T>,
-}
-
-impl<'de, T: Element> DeserializeSeed<'de> for First<'_, T> {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de, T: Element> Visitor<'de> for First<'_, T> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an element or a row")
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
-        Leaf(self.out).visit_bool(b).map(|()| false)
-    }
-
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
-        Leaf(self.out).visit_u64(n).map(|()| false)
-    }
-
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<bool, E> {
-        Leaf(self.out).visit_i64(n).map(|()| false)
-    }
-
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<bool, E> {
-        Leaf(self.out).visit_f64(n).map(|()| false)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        Row {
-            dims: self.dims,
-            depth: 1,
-            out: self.out,
-        }
-        .visit_seq(seq)
-        .map(|()| true)
-    }
-}
-
-/// A nested row at `depth`: exactly `dims[depth]` entries, leaves at the last depth, rows above.
+/// A nested row at `depth`: exactly `dims[depth]` entries, elements at the last depth, rows above.
 struct Row<'a, T> {
     dims: &'a [usize],
     depth: usize,
@@ -533,67 +476,109 @@ impl<'de, T: Element> Visitor<'de> for Row<'_, T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let want = *self.dims.get(self.depth).ok_or_else(refused)?;
-        let mut entries = 0;
-        if self.depth + 1 == self.dims.len() {
-            while seq.next_element_seed(Leaf(&mut *self.out))?.is_some() {
-                entries += 1;
-            }
+        let (dims, depth, out) = (self.dims, self.depth, self.out);
+        let want = *dims.get(depth).ok_or_else(refused)?;
+        let entries = if depth + 1 == dims.len() {
+            elements(&mut seq, out)?
         } else {
-            while seq
-                .next_element_seed(Row {
-                    dims: self.dims,
-                    depth: self.depth + 1,
-                    out: &mut *self.out,
-                })?
-                .is_some()
-            {
-                entries += 1;
-            }
-        }
+            rows(&mut seq, dims, depth + 1, out)?
+        };
         if entries == want { Ok(()) } else { Err(refused()) }
     }
 }
 
-/// One element; anything that is not a `T` is refused.
-struct Leaf<'a, T>(&'a mut Vec<T>);
+/// Reads the rest of `seq` as rows at `depth`; how many there were.
+fn rows<'de, A: SeqAccess<'de>, T: Element>(
+    seq: &mut A,
+    dims: &[usize],
+    depth: usize,
+    out: &mut Vec<T>,
+) -> Result<usize, A::Error> {
+    let mut count = 0;
+    while seq
+        .next_element_seed(Row {
+            dims,
+            depth,
+            out: &mut *out,
+        })?
+        .is_some()
+    {
+        count += 1;
+    }
+    Ok(count)
+}
 
-impl<T: Element> Leaf<'_, T> {
-    fn push<E: de::Error>(self, element: Option<T>) -> Result<(), E> {
-        self.0.push(element.ok_or_else(refused)?);
-        Ok(())
+/// Reads the rest of `seq` as elements; how many there were.
+fn elements<'de, A: SeqAccess<'de>, T: Element>(seq: &mut A, out: &mut Vec<T>) -> Result<usize, A::Error> {
+    let mut count = 0;
+    while seq
+        .next_element_seed(Entry {
+            row_depth: None,
+            dims: &[],
+            out: &mut *out,
+        })?
+        .is_some()
+    {
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// One entry of an array: an element of type `T`, or, where `row_depth` allows one, a row at that
+/// depth. Says whether it was a row; anything else is refused.
+struct Entry<'a, T> {
+    row_depth: Option<usize>,
+    dims: &'a [usize],
+    out: &'a mut Vec<T>,
+}
+
+impl<T: Element> Entry<'_, T> {
+    fn push<E: de::Error>(self, element: Option<T>) -> Result<bool, E> {
+        self.out.push(element.ok_or_else(refused)?);
+        Ok(false)
     }
 }
 
-impl<'de, T: Element> DeserializeSeed<'de> for Leaf<'_, T> {
-    type Value = ();
+impl<'de, T: Element> DeserializeSeed<'de> for Entry<'_, T> {
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de, T: Element> Visitor<'de> for Leaf<'_, T> {
-    type Value = ();
+impl<'de, T: Element> Visitor<'de> for Entry<'_, T> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a tensor element")
     }
 
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
         self.push(T::from_bool(b))
     }
 
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
         self.push(T::from_number(Number::Positive(n)))
     }
 
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<bool, E> {
         self.push(T::from_number(Number::from_i64(n)))
     }
 
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<(), E> {
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<bool, E> {
         self.push(T::from_number(Number::Float(n)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        let depth = self.row_depth.ok_or_else(refused)?;
+        Row {
+            dims: self.dims,
+            depth,
+            out: self.out,
+        }
+        .visit_seq(seq)
+        .map(|()| true)
     }
 }
 
