@@ -8,7 +8,6 @@
 //! for the length of one run, on a blocking thread unless the model's runs are measured to be
 //! shorter than [`INLINE_RUN_BUDGET`].
 
-use prometheus_client::metrics::histogram::Histogram;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, ValueType};
+use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
