@@ -367,26 +367,18 @@ impl Element for bool {
     }
 }
 
-macro_rules! unsigned {
-    ($($t:ty),*) => {$(
+/// Integer types take the numbers `widest` gives that fit them.
+macro_rules! integers {
+    ($widest:ident: $($t:ty),*) => {$(
         impl Element for $t {
             fn from_number(n: Number) -> Option<$t> {
-                n.as_u64().and_then(|n| <$t>::try_from(n).ok())
+                n.$widest().and_then(|n| <$t>::try_from(n).ok())
             }
         }
     )*};
 }
-macro_rules! signed {
-    ($($t:ty),*) => {$(
-        impl Element for $t {
-            fn from_number(n: Number) -> Option<$t> {
-                n.as_i64().and_then(|n| <$t>::try_from(n).ok())
-            }
-        }
-    )*};
-}
-unsigned!(u8, u16, u32, u64);
-signed!(i8, i16, i32, i64);
+integers!(as_u64: u8, u16, u32, u64);
+integers!(as_i64: i8, i16, i32, i64);
 
 impl Element for f32 {
     fn from_number(n: Number) -> Option<f32> {
