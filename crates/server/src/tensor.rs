@@ -149,10 +149,15 @@ pub struct OutputTensor {
 
 /// Checks `input` against `spec` and turns it into an ONNX Runtime value.
 pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, ApiError> {
-    let name = &spec.name;
-    let bad = |code: &'static str, message: String| {
-        ApiError::bad_request(code, format!("input `{name}`: {message}"))
-    };
+    // Every refusal names the input once, here.
+    checked_value(spec, input).map_err(|mut error| {
+        error.message = format!("input `{}`: {}", spec.name, error.message);
+        error
+    })
+}
+
+fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, ApiError> {
+    let bad = ApiError::bad_request;
     let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
         bad(
             "unknown_datatype",
@@ -218,7 +223,7 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
             typed_tensor::<$t>(shape, &dims, expected, input, datatype)
         };
     }
-    let built = match datatype {
+    match datatype {
         DataType::Bool => typed!(bool),
         DataType::Uint8 => typed!(u8),
         DataType::Uint16 => typed!(u16),
@@ -230,11 +235,7 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
         DataType::Int64 => typed!(i64),
         DataType::Fp32 => typed!(f32),
         DataType::Fp64 => typed!(f64),
-    };
-    built.map_err(|mut error| {
-        error.message = format!("input `{name}`: {}", error.message);
-        error
-    })
+    }
 }
 
 /// The elements of `input` as a tensor of `T`. Well-formed data is read straight from the request
