@@ -324,6 +324,31 @@ fn a_broken_keys_file_keeps_the_last_good_keys() {
 }
 
 #[test]
+fn a_revocation_typed_into_keys_toml_beside_a_field_it_does_not_know_still_takes_effect() {
+    let server = TestServer::start_default();
+    assert_eq!(server.get("/v2/models/sigmoid").0, 200);
+    let path = server.home.path().join("keys.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // What a person editing by hand might write: the revocation, and a note field of their own.
+    let edited = text.replacen(
+        "[[key]]\n",
+        "[[key]]\nnote = \"leaked in a screenshot\"\nrevoked = 2026-12-01T00:00:00Z\n",
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    wait_until("the failed reload is logged", || {
+        server.log().contains("keys_reload_failed")
+    });
+    let (status, body) = server.get("/v2/models/sigmoid");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("revoked_api_key")),
+        "{body}"
+    );
+}
+
+#[test]
 fn guessing_is_slowed_then_locked_out() {
     let server = TestServer::with_env(&[
         ("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "2"),
@@ -376,9 +401,8 @@ fn guessing_is_slowed_then_locked_out() {
     assert_eq!(split(response).1["code"], "too_many_auth_failures");
     let (status, body) = server.get("/v2/models/sigmoid");
     assert_eq!(
-        (status, body["code"].as_str()),
-        (429, Some("too_many_auth_failures")),
-        "a locked-out address is refused even with a valid key"
+        status, 200,
+        "the right key is never refused by the guessing guard, even while its id is locked: {body}"
     );
     assert_eq!(
         server.get_anonymous("/healthz").0,
@@ -395,6 +419,56 @@ fn guessing_is_slowed_then_locked_out() {
         text.contains(r#"gatehouse_auth_failures_total{reason="wrong_secret"} 4"#),
         "{text}"
     );
+}
+
+/// What about 30 `<img src="http://127.0.0.1:9001/v2?api_key=x">` tags on any web page do: a
+/// stream of unusable keys from 127.0.0.1. It must not lock the owner's own clients out.
+#[test]
+fn a_web_pages_bad_keys_cannot_lock_out_the_owners_clients() {
+    let server = TestServer::with_env(&[
+        ("GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN", "25"),
+        ("GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT", "30"),
+    ]);
+    let mut codes = Vec::new();
+    for _ in 0..31 {
+        let (status, body) = split(server.client.get(server.url("/v2?api_key=x")).send().unwrap());
+        codes.push((status, body["code"].as_str().unwrap_or("").to_string()));
+    }
+    assert_eq!(
+        codes.last().map(|(s, c)| (*s, c.as_str())),
+        Some((429, "too_many_auth_failures")),
+        "the flood itself is refused outright once it passes the lockout: {codes:?}"
+    );
+    for (what, path) in [("inference", "/v2/models/sigmoid"), ("server metadata", "/v2")] {
+        let (status, body) = server.get(path);
+        assert_eq!(
+            status, 200,
+            "{what} with a valid key from the flooded address: {body}"
+        );
+    }
+    let bearer = server
+        .client
+        .get(server.url("/v2"))
+        .header("x-api-key", &server.key)
+        .send()
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    // The checklist still judges authentication during the flood.
+    let output = std::process::Command::new(crate::util::gatehouse_bin())
+        .args(["check", "--url", &server.url(""), "--json"])
+        .env("GATEHOUSE_HOME", server.home.path())
+        .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let item = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "auth.required")
+        .unwrap()
+        .clone();
+    assert_eq!(item["status"], "pass", "{item}");
 }
 
 #[test]

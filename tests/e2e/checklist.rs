@@ -134,7 +134,7 @@ fn misconfigured(builder: ServerBuilder) -> TestServer {
     let server = builder
         .models(&default_models())
         .settings(
-            "[server]\nhost = \"0.0.0.0\"\n[cors]\nallowed_origins = [\"*\"]\n[workflows]\nallow_custom_python = true\n",
+            "[server]\nhost = \"0.0.0.0\"\n[tls]\nallow_plaintext_network = true\n[cors]\nallowed_origins = [\"*\"]\n[workflows]\nallow_custom_python = true\n",
         )
         .start();
     server.wait_ready();

@@ -7,6 +7,7 @@
 mod auth;
 mod checklist;
 mod errors;
+mod hardening;
 mod inference;
 mod keychain;
 mod panel;

@@ -159,6 +159,28 @@ impl KeyFile {
         }
         Ok(file)
     }
+
+    /// The ids of the keys `text` marks revoked, read as leniently as TOML allows: from a file
+    /// that [`KeyFile::parse`] refuses (a hand-edited field it does not know, a bad date
+    /// elsewhere), so that a revocation takes effect even when the rest of the file cannot.
+    pub fn revocations_in(text: &str) -> Vec<String> {
+        let Ok(table) = text.parse::<toml::Table>() else {
+            return Vec::new();
+        };
+        let Some(toml::Value::Array(records)) = table.get("key") else {
+            return Vec::new();
+        };
+        records
+            .iter()
+            .filter_map(toml::Value::as_table)
+            .filter(|record| {
+                record
+                    .get("revoked")
+                    .is_some_and(|r| !matches!(r, toml::Value::Boolean(false)))
+            })
+            .filter_map(|record| record.get("id").and_then(toml::Value::as_str).map(str::to_string))
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -462,5 +484,13 @@ mod tests {
         assert!(!text.contains(&key), "the key itself must never be written");
         let broken = text.replace("sha256:", "sha1:");
         assert!(KeyFile::parse(&broken).unwrap_err().contains("malformed hash"));
+    }
+
+    #[test]
+    fn revocations_are_read_from_a_file_the_strict_parser_refuses() {
+        let text = "[[key]]\nid = \"aaaa1111\"\nnote = \"mine\"\nrevoked = 2026-12-01T00:00:00Z\n\n[[key]]\nid = \"bbbb2222\"\n";
+        assert!(KeyFile::parse(text).is_err());
+        assert_eq!(KeyFile::revocations_in(text), ["aaaa1111"]);
+        assert!(KeyFile::revocations_in("[[key]\nbroken").is_empty());
     }
 }

@@ -633,12 +633,19 @@ async fn exchange<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // A probe may address the request to another name (the DNS-rebinding check does).
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or_else(|| endpoint.authority(), |(_, value)| (*value).to_string());
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gatehouse-check/{}\r\nConnection: close\r\n",
-        endpoint.authority(),
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: gatehouse-check/{}\r\nConnection: close\r\n",
         crate::VERSION
     );
-    for (name, value) in headers {
+    for (name, value) in headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+    {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() || method == "POST" {

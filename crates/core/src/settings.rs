@@ -43,6 +43,10 @@ pub struct ServerSettings {
     /// Who may read `/metrics`: `auto` (anyone while bound to loopback, else a `metrics` key),
     /// `public` or `key`.
     pub metrics_access: String,
+    /// Further names clients may address the server by (the `Host` they send), beyond
+    /// `localhost`, the host name, its addresses and the names in its certificate. Requests to
+    /// any other name get 421: the defence against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -52,6 +56,7 @@ impl Default for ServerSettings {
             port: 9001,
             models: None,
             metrics_access: "auto".into(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -69,6 +74,9 @@ pub struct TlsSettings {
     /// CA certificates (PEM) that client certificates must chain to; set, it turns on mutual TLS:
     /// a client without a valid certificate is refused during the handshake.
     pub client_ca: Option<PathBuf>,
+    /// Listen beyond this computer without TLS anyway. Off, such a start is refused: keys and
+    /// data would cross the network in plain text.
+    pub allow_plaintext_network: bool,
 }
 
 /// Which web pages may call the server from a browser. Empty: none (browsers block every
@@ -172,6 +180,9 @@ pub struct InferenceSettings {
     pub sessions_per_model: usize,
     /// The ONNX Runtime library; empty means the one setup installs.
     pub onnxruntime: Option<PathBuf>,
+    /// Open a `model.onnx` that is a symbolic link, or lies outside the model repository through
+    /// one. Off: a link placed in the repository cannot make the server open any file it names.
+    pub allow_model_symlinks: bool,
 }
 
 impl Default for InferenceSettings {
@@ -180,6 +191,7 @@ impl Default for InferenceSettings {
             intra_threads: 1,
             sessions_per_model: 0,
             onnxruntime: None,
+            allow_model_symlinks: false,
         }
     }
 }
@@ -208,6 +220,13 @@ pub struct LimitSettings {
     pub max_uri_bytes: u32,
     /// Largest total size of request headers accepted; larger gets 431.
     pub max_header_bytes: u32,
+    /// Connections open at once; past it a new one is closed at once (counted in `/metrics`).
+    pub max_connections: u32,
+    /// TLS handshakes in progress at once; past it a new connection is closed at once.
+    pub max_tls_handshakes: u32,
+    /// Seconds a connection has, from being ready for a request, to send that request's
+    /// headers; bounds slow senders and idle keep-alive connections alike.
+    pub header_read_timeout_seconds: u32,
 }
 
 impl Default for LimitSettings {
@@ -223,6 +242,9 @@ impl Default for LimitSettings {
             request_timeout_seconds: 60,
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+            max_tls_handshakes: 256,
+            header_read_timeout_seconds: 10,
         }
     }
 }
@@ -292,6 +314,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("GATEHOUSE_PORT", "server.port"),
     ("GATEHOUSE_MODELS", "server.models"),
     ("GATEHOUSE_METRICS_ACCESS", "server.metrics_access"),
+    ("GATEHOUSE_ALLOWED_HOSTS", "server.allowed_hosts"),
     ("ENABLE_HTTPS", "tls.enabled"),
     ("GATEHOUSE_TLS", "tls.enabled"),
     ("SSL_CERTFILE", "tls.cert"),
@@ -304,6 +327,12 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("GATEHOUSE_REQUEST_TIMEOUT", "limits.request_timeout_seconds"),
     ("GATEHOUSE_MAX_URI_BYTES", "limits.max_uri_bytes"),
     ("GATEHOUSE_MAX_HEADER_BYTES", "limits.max_header_bytes"),
+    ("GATEHOUSE_MAX_CONNECTIONS", "limits.max_connections"),
+    ("GATEHOUSE_MAX_TLS_HANDSHAKES", "limits.max_tls_handshakes"),
+    (
+        "GATEHOUSE_HEADER_READ_TIMEOUT",
+        "limits.header_read_timeout_seconds",
+    ),
     ("GATEHOUSE_AUDIT", "audit.enabled"),
     ("GATEHOUSE_KEY_RPS", "limits.key_requests_per_second"),
     ("GATEHOUSE_ADDRESS_RPS", "limits.address_requests_per_second"),
@@ -421,7 +450,8 @@ impl Settings {
                         "give a whole number such as 9001".into(),
                     )
                 })?,
-            Kind::Bool => match value.trim() {
+            // Any case: Roboflow's documentation and its users' environments spell it `True`.
+            Kind::Bool => match value.trim().to_ascii_lowercase().as_str() {
                 "true" | "on" | "yes" | "1" => toml::Value::Boolean(true),
                 "false" | "off" | "no" | "0" => toml::Value::Boolean(false),
                 _ => {
@@ -486,6 +516,20 @@ impl Settings {
                 format!("`{}` is not an IP address", self.server.host),
                 "use 127.0.0.1 (this computer only), 0.0.0.0 (every network interface) or one interface's address",
             );
+        }
+        for name in &self.server.allowed_hosts {
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            if !valid || name == "*" {
+                add(
+                    "server.allowed_hosts",
+                    format!("`{name}` is not a host name or address"),
+                    "list names as clients type them, without scheme, port or wildcard: e.g. gatehouse.lan, 192.168.1.20",
+                );
+            }
         }
         if !(1..=256).contains(&self.inference.intra_threads) {
             add(
@@ -588,6 +632,21 @@ impl Settings {
                 "turn authentication on, listen on 127.0.0.1, or, if you really mean it, set auth.allow_open_network = true",
             );
         }
+        let beyond = self
+            .server
+            .host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| !ip.is_loopback());
+        if beyond && !self.tls.enabled && !self.tls.allow_plaintext_network {
+            add(
+                "tls.enabled",
+                format!(
+                    "TLS is off while listening on {}, beyond this computer: keys and data would cross the network in plain text",
+                    self.server.host
+                ),
+                "run `gatehouse certs init` and set tls.enabled = true, listen on 127.0.0.1, or, if you really mean it, set tls.allow_plaintext_network = true",
+            );
+        }
         if self.tls.client_ca.is_some() && !self.tls.enabled {
             add(
                 "tls.client_ca",
@@ -663,6 +722,38 @@ impl Settings {
                 format!("{} is outside 1–86400", limits.auth_lockout_seconds),
                 "use e.g. 300",
             );
+        }
+        let connection_limits = [
+            (
+                "limits.max_connections",
+                limits.max_connections,
+                16,
+                1_000_000,
+                "4096",
+            ),
+            (
+                "limits.max_tls_handshakes",
+                limits.max_tls_handshakes,
+                1,
+                100_000,
+                "256",
+            ),
+            (
+                "limits.header_read_timeout_seconds",
+                limits.header_read_timeout_seconds,
+                1,
+                3600,
+                "10",
+            ),
+        ];
+        for (field, value, low, high, default) in connection_limits {
+            if !(low..=high).contains(&value) {
+                add(
+                    field,
+                    format!("{value} is outside {low}–{high}"),
+                    &format!("use a value inside that range; the default is {default}"),
+                );
+            }
         }
         if self.log.level.trim().is_empty() {
             add(
@@ -753,10 +844,12 @@ const KEYS: &[(&str, Kind)] = &[
     ("server.port", Kind::Integer),
     ("server.models", Kind::Text),
     ("server.metrics_access", Kind::Text),
+    ("server.allowed_hosts", Kind::List),
     ("tls.enabled", Kind::Bool),
     ("tls.cert", Kind::Text),
     ("tls.key", Kind::Text),
     ("tls.client_ca", Kind::Text),
+    ("tls.allow_plaintext_network", Kind::Bool),
     ("cors.allowed_origins", Kind::List),
     ("cors.allowed_methods", Kind::List),
     ("cors.allowed_headers", Kind::List),
@@ -765,6 +858,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("inference.intra_threads", Kind::Integer),
     ("inference.sessions_per_model", Kind::Integer),
     ("inference.onnxruntime", Kind::Text),
+    ("inference.allow_model_symlinks", Kind::Bool),
     ("limits.max_body_bytes", Kind::Integer),
     ("limits.key_requests_per_second", Kind::Integer),
     ("limits.address_requests_per_second", Kind::Integer),
@@ -775,6 +869,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("limits.request_timeout_seconds", Kind::Integer),
     ("limits.max_uri_bytes", Kind::Integer),
     ("limits.max_header_bytes", Kind::Integer),
+    ("limits.max_connections", Kind::Integer),
+    ("limits.max_tls_handshakes", Kind::Integer),
+    ("limits.header_read_timeout_seconds", Kind::Integer),
     ("audit.enabled", Kind::Bool),
     ("log.level", Kind::Text),
     ("workflows.allow_custom_python", Kind::Bool),
@@ -889,10 +986,56 @@ mod tests {
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("auth.allow_open_network"), "{error}");
         settings.set("auth.allow_open_network", "true").unwrap();
+        settings.set("tls.allow_plaintext_network", "true").unwrap();
         settings.validate().unwrap();
         settings.set("server.host", "127.0.0.1").unwrap();
         settings.set("auth.allow_open_network", "false").unwrap();
         settings.validate().unwrap();
+    }
+
+    #[test]
+    fn the_network_without_tls_is_refused_unless_meant() {
+        let mut settings = Settings::default();
+        settings.set("server.host", "0.0.0.0").unwrap();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("tls.enabled")
+                && error.contains("plain text")
+                && error.contains("tls.allow_plaintext_network"),
+            "{error}"
+        );
+        settings.set("tls.enabled", "true").unwrap();
+        settings.validate().unwrap();
+        settings.set("tls.enabled", "false").unwrap();
+        settings.set("tls.allow_plaintext_network", "True").unwrap();
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn booleans_from_the_environment_take_any_case_as_roboflow_users_write_them() {
+        let mut settings = Settings::default();
+        settings
+            .apply_environment(env(&[
+                ("ENABLE_HTTPS", "True"),
+                ("ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS", "FALSE"),
+                ("GATEHOUSE_AUDIT", "No"),
+            ]))
+            .unwrap();
+        assert!(settings.tls.enabled);
+        assert!(!settings.workflows.allow_custom_python);
+        assert!(!settings.audit.enabled);
+        settings
+            .apply_environment(env(&[("ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS", "1")]))
+            .unwrap();
+        assert!(settings.workflows.allow_custom_python);
+        let error = settings
+            .apply_environment(env(&[("ENABLE_HTTPS", "sure")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("ENABLE_HTTPS") && error.contains("`sure`"),
+            "{error}"
+        );
     }
 
     #[test]

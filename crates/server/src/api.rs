@@ -261,8 +261,11 @@ pub struct IndexRequest {
     responses((status = 200, body = Vec<IndexEntry>)))]
 pub async fn repository_index(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Vec<IndexEntry>>, ApiError> {
+    // Triton's clients send an empty body with no type; any body that is sent is JSON.
+    crate::json::check_content_type(headers.get(header::CONTENT_TYPE))?;
     let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
         IndexRequest::default()
     } else {

@@ -57,7 +57,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), ApiError> {
+pub fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), ApiError> {
     // OIP clients differ: some send no Content-Type at all for JSON bodies, so absence is accepted.
     let Some(value) = value else { return Ok(()) };
     let media_type = value

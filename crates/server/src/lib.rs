@@ -3,6 +3,7 @@
 //! address with one `listening` log line, loads the models and shuts down gracefully.
 
 pub mod api;
+pub mod connections;
 pub mod error;
 pub mod json;
 pub mod listen;
@@ -63,6 +64,8 @@ pub struct Shared {
     pub info: Arc<ServerInfo>,
     pub max_body_bytes: usize,
     pub perimeter: Arc<Perimeter>,
+    /// The names requests may be addressed to (the DNS-rebinding defence).
+    pub hosts: Arc<perimeter::hosts::AllowedHosts>,
     /// `/metrics` and `/docs` need a key with the `metrics` scope.
     pub metrics_protected: bool,
     pub request_limits: RequestLimits,
@@ -186,6 +189,11 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         Some(cors) => routes.layer(cors),
         None => routes,
     };
+    // Outermost: a request addressed to a name that is not the server's gets nothing else.
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        state.hosts.clone(),
+        perimeter::hosts::enforce,
+    ));
     routes.with_state(state)
 }
 
@@ -234,13 +242,20 @@ mod tests {
     fn state() -> AppState {
         let metrics = Arc::new(Metrics::new("test"));
         let keys = std::env::temp_dir().join("gatehouse-unit-tests-no-keys.toml");
+        let hosts = Arc::new(perimeter::hosts::AllowedHosts::new(
+            Vec::new(),
+            &[],
+            metrics.clone(),
+        ));
         let perimeter = Arc::new(Perimeter::new(
             &gatehouse_core::Settings::default(),
             keys,
+            hosts.clone(),
             None,
             metrics.clone(),
         ));
         AppState::from(Shared {
+            hosts,
             request_limits: RequestLimits::new(&gatehouse_core::Settings::default().limits, metrics.clone()),
             cors: Default::default(),
             metrics,
@@ -279,6 +294,7 @@ mod tests {
     fn get_request(path: &str) -> Request<Body> {
         Request::builder()
             .uri(path)
+            .header("host", "127.0.0.1:9001")
             .body(Body::empty())
             .expect("valid request")
     }
@@ -315,6 +331,29 @@ mod tests {
             "keys come before readiness"
         );
         assert_eq!(call(app, get_request("/v2/health/live")).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_foreign_host_gets_421_on_public_routes_too() {
+        let app = router(state());
+        for path in ["/", "/info", "/healthz", "/metrics", "/v2/health/ready", "/nope"] {
+            let request = Request::builder()
+                .uri(path)
+                .header("host", "evil.example:9001")
+                .body(Body::empty())
+                .expect("valid request");
+            let (status, body) = call(app.clone(), request).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (421, Some("unknown_host")),
+                "{path}: {body}"
+            );
+        }
+        let no_host = Request::builder()
+            .uri("/")
+            .body(Body::empty())
+            .expect("valid request");
+        assert_eq!(call(app, no_host).await.0, 421);
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// One or two bound sockets that accept as one.
 pub struct Listeners {
@@ -62,34 +62,5 @@ impl Listeners {
 
     pub fn into_vec(self) -> Vec<TcpListener> {
         std::iter::once(self.primary).chain(self.loopback_v6).collect()
-    }
-}
-
-impl axum::serve::Listener for Listeners {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let accepted = match &self.loopback_v6 {
-                Some(v6) => tokio::select! {
-                    result = self.primary.accept() => result,
-                    result = v6.accept() => result,
-                },
-                None => self.primary.accept().await,
-            };
-            match accepted {
-                Ok(connection) => return connection,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(event = "accept_failed", %error, "could not accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.primary.local_addr()
     }
 }

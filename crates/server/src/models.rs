@@ -29,6 +29,9 @@ use crate::tensor::{self, DataType, InputTensor, OutputTensor, TensorSpec};
 pub struct LoadOptions {
     pub intra_threads: usize,
     pub sessions_per_model: usize,
+    /// Follow a `model.onnx` (or a model directory) that is a symbolic link, even out of the
+    /// repository. Off: only regular files inside the repository are opened.
+    pub allow_symlinks: bool,
 }
 
 /// ONNX Runtime, loaded from its shared library.
@@ -161,7 +164,7 @@ impl Repository {
             if name.starts_with('.') {
                 continue;
             }
-            let entry = load_model(runtime, &name, &directory, options);
+            let entry = load_model(runtime, root, &name, &directory, options);
             for (version, state) in &entry.versions {
                 match state {
                     VersionState::Ready(model) => {
@@ -291,7 +294,13 @@ impl ModelEntry {
     }
 }
 
-fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOptions) -> ModelEntry {
+fn load_model(
+    runtime: &Runtime,
+    root: &Path,
+    name: &str,
+    directory: &Path,
+    options: &LoadOptions,
+) -> ModelEntry {
     let mut entry = ModelEntry {
         name: name.to_string(),
         config: ModelConfig::default(),
@@ -328,13 +337,17 @@ fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOpt
             continue;
         }
         let file = path.join("model.onnx");
-        let state = if file.is_file() {
-            match LoadedModel::load(runtime, name, version, &file, options) {
+        let state = match servable(root, &file, version, options.allow_symlinks) {
+            Ok(()) => match LoadedModel::load(runtime, name, version, &file, options) {
                 Ok(model) => VersionState::Ready(Arc::new(model)),
-                Err(reason) => VersionState::Unavailable(reason),
-            }
-        } else {
-            VersionState::Unavailable(format!("version {version} has no model.onnx"))
+                // The reason reaches `/v2/repository/index`: no path on disk goes with it.
+                Err(reason) => VersionState::Unavailable(without_paths(
+                    &reason,
+                    &file,
+                    &format!("{name}/{version}/model.onnx"),
+                )),
+            },
+            Err(reason) => VersionState::Unavailable(reason),
         };
         entry.versions.insert(version, state);
     }
@@ -342,6 +355,50 @@ fn load_model(runtime: &Runtime, name: &str, directory: &Path, options: &LoadOpt
         entry.problem = Some("no version directory (e.g. `1/model.onnx`) was found".into());
     }
     entry
+}
+
+/// Whether `file` may be opened: a regular file, inside the repository, unless links are allowed.
+fn servable(root: &Path, file: &Path, version: u64, allow_symlinks: bool) -> Result<(), String> {
+    let metadata =
+        std::fs::symlink_metadata(file).map_err(|_| format!("version {version} has no model.onnx"))?;
+    if allow_symlinks {
+        return if file.is_file() {
+            Ok(())
+        } else {
+            Err(format!("version {version}'s model.onnx is not a regular file"))
+        };
+    }
+    if metadata.file_type().is_symlink() {
+        return Err(format!(
+            "version {version}'s model.onnx is a symbolic link; only regular files inside the model repository are served (copy the file in, or set inference.allow_model_symlinks = true)"
+        ));
+    }
+    if !metadata.is_file() {
+        return Err(format!("version {version}'s model.onnx is not a regular file"));
+    }
+    let inside = match (std::fs::canonicalize(root), std::fs::canonicalize(file)) {
+        (Ok(root), Ok(file)) => file.starts_with(root),
+        _ => false,
+    };
+    if !inside {
+        return Err(format!(
+            "version {version}'s directory leads out of the model repository through a symbolic link; only files inside it are served (set inference.allow_model_symlinks = true to allow it)"
+        ));
+    }
+    Ok(())
+}
+
+/// `text` with `file`'s path on disk (as given and resolved) replaced by `shown`.
+fn without_paths(text: &str, file: &Path, shown: &str) -> String {
+    let mut text = text.to_string();
+    let mut paths = vec![file.to_path_buf()];
+    paths.extend(std::fs::canonicalize(file));
+    for path in paths {
+        if let Some(path) = path.to_str().filter(|p| !p.is_empty()) {
+            text = text.replace(path, shown);
+        }
+    }
+    text
 }
 
 impl LoadedModel {
@@ -368,10 +425,9 @@ impl LoadedModel {
             let loaded = file_signature(&file);
             move || -> Result<Session, String> {
                 if file_signature(&file) != loaded {
-                    return Err(format!(
-                        "{} changed on disk since the server loaded it; restart Gatehouse to serve the new file",
-                        file.display()
-                    ));
+                    return Err(
+                        "model.onnx changed on disk since the server loaded it; restart Gatehouse to serve the new file".to_string(),
+                    );
                 }
                 let refused = |error: String| format!("session options were refused: {error}");
                 Session::builder(&environment)

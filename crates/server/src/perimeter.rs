@@ -7,6 +7,7 @@
 //! set in whole; a file that does not parse never removes access that existed.
 
 pub mod audit;
+pub mod hosts;
 pub mod limits;
 pub mod requests;
 
@@ -29,7 +30,8 @@ use time::OffsetDateTime;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use audit::AuditSink;
-use limits::{FailureGuard, Penalty, RateLimiter};
+use hosts::AllowedHosts;
+use limits::{FailureGuard, Penalty, RateLimiter, Subject};
 
 /// How often `keys.toml` is checked for changes; a change takes effect within about this long.
 pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
@@ -40,10 +42,13 @@ pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 pub struct Perimeter {
     pub enabled: bool,
     keys: ArcSwap<KeySet>,
+    /// The last `keys.toml` that parsed; revocations read from a broken file are applied to it.
+    last_good: std::sync::Mutex<KeyFile>,
     store: KeyStore,
     key_limiter: RateLimiter<String>,
     address_limiter: RateLimiter<IpAddr>,
     failures: FailureGuard,
+    hosts: Arc<AllowedHosts>,
     audit: Option<AuditSink>,
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
@@ -75,6 +80,7 @@ impl Perimeter {
     pub fn new(
         settings: &Settings,
         keys_file: PathBuf,
+        hosts: Arc<AllowedHosts>,
         audit: Option<AuditSink>,
         metrics: Arc<Metrics>,
     ) -> Perimeter {
@@ -88,10 +94,12 @@ impl Perimeter {
         };
         let set = KeySet::from_file(&initial);
         metrics.keys_loaded.set(set.len() as i64);
+        let last_good = std::sync::Mutex::new(initial);
         let limits = &settings.limits;
         Perimeter {
             enabled: settings.auth.enabled,
             keys: ArcSwap::from_pointee(set),
+            last_good,
             store,
             key_limiter: RateLimiter::new(limits.key_requests_per_second),
             address_limiter: RateLimiter::new(limits.address_requests_per_second),
@@ -100,6 +108,7 @@ impl Perimeter {
                 limits.auth_failures_before_lockout,
                 Duration::from_secs(u64::from(limits.auth_lockout_seconds)),
             ),
+            hosts,
             audit,
             metrics,
             max_body_bytes: settings.limits.max_body_bytes,
@@ -143,6 +152,10 @@ impl Perimeter {
         match self.store.load() {
             Ok(file) => {
                 let old = self.keys.swap(Arc::new(KeySet::from_file(&file)));
+                *self
+                    .last_good
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = file;
                 let count = self.keys.load().len();
                 self.metrics.keys_loaded.set(count as i64);
                 tracing::info!(event = "keys_reloaded", keys = count, "API keys reloaded");
@@ -150,7 +163,29 @@ impl Perimeter {
             }
             Err(error) => {
                 self.metrics.key_reload_failures.inc();
-                tracing::error!(event = "keys_reload_failed", %error, "keys.toml changed but cannot be read; the previous keys stay in force");
+                // Revocations fail closed: whatever the file marks revoked is refused from now
+                // on, even though the rest of it cannot be applied.
+                let text = std::fs::read_to_string(self.store.path()).unwrap_or_default();
+                let revoked = KeyFile::revocations_in(&text);
+                let mut last_good = self
+                    .last_good
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = OffsetDateTime::now_utc();
+                let mut applied = Vec::new();
+                for record in &mut last_good.keys {
+                    if record.revoked.is_none() && revoked.contains(&record.id) {
+                        record.revoked = Some(now);
+                        applied.push(record.id.clone());
+                    }
+                }
+                if !applied.is_empty() {
+                    let old = self.keys.swap(Arc::new(KeySet::from_file(&last_good)));
+                    drop(last_good);
+                    self.write_usage(old.take_usage());
+                }
+                tracing::error!(event = "keys_reload_failed", %error, revocations_applied = %applied.join(","),
+                    "keys.toml changed but cannot be read; the previous keys stay in force, except those it marks revoked");
             }
         }
     }
@@ -216,12 +251,10 @@ async fn admit(
     let perimeter = &gate.perimeter;
     let metrics = &perimeter.metrics;
     let now = Instant::now();
-    if let Some(left) = perimeter.failures.locked(&address, now) {
-        metrics.rate_limited("auth_guard");
-        line.refused("locked_out");
-        return Err(locked_out(left));
-    }
-    if let Err(wait) = perimeter.address_limiter.check(&address, now) {
+    if let Err(wait) = perimeter
+        .address_limiter
+        .check(&limits::address_group(address), now)
+    {
         metrics.rate_limited("address");
         line.refused("address_rate");
         return Err(refuse_for(
@@ -256,22 +289,34 @@ async fn admit(
             metrics.auth_failure(refusal.reason());
             line.key_id = key_id.map(str::to_string);
             line.refused(refusal.reason());
-            let penalty = perimeter.failures.record_failure(address, now);
+            // A known key id is guessed at by its secret: its failures count together from
+            // anywhere. Keys that name nothing count by where they come from.
+            let subject = match (refusal, key_id) {
+                (Refusal::WrongSecret | Refusal::Revoked | Refusal::Expired, Some(id)) => {
+                    Subject::Key(id.to_string())
+                }
+                _ => Subject::address(address),
+            };
+            if let Some(left) = perimeter.failures.locked(&subject, now) {
+                metrics.rate_limited("auth_guard");
+                line.refused("locked_out");
+                return Err(locked_out(&subject, left));
+            }
+            let penalty = perimeter.failures.record_failure(subject.clone(), now);
             if let Penalty::Delay(delay) = penalty {
                 tokio::time::sleep(delay).await;
             }
             if let Penalty::Lockout(left) = penalty {
                 metrics.rate_limited("auth_guard");
-                return Err(locked_out(left));
+                return Err(locked_out(&subject, left));
             }
             return Err(refusal_response(refusal, key_id));
         }
     };
-    perimeter.failures.record_success(&address);
     line.key_id = Some(identity.key_id.clone());
     tracing::Span::current().record("key_id", identity.key_id.as_str());
 
-    if presentation == Presentation::Basic && forgeable(&request) {
+    if presentation == Presentation::Basic && forgeable(&request, &perimeter.hosts) {
         metrics.auth_failure("cross_site");
         line.refused("cross_site");
         return Err(ApiError::new(
@@ -380,7 +425,7 @@ fn key_from_query(query: &str) -> Option<Sensitive<String>> {
 
 /// A state-changing request a browser could send cross-site without the page reading anything:
 /// a "simple" content type and no Origin of our own.
-fn forgeable(request: &Request) -> bool {
+fn forgeable(request: &Request, hosts: &AllowedHosts) -> bool {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return false;
     }
@@ -398,15 +443,14 @@ fn forgeable(request: &Request) -> bool {
     if json {
         return false;
     }
-    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    // The Origin is compared with the server's own names, never with `Host`, which a page
+    // reached through a rebound name chooses.
     let origin = request
         .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
-        _ => true,
-    }
+    let connection = request.extensions().get::<crate::connections::Connection>();
+    origin.is_none_or(|origin| !hosts.is_own_origin(origin, connection))
 }
 
 fn refusal_response(refusal: Refusal, key_id: Option<&str>) -> Response {
@@ -441,11 +485,21 @@ fn unauthorized(code: &'static str, message: &str) -> Response {
     response
 }
 
-fn locked_out(left: Duration) -> Response {
+/// The guessing guard's refusal. Only failing requests get it: a valid key still passes.
+fn locked_out(subject: &Subject, left: Duration) -> Response {
+    let message = match subject {
+        Subject::Key(id) => format!(
+            "too many wrong secrets for key {id} in the last minute; this one was not checked. \
+             Copy the key again (`gatehouse keys reveal {id}`); the right key is never refused"
+        ),
+        Subject::Address(_) => "too many unusable API keys from this address in the last minute; \
+             this one was not checked. Use a valid key: it is never refused"
+            .to_string(),
+    };
     refuse_for(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_auth_failures",
-        "too many failed attempts to authenticate from this address; wait, then use a valid key",
+        &message,
         left,
     )
 }
@@ -601,15 +655,34 @@ mod tests {
             }
             builder.body(Body::empty()).unwrap()
         };
-        assert!(forgeable(&build(Some("text/plain"), None)));
-        assert!(forgeable(&build(
-            Some("application/x-www-form-urlencoded"),
-            Some("https://evil.example")
-        )));
-        assert!(!forgeable(&build(Some("application/json"), None)));
-        assert!(!forgeable(&build(
-            Some("text/plain"),
-            Some("http://127.0.0.1:9001")
-        )));
+        let hosts = AllowedHosts::new(Vec::new(), &[], Arc::new(Metrics::new("test")));
+        assert!(forgeable(&build(Some("text/plain"), None), &hosts));
+        assert!(forgeable(
+            &build(
+                Some("application/x-www-form-urlencoded"),
+                Some("https://evil.example")
+            ),
+            &hosts
+        ));
+        assert!(!forgeable(&build(Some("application/json"), None), &hosts));
+        assert!(!forgeable(
+            &build(Some("text/plain"), Some("http://127.0.0.1:9001")),
+            &hosts
+        ));
+    }
+
+    #[test]
+    fn an_origin_matching_a_rebound_host_is_still_forgeable() {
+        // A page on evil.example, rebound to 127.0.0.1: its Host and Origin agree with each other.
+        let request = Request::builder()
+            .method("POST")
+            .uri("/v2/models/m/infer")
+            .header("host", "evil.example:9001")
+            .header("origin", "http://evil.example:9001")
+            .header("content-type", "text/plain")
+            .body(Body::empty())
+            .unwrap();
+        let hosts = AllowedHosts::new(Vec::new(), &[], Arc::new(Metrics::new("test")));
+        assert!(forgeable(&request, &hosts));
     }
 }

@@ -12,17 +12,18 @@ use gatehouse_core::paths::Paths;
 use tokio::net::TcpListener;
 
 use arc_swap::ArcSwap;
-use axum::serve::{Listener, ListenerExt};
 use gatehouse_core::audit::AuditLog;
 use gatehouse_core::certs::CertFiles;
 use gatehouse_core::keys::KeyStore;
 
+use crate::connections::{self, ConnectionLimits};
 use crate::listen::Listeners;
 use crate::models::{LoadOptions, Repository, Runtime};
 use crate::perimeter::Perimeter;
 use crate::perimeter::audit::AuditSink;
+use crate::perimeter::hosts::AllowedHosts;
 use crate::perimeter::requests::RequestLimits;
-use crate::tls::{TlsFiles, TlsListener};
+use crate::tls::TlsFiles;
 use crate::workflows::sandbox::SandboxConfig;
 use crate::{AppState, ServerInfo, Shared, metrics::Metrics, router};
 
@@ -112,7 +113,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         .skip(1)
         .map(ToString::to_string)
         .collect();
-    let address = listener.local_addr().map_err(|source| StartError::Bind {
+    let address = listener.primary.local_addr().map_err(|source| StartError::Bind {
         host: host.clone(),
         port: settings.server.port,
         source,
@@ -124,9 +125,15 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         .audit
         .enabled
         .then(|| AuditSink::start(AuditLog::new(paths.audit_log()), metrics.clone()));
+    let hosts = Arc::new(AllowedHosts::new(
+        own_names(&settings, tls_files.as_ref()),
+        &listener.addresses(),
+        metrics.clone(),
+    ));
     let perimeter = Arc::new(Perimeter::new(
         &settings,
         paths.keys_file(),
+        hosts.clone(),
         audit.clone(),
         metrics.clone(),
     ));
@@ -138,6 +145,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         _ => !loopback,
     };
     let state = AppState::from(Shared {
+        hosts,
         request_limits: RequestLimits::new(&settings.limits, metrics.clone()),
         cors: settings.cors.clone(),
         perimeter: perimeter.clone(),
@@ -203,6 +211,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let options = LoadOptions {
         intra_threads: settings.inference.intra_threads,
         sessions_per_model: settings.inference.sessions_per_model,
+        allow_symlinks: settings.inference.allow_model_symlinks,
     };
     let repository_slot = state.repository.clone();
     let metrics_for_tls = metrics.clone();
@@ -219,32 +228,24 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         let _ = repository_slot.set(repository);
     });
 
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // `tap_io` gives our own listeners axum's `ConnectInfo<SocketAddr>`, which the perimeter uses
-    // for per-address limits and the audit log.
-    let result = match (tls_files, tls_config) {
+    let app = router(state);
+    let limits = Arc::new(ConnectionLimits::new(&settings.limits, metrics_for_tls));
+    let listeners = listener.into_vec();
+    match (tls_files, tls_config) {
         (Some(files), Some(config)) => {
             crate::tls::watch(files, config.clone());
-            let listener =
-                TlsListener::start(listener.into_vec(), config, metrics_for_tls).map_err(|source| {
-                    StartError::Bind {
-                        host: host.clone(),
-                        port: settings.server.port,
-                        source,
-                    }
-                })?;
-            axum::serve(listener.tap_io(|_| {}), app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            let (sender, incoming) = tokio::sync::mpsc::channel(256);
+            crate::tls::accept(listeners, config, limits.clone(), sender);
+            connections::serve(incoming, app, limits, shutdown_signal()).await;
         }
         _ => {
-            axum::serve(listener.tap_io(|_| {}), app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            let (sender, incoming) = tokio::sync::mpsc::channel(256);
+            for listener in listeners {
+                connections::accept_plain(listener, limits.clone(), sender.clone());
+            }
+            drop(sender);
+            connections::serve(incoming, app, limits, shutdown_signal()).await;
         }
-    };
-    if let Err(error) = result {
-        tracing::error!(event = "server_error", %error, "the server stopped with an error");
     }
     perimeter.flush_usage();
     if let Some(audit) = &audit
@@ -296,4 +297,15 @@ fn perimeter_is_empty(paths: &Paths) -> bool {
         .load()
         .map(|file| file.keys.iter().all(|k| k.revoked.is_some()))
         .unwrap_or(true)
+}
+
+/// The names the server answers to: this computer's, the certificate's and the settings'.
+fn own_names(settings: &Settings, tls: Option<&TlsFiles>) -> Vec<String> {
+    let mut names = gatehouse_core::certs::default_server_names(&settings.server.allowed_hosts);
+    if let Some(files) = tls
+        && let Ok(info) = gatehouse_core::certs::inspect("server", &files.cert)
+    {
+        names.extend(info.names);
+    }
+    names
 }

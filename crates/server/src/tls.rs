@@ -1,9 +1,9 @@
 //! HTTPS: rustls with TLS 1.2 and 1.3 only and the ring provider's modern suites, optional mutual
 //! TLS, certificates re-read when their files change, and a plain answer for plain HTTP.
 //!
-//! [`TlsListener`] plugs into `axum::serve`: a background task accepts TCP connections and runs
-//! each handshake in its own task (bounded in time), so a slow or hostile client never holds up
-//! the others; finished TLS streams are handed to axum through a channel.
+//! [`accept`] runs a background task per socket that accepts TCP connections and runs each
+//! handshake in its own task (bounded in time and in number), so a slow or hostile client never
+//! holds up the others; finished TLS streams go to `connections::serve` through a channel.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::metrics::Metrics;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::connections::{self, Admitted, Connection, ConnectionLimits};
 
 /// A TLS handshake that has not finished in this long is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,29 +126,23 @@ fn unreadable(path: &Path, what: &str, detail: &str) -> String {
     )
 }
 
-/// Accepts TLS connections for `axum::serve`.
-pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    /// Starts accepting on `listeners` with the configuration in `config`, which may be swapped at
-    /// any time (renewed certificates); each new handshake uses the current one.
-    pub fn start(
-        listeners: Vec<TcpListener>,
-        config: Arc<ArcSwap<ServerConfig>>,
-        metrics: Arc<Metrics>,
-    ) -> std::io::Result<TlsListener> {
-        let first = listeners
-            .first()
-            .ok_or_else(|| std::io::Error::other("no socket to listen on"))?;
-        let local = first.local_addr()?;
-        let (sender, ready) = mpsc::channel(256);
-        for listener in listeners {
-            accept_loop(listener, config.clone(), metrics.clone(), sender.clone());
-        }
-        Ok(TlsListener { local, ready })
+/// Accepts TLS connections on `listeners` with the configuration in `config`, which may be
+/// swapped at any time (renewed certificates); each new handshake uses the current one.
+pub fn accept(
+    listeners: Vec<TcpListener>,
+    config: Arc<ArcSwap<ServerConfig>>,
+    limits: Arc<ConnectionLimits>,
+    sender: mpsc::Sender<Admitted<TlsStream<TcpStream>>>,
+) {
+    let refusals = Arc::new(RefusalLog::default());
+    for listener in listeners {
+        accept_loop(
+            listener,
+            config.clone(),
+            limits.clone(),
+            refusals.clone(),
+            sender.clone(),
+        );
     }
 }
 
@@ -154,42 +150,115 @@ impl TlsListener {
 fn accept_loop(
     listener: TcpListener,
     config: Arc<ArcSwap<ServerConfig>>,
-    metrics: Arc<Metrics>,
-    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    limits: Arc<ConnectionLimits>,
+    refusals: Arc<RefusalLog>,
+    sender: mpsc::Sender<Admitted<TlsStream<TcpStream>>>,
 ) {
     tokio::spawn(async move {
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(event = "accept_failed", %error, "could not accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            let Some((stream, peer)) = connections::accept(&listener).await else {
+                continue;
             };
             if sender.is_closed() {
                 return;
             }
+            let Some(permit) = limits.admit() else {
+                continue;
+            };
+            let Some(handshake_permit) = limits.admit_handshake() else {
+                continue;
+            };
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
             let acceptor = TlsAcceptor::from(config.load_full());
             let sender = sender.clone();
-            let metrics = metrics.clone();
+            let limits = limits.clone();
+            let refusals = refusals.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)).await {
+                let metrics = limits.metrics();
+                let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(acceptor, stream)).await;
+                drop(handshake_permit);
+                match outcome {
                     Ok(Ok(Some(tls))) => {
                         metrics.tls_handshake("ok");
-                        let _ = sender.send((tls, peer)).await;
+                        let server_name = tls
+                            .get_ref()
+                            .1
+                            .server_name()
+                            .map(|name| Arc::from(name.to_ascii_lowercase()));
+                        let admitted = Admitted {
+                            io: tls,
+                            connection: Connection {
+                                peer,
+                                local,
+                                server_name,
+                            },
+                            permit,
+                        };
+                        let _ = sender.send(admitted).await;
                     }
                     Ok(Ok(None)) => metrics.tls_handshake("plaintext"),
                     Ok(Err(error)) => {
                         metrics.tls_handshake("failed");
-                        tracing::debug!(event = "tls_handshake_failed", %peer, %error, "TLS handshake failed");
+                        refusals.log(peer, &error);
                     }
                     Err(_) => metrics.tls_handshake("timeout"),
                 }
             });
         }
     });
+}
+
+/// Handshake refusals in the log, at most one a second: a person whose client certificate is
+/// turned away needs to see why, and a client hammering the port must not flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    /// Milliseconds since the epoch of the last line written.
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RefusalLog {
+    fn log(&self, peer: SocketAddr, error: &std::io::Error) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = self.last.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 1000
+            || self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        tracing::warn!(event = "tls_handshake_refused", %peer, reason = %error, suppressed,
+            "a TLS handshake was refused: {}", explain_refusal(error));
+    }
+}
+
+/// What a person can do about the common refusals.
+fn explain_refusal(error: &std::io::Error) -> &'static str {
+    let text = error.to_string();
+    if text.contains("CertificateRequired") || text.contains("NoCertificatesPresented") {
+        "the client sent no certificate; this server requires one (issue one with `gatehouse certs issue-client NAME`)"
+    } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "the client certificate was not issued by the CA this server trusts"
+    } else if text.contains("Expired") || text.contains("NotValidYet") {
+        "the client certificate is outside its validity period; issue a new one"
+    } else if text.contains("BadEncoding")
+        || text.contains("UnsupportedCertVersion")
+        || text.contains("InvalidCertificate")
+    {
+        "the client certificate is not one TLS accepts (X.509 v3 is required); issue a new one with `gatehouse certs issue-client NAME`"
+    } else if text.contains("protocol version") || text.contains("ProtocolVersion") {
+        "the client offered only TLS versions older than 1.2"
+    } else {
+        "see the reason; the client and server share no acceptable way to connect"
+    }
 }
 
 /// Runs one handshake; `Ok(None)` when the client spoke plain HTTP and was told to use HTTPS.
@@ -212,23 +281,6 @@ async fn handshake(
         return Ok(None);
     }
     acceptor.accept(stream).await.map(Some)
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The acceptor task only ends with the process; wait forever rather than spin.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
 }
 
 /// Re-reads the certificate files when they change and swaps the new configuration in; a file

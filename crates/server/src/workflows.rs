@@ -11,9 +11,10 @@ pub mod sandbox;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
+use gatehouse_core::keys::Scope;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -21,6 +22,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::models::Repository;
+use crate::perimeter::Caller;
 use crate::tensor::InputTensor;
 
 /// What a reference can hold, as far as validation can tell before running.
@@ -96,7 +98,12 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 /// Parses the request, refusing python steps when they are off, then validates the DAG against the
 /// served models.
-fn plan(request: &Value, repository: &Repository, allow_python: bool) -> Result<Plan, ApiError> {
+fn plan(
+    request: &Value,
+    repository: &Repository,
+    allow_python: bool,
+    caller: Option<&Caller>,
+) -> Result<Plan, ApiError> {
     let workflow = request
         .get("workflow")
         .and_then(Value::as_object)
@@ -122,6 +129,30 @@ fn plan(request: &Value, repository: &Repository, allow_python: bool) -> Result<
     let mut steps = Vec::new();
     for (index, json) in steps_json.iter().enumerate() {
         steps.push(parse_step(index, json)?);
+    }
+    // A model step is inference: a key that may not call `/v2/models/*/infer` may not call a
+    // model through a workflow either, nor learn from validation which models exist.
+    if let Some(Caller(identity)) = caller
+        && !identity.scopes.contains(&Scope::Infer)
+        && let Some(step) = steps
+            .iter()
+            .find(|s| matches!(s.op, Op::Model { .. } | Op::Labels { .. }))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "step `{}` calls a model, which needs the `infer` scope; key {} has only {}; create a key with --scope workflows --scope infer",
+                step.name,
+                identity.key_id,
+                identity
+                    .scopes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for step in &steps {
@@ -742,10 +773,11 @@ pub struct WorkflowResponse {
         (status = 422, body = crate::error::ErrorBody, description = "a step failed: python_error, python_timeout, python_limit, step_failed")))]
 pub async fn run(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     JsonBody(request): JsonBody<Value>,
 ) -> Result<Json<WorkflowResponse>, ApiError> {
     let repository = loaded(&state)?;
-    let plan = plan(&request, repository, state.allow_custom_python)?;
+    let plan = plan(&request, repository, state.allow_custom_python, caller.as_deref())?;
     let empty = Map::new();
     let request_inputs = request.get("inputs").and_then(Value::as_object).unwrap_or(&empty);
     let mut results: HashMap<String, Value> = HashMap::new();
@@ -824,10 +856,11 @@ pub async fn run(
         (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn validate(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     JsonBody(request): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let repository = loaded(&state)?;
-    let plan = plan(&request, repository, state.allow_custom_python)?;
+    let plan = plan(&request, repository, state.allow_custom_python, caller.as_deref())?;
     Ok(Json(json!({
         "valid": true,
         "order": plan.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),

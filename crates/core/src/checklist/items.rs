@@ -35,6 +35,12 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
         &["OWASP API8:2023", "NIST SP 800-207 (tenet 2)", "NIST CSF PR.AC-5"],
     ),
     (
+        "network.host_check",
+        "Only requests addressed to this server are answered",
+        "A web page you open can point its own domain name at 127.0.0.1 (DNS rebinding) and then read whatever the server answers; refusing every Host that is not the server's own name stops it, key or no key.",
+        &["OWASP API8:2023", "NIST CSF PR.AC-5"],
+    ),
+    (
         "auth.required",
         "Protected endpoints demand a valid key",
         "Without authentication anyone who can reach the port can run models, read metadata and exhaust the machine.",
@@ -267,20 +273,21 @@ pub async fn gatehouse(
             return items;
         }
     };
-    let (exposure, auth, public, transport, cors, metrics) = tokio::join!(
+    let (exposure, host_check, auth, public, transport, cors, metrics) = tokio::join!(
         exposure(
             &prober,
             info.loopback_only,
             info.tls,
             info.auth.unwrap_or(settings.auth.enabled)
         ),
+        host_check(&prober),
         authentication(&prober),
         public_endpoints(&prober, GATEHOUSE_PUBLIC_PATHS),
         Box::pin(transport(&prober, info.loopback_only, Some(info.mtls))),
         cors(&prober),
         metrics_protected(&prober, info.loopback_only),
     );
-    let mut items = vec![exposure, auth, public];
+    let mut items = vec![exposure, host_check, auth, public];
     items.extend(transport);
     items.push(custom_python(info.custom_python, info.sandbox, settings));
     items.push(cors);
@@ -400,6 +407,68 @@ pub fn network_address() -> Option<IpAddr> {
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
+/// A name no server of this computer has; the rebinding probe addresses requests to it.
+const FOREIGN_HOST: &str = "rebind-probe.invalid";
+
+/// Sends public and protected requests addressed to a foreign name, as a web page reaching the
+/// server through a rebound DNS name would: each must get 421.
+async fn host_check(prober: &Prober) -> Item {
+    let host = [("Host", FOREIGN_HOST)];
+    let paths = ["/", "/info", "/v2/health/ready", "/v2"];
+    let responses = join_all(
+        paths
+            .iter()
+            .map(|path| async move { (*path, prober.request("GET", path, &host, &[]).await) }),
+    )
+    .await;
+    let found: Vec<Evidence> = responses
+        .iter()
+        .map(|(path, response)| {
+            evidence(
+                format!("GET {path} with Host: {FOREIGN_HOST}"),
+                observed(response),
+            )
+        })
+        .collect();
+    let statuses: Vec<Option<u16>> = responses
+        .iter()
+        .map(|(_, r)| r.as_ref().ok().map(|r| r.status))
+        .collect();
+    if statuses.iter().all(|s| *s == Some(421)) {
+        return item(
+            "network.host_check",
+            Status::Pass,
+            "requests to a name that is not the server's get 421",
+            found,
+            None,
+        );
+    }
+    let answered: Vec<&str> = responses
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status != 421 && r.status < 500))
+        .map(|(path, _)| *path)
+        .collect();
+    if answered.is_empty() {
+        return item(
+            "network.host_check",
+            Status::Unknown,
+            "the probes did not get a clear answer",
+            found,
+            None,
+        );
+    }
+    item(
+        "network.host_check",
+        Status::Fail,
+        format!(
+            "{} answered a request addressed to {FOREIGN_HOST}: a web page could read it through a rebound DNS name",
+            answered.join(", ")
+        ),
+        found,
+        None,
+    )
+}
+
 /// A key that is well-formed but was never issued.
 const WRONG_KEY: &str = "gth_probe000wrongwrongwrongwrongwrongwrongwrong0000";
 
@@ -416,11 +485,23 @@ async fn authentication(prober: &Prober) -> Item {
     ];
     let statuses = [&anonymous, &wrong].map(|r| r.as_ref().ok().map(|r| r.status));
     let fix = set("auth.enabled", "true");
+    // While someone floods the server with bad keys, the guessing guard answers the wrong key
+    // with 429 without checking it: still a refusal, so the item stays judgeable.
+    let guarded = wrong
+        .as_ref()
+        .is_ok_and(|r| r.status == 429 && r.error_code().as_deref() == Some("too_many_auth_failures"));
     match statuses {
         [Some(401), Some(401)] => item(
             "auth.required",
             Status::Pass,
             "requests without a valid key get 401",
+            found,
+            None,
+        ),
+        [Some(401), Some(429)] if guarded => item(
+            "auth.required",
+            Status::Pass,
+            "requests without a valid key are refused (401; wrong keys get 429 from the guessing guard, which someone is setting off now)",
             found,
             None,
         ),

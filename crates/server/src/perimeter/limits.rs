@@ -1,8 +1,14 @@
 //! Abuse limits: token buckets per API key and per client address, and a guard against guessing
-//! keys that slows, then locks out, an address after repeated authentication failures.
+//! keys that slows, then refuses, the failures of one subject (a key id being guessed at, or the
+//! address a stream of unusable keys comes from).
+//!
+//! The guard only ever acts on failures: a request with a valid key is never slowed or refused by
+//! it, so a web page that makes the browser send bad keys to 127.0.0.1 cannot lock the owner's
+//! own clients out. IPv6 addresses are grouped by /64, the block one host can rotate through.
 //!
 //! State is sharded behind short-lived mutexes (never held across an await) and swept when it
-//! grows, so a caller cycling through addresses cannot grow it without bound.
+//! grows; a sweep that frees too little drops the oldest windows, so neither memory nor the work
+//! of one request grows with the number of addresses a caller cycles through.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -88,14 +94,41 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
-/// Counts authentication failures per address in one-minute windows.
+/// Whose failures are counted together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A key id that exists, presented with the wrong secret (or revoked, or expired).
+    Key(String),
+    /// Keys that are malformed or name no key, from one address (IPv6: its /64).
+    Address(IpAddr),
+}
+
+impl Subject {
+    pub fn address(address: IpAddr) -> Subject {
+        Subject::Address(address_group(address))
+    }
+}
+
+/// The address that stands for a client in the limits: IPv4 as it is, IPv6 by its /64 (an
+/// IPv4-mapped address as the IPv4 address).
+pub fn address_group(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
+}
+
+/// Counts authentication failures per [`Subject`] in one-minute windows.
 pub struct FailureGuard {
-    /// Addresses with recorded failures; while zero, a success needs no lock at all.
+    /// Subjects with recorded failures; while zero, a failure check needs no lock at all.
     tracked: AtomicUsize,
     slowdown_after: u32,
     lockout_after: u32,
     lockout: Duration,
-    shards: [Mutex<HashMap<IpAddr, Failures>>; SHARDS],
+    shards: [Mutex<HashMap<Subject, Failures>>; SHARDS],
     hasher: RandomState,
 }
 
@@ -115,32 +148,41 @@ impl FailureGuard {
         }
     }
 
-    fn shard(&self, address: &IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
-        self.shards[(self.hasher.hash_one(address) as usize) % SHARDS]
+    fn shard(&self, subject: &Subject) -> std::sync::MutexGuard<'_, HashMap<Subject, Failures>> {
+        self.shards[(self.hasher.hash_one(subject) as usize) % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// How long `address` is still locked out, if it is.
-    pub fn locked(&self, address: &IpAddr, now: Instant) -> Option<Duration> {
+    /// How long `subject`'s failures are still refused outright, if they are.
+    pub fn locked(&self, subject: &Subject, now: Instant) -> Option<Duration> {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let entries = self.shard(address);
-        let until = entries.get(address)?.locked_until?;
+        let entries = self.shard(subject);
+        let until = entries.get(subject)?.locked_until?;
         (until > now).then(|| until - now)
     }
 
-    pub fn record_failure(&self, address: IpAddr, now: Instant) -> Penalty {
-        let mut entries = self.shard(&address);
+    /// Counts one more failure of `subject` and says what it costs.
+    pub fn record_failure(&self, subject: Subject, now: Instant) -> Penalty {
+        let mut entries = self.shard(&subject);
         if entries.len() >= SWEEP_AT {
             let before = entries.len();
             entries.retain(|_, f| {
                 f.locked_until.is_some_and(|u| u > now) || now.duration_since(f.window_start) < WINDOW
             });
+            if entries.len() > SWEEP_AT / 2 {
+                // Everything is recent: keep the newest half, so the next sweep is far away.
+                let mut starts: Vec<Instant> = entries.values().map(|f| f.window_start).collect();
+                let middle = starts.len() / 2;
+                let (_, cut, _) = starts.select_nth_unstable(middle);
+                let cut = *cut;
+                entries.retain(|_, f| f.window_start > cut);
+            }
             self.tracked.fetch_sub(before - entries.len(), Ordering::Relaxed);
         }
-        let entry = entries.entry(address).or_insert_with(|| {
+        let entry = entries.entry(subject).or_insert_with(|| {
             self.tracked.fetch_add(1, Ordering::Relaxed);
             Failures {
                 count: 0,
@@ -166,16 +208,9 @@ impl FailureGuard {
         }
     }
 
-    /// A successful authentication clears the count: a typo fixed is not an attack.
-    pub fn record_success(&self, address: &IpAddr) {
-        if self.tracked.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let mut entries = self.shard(address);
-        if entries.get(address).is_some_and(|f| f.locked_until.is_none()) && entries.remove(address).is_some()
-        {
-            self.tracked.fetch_sub(1, Ordering::Relaxed);
-        }
+    /// Subjects tracked now, for tests of the bound.
+    pub fn tracked(&self) -> usize {
+        self.tracked.load(Ordering::Relaxed)
     }
 }
 
@@ -202,28 +237,55 @@ mod tests {
     #[test]
     fn failures_slow_down_then_lock_out_and_the_window_resets() {
         let guard = FailureGuard::new(2, 4, Duration::from_secs(30));
-        let address: IpAddr = "127.0.0.9".parse().unwrap();
+        let subject = Subject::Key("abcd1234".into());
         let now = Instant::now();
-        assert_eq!(guard.record_failure(address, now), Penalty::None);
-        assert_eq!(guard.record_failure(address, now), Penalty::None);
-        assert_eq!(guard.record_failure(address, now), Penalty::Delay(DELAY_STEP));
+        assert_eq!(guard.record_failure(subject.clone(), now), Penalty::None);
+        assert_eq!(guard.record_failure(subject.clone(), now), Penalty::None);
         assert_eq!(
-            guard.record_failure(address, now),
+            guard.record_failure(subject.clone(), now),
+            Penalty::Delay(DELAY_STEP)
+        );
+        assert_eq!(
+            guard.record_failure(subject.clone(), now),
             Penalty::Lockout(Duration::from_secs(30))
         );
-        assert_eq!(guard.locked(&address, now), Some(Duration::from_secs(30)));
-        guard.record_success(&address);
-        assert!(
-            guard.locked(&address, now).is_some(),
-            "a lockout is not lifted by a success"
-        );
-        assert_eq!(guard.locked(&address, now + Duration::from_secs(31)), None);
-        let other: IpAddr = "127.0.0.10".parse().unwrap();
-        assert_eq!(guard.record_failure(other, now), Penalty::None);
+        assert_eq!(guard.locked(&subject, now), Some(Duration::from_secs(30)));
+        assert_eq!(guard.locked(&subject, now + Duration::from_secs(31)), None);
+        let other = Subject::address("127.0.0.10".parse().unwrap());
+        assert_eq!(guard.locked(&other, now), None, "subjects are counted apart");
+        assert_eq!(guard.record_failure(other.clone(), now), Penalty::None);
         assert_eq!(
             guard.record_failure(other, now + WINDOW),
             Penalty::None,
             "a new window starts from zero"
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let a = Subject::address("2001:db8:1:2::1".parse().unwrap());
+        let b = Subject::address("2001:db8:1:2:ffff:1:2:3".parse().unwrap());
+        let c = Subject::address("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            Subject::address("::ffff:192.0.2.7".parse().unwrap()),
+            Subject::address("192.0.2.7".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_caller_cycling_addresses_keeps_the_guard_bounded() {
+        let guard = FailureGuard::new(10, 30, Duration::from_secs(300));
+        let now = Instant::now();
+        for i in 0..(SHARDS * SWEEP_AT * 3) as u32 {
+            let at = now + Duration::from_micros(u64::from(i));
+            guard.record_failure(Subject::address(IpAddr::from(i.to_be_bytes())), at);
+        }
+        assert!(
+            guard.tracked() <= SHARDS * SWEEP_AT,
+            "{} tracked",
+            guard.tracked()
         );
     }
 }
