@@ -412,7 +412,7 @@ fn guessing_is_slowed_then_locked_out() {
     let metrics = server.get_anonymous("/metrics").1;
     let text = metrics.as_str().unwrap();
     assert!(
-        text.contains(r#"gatehouse_rate_limited_total{limit="auth_guard"} 2"#),
+        text.contains(r#"gatehouse_rate_limited_total{limit="auth_guard"} 1"#),
         "{text}"
     );
     assert!(

@@ -264,6 +264,15 @@ fn a_workflows_key_cannot_reach_a_model_through_a_model_step() {
     let server = TestServer::start_default();
     let workflows_only = create_key(server.home.path(), &["--scope", "workflows"]);
     let key = workflows_only["key"].as_str().unwrap();
+    crate::util::wait_until("the new key in force", || {
+        let response = server
+            .client
+            .get(server.url("/v2"))
+            .bearer_auth(key)
+            .send()
+            .unwrap();
+        response.status() == 403
+    });
     let workflow = json!({
         "workflow": {
             "steps": [{"name": "classify", "kind": "model", "model": "no-such-model", "inputs": {"bytes": "$inputs.file"}}],
@@ -294,6 +303,15 @@ fn a_workflows_key_cannot_reach_a_model_through_a_model_step() {
     }
     // The same workflow with a key that may also infer gets as far as the unknown model.
     let both = create_key(server.home.path(), &["--scope", "workflows", "--scope", "infer"]);
+    crate::util::wait_until("the second key in force", || {
+        let response = server
+            .client
+            .get(server.url("/v2"))
+            .bearer_auth(both["key"].as_str().unwrap())
+            .send()
+            .unwrap();
+        response.status() == 200
+    });
     let response = server
         .client
         .post(server.url("/v1/workflows/validate"))

@@ -334,8 +334,10 @@ impl TestServer {
         Self::with_env(&[])
     }
 
+    /// The URL of `path`, as a client would write it: a server listening on every interface
+    /// (`0.0.0.0`) is reached at 127.0.0.1, the name it answers to.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.addr.replace("0.0.0.0:", "127.0.0.1:"))
     }
 
     pub fn wait_ready(&self) {

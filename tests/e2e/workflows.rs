@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 
 use crate::util::{TestServer, split, wait_until};
 
-/// A key with the `workflows` scope for `server`, once the running server has picked it up.
+/// A key with the `workflows` scope for `server` (and `infer`, which model steps need), once the
+/// running server has picked it up.
 fn workflows_key(server: &TestServer) -> String {
-    let key = server.create_key(&["--scope", "workflows", "--name", "workflows"])["key"]
+    let key = server.create_key(&["--scope", "workflows", "--scope", "infer", "--name", "workflows"])["key"]
         .as_str()
         .unwrap()
         .to_string();

@@ -115,7 +115,7 @@ fn raise_descriptor_limit() -> Option<u64> {
         && limit.current.is_some_and(|soft| soft < hard)
     {
         limit.current = Some(hard);
-        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+        if setrlimit(Resource::Nofile, limit).is_err() {
             limit = getrlimit(Resource::Nofile);
         }
     }

@@ -130,7 +130,13 @@ models: string | null,
  * Who may read `/metrics`: `auto` (anyone while bound to loopback, else a `metrics` key),
  * `public` or `key`.
  */
-metrics_access: string, };
+metrics_access: string, 
+/**
+ * Further names clients may address the server by (the `Host` they send), beyond
+ * `localhost`, the host name, its addresses and the names in its certificate. Requests to
+ * any other name get 421: the defence against DNS rebinding.
+ */
+allowed_hosts: Array<string>, };
 
 export type TlsSettings = { 
 /**
@@ -149,7 +155,12 @@ key: string | null,
  * CA certificates (PEM) that client certificates must chain to; set, it turns on mutual TLS:
  * a client without a valid certificate is refused during the handshake.
  */
-client_ca: string | null, };
+client_ca: string | null, 
+/**
+ * Listen beyond this computer without TLS anyway. Off, such a start is refused: keys and
+ * data would cross the network in plain text.
+ */
+allow_plaintext_network: boolean, };
 
 export type CorsSettings = { 
 /**
@@ -182,7 +193,12 @@ sessions_per_model: number,
 /**
  * The ONNX Runtime library; empty means the one setup installs.
  */
-onnxruntime: string | null, };
+onnxruntime: string | null, 
+/**
+ * Open a `model.onnx` that is a symbolic link, or lies outside the model repository through
+ * one. Off: a link placed in the repository cannot make the server open any file it names.
+ */
+allow_model_symlinks: boolean, };
 
 export type LimitSettings = { 
 /**
@@ -224,7 +240,20 @@ max_uri_bytes: number,
 /**
  * Largest total size of request headers accepted; larger gets 431.
  */
-max_header_bytes: number, };
+max_header_bytes: number, 
+/**
+ * Connections open at once; past it a new one is closed at once (counted in `/metrics`).
+ */
+max_connections: number, 
+/**
+ * TLS handshakes in progress at once; past it a new connection is closed at once.
+ */
+max_tls_handshakes: number, 
+/**
+ * Seconds a connection has, from being ready for a request, to send that request's
+ * headers; bounds slow senders and idle keep-alive connections alike.
+ */
+header_read_timeout_seconds: number, };
 
 export type AuditSettings = { 
 /**
