@@ -410,7 +410,10 @@ fn hostile_python_fails_safely_and_the_server_stays_healthy() {
 #[test]
 fn without_namespaces_landlock_and_seccomp_still_contain_python() {
     // Containers often refuse namespaces; the kernel's Landlock and seccomp must hold on their own.
-    let server = python_server(&[("GATEHOUSE_SANDBOX_NAMESPACES", "off")]);
+    let server = python_server(&[
+        ("GATEHOUSE_SANDBOX_NAMESPACES", "off"),
+        ("GATEHOUSE_ALLOW_WEAKER_SANDBOX", "True"),
+    ]);
     let key = workflows_key(&server);
     let (_, info) = server.get_anonymous("/info");
     let sandbox = &info["python_sandbox"];
@@ -463,5 +466,77 @@ fn assert_refused_with_permission_error(status: u16, body: &Value) {
     assert!(
         body["error"].as_str().unwrap().contains("PermissionError"),
         "{body}"
+    );
+}
+
+/// What a hostile python step tries once custom Python is on: each escape must be refused.
+const ESCAPES: &str = r#"
+import os, socket, stat
+def attempt(action):
+    try:
+        action()
+        return "allowed"
+    except OSError as error:
+        return "refused: " + type(error).__name__
+def io_uring():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 8, params)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "io_uring_setup")
+def run(inputs):
+    return {
+        "io_uring": attempt(io_uring),
+        "signal_outside": attempt(lambda: os.kill(inputs["pid"], 9)),
+        "signal_everyone": attempt(lambda: os.kill(-1, 0)),
+        "mknod": attempt(lambda: os.mknod("device", stat.S_IFCHR | 0o600, os.makedev(1, 3))),
+        "udp": attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9))),
+        "unix": attempt(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect("/run/dbus/system_bus_socket")),
+        "tcp": attempt(lambda: socket.create_connection(("127.0.0.1", 9), 1)),
+    }
+"#;
+
+#[test]
+fn a_hostile_python_step_finds_every_escape_refused() {
+    let server = python_server(&[]);
+    let key = workflows_key(&server);
+    let mut outside = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let workflow = json!({"workflow": {"steps": [
+            {"name": "escape", "kind": "python", "code": ESCAPES, "inputs": {"pid": "$inputs.pid"}}],
+        "outputs": {"tried": "$steps.escape"}},
+        "inputs": {"pid": outside.id()}});
+    let (status, body) = post(&server, &key, "/v1/workflows/run", &workflow);
+    assert_eq!(status, 200, "{body}");
+    let tried = body["outputs"]["tried"].as_object().unwrap();
+    assert_eq!(tried.len(), 7, "{body}");
+    for (escape, outcome) in tried {
+        assert!(
+            outcome.as_str().unwrap().starts_with("refused"),
+            "{escape}: {outcome}"
+        );
+    }
+    assert!(
+        outside.try_wait().unwrap().is_none(),
+        "the process outside the sandbox was killed"
+    );
+    let _ = outside.kill();
+    let _ = outside.wait();
+}
+
+#[test]
+fn a_sandbox_missing_a_layer_refuses_python_steps_until_a_weaker_one_is_accepted() {
+    let server = python_server(&[("GATEHOUSE_SANDBOX_NAMESPACES", "off")]);
+    let key = workflows_key(&server);
+    let (status, body) = run_python(&server, &key, "def run(i):\n    return {}", json!(0));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("sandbox_incomplete")),
+        "{body}"
+    );
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("namespaces") && message.contains("workflows.allow_weaker_sandbox"),
+        "{message}"
     );
 }

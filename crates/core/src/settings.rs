@@ -139,6 +139,9 @@ pub struct WorkflowSettings {
     pub python_memory_mb: u32,
     /// Largest JSON a python step may return.
     pub python_output_bytes: u32,
+    /// Run python steps even when a layer of the sandbox (namespaces, Landlock, seccomp) cannot
+    /// be had on this kernel. Off: such steps are refused with the missing layer named.
+    pub allow_weaker_sandbox: bool,
 }
 
 impl Default for WorkflowSettings {
@@ -150,6 +153,7 @@ impl Default for WorkflowSettings {
             python_cpu_seconds: 5,
             python_memory_mb: 512,
             python_output_bytes: 1 << 20,
+            allow_weaker_sandbox: false,
         }
     }
 }
@@ -356,6 +360,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("GATEHOUSE_ALLOW_CUSTOM_PYTHON", "workflows.allow_custom_python"),
     ("GATEHOUSE_PYTHON", "workflows.python"),
+    ("GATEHOUSE_ALLOW_WEAKER_SANDBOX", "workflows.allow_weaker_sandbox"),
     ("GATEHOUSE_PYTHON_TIMEOUT", "workflows.python_timeout_seconds"),
     ("GATEHOUSE_PYTHON_CPU_SECONDS", "workflows.python_cpu_seconds"),
     ("GATEHOUSE_PYTHON_MEMORY_MB", "workflows.python_memory_mb"),
@@ -880,6 +885,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("workflows.python_cpu_seconds", Kind::Integer),
     ("workflows.python_memory_mb", Kind::Integer),
     ("workflows.python_output_bytes", Kind::Integer),
+    ("workflows.allow_weaker_sandbox", Kind::Bool),
 ];
 
 #[cfg(test)]

@@ -293,7 +293,12 @@ python_memory_mb: number,
 /**
  * Largest JSON a python step may return.
  */
-python_output_bytes: number, };
+python_output_bytes: number, 
+/**
+ * Run python steps even when a layer of the sandbox (namespaces, Landlock, seccomp) cannot
+ * be had on this kernel. Off: such steps are refused with the missing layer named.
+ */
+allow_weaker_sandbox: boolean, };
 
 export type CommandError = { message: string, };
 

@@ -3,8 +3,10 @@
 //! - empty environment, a temporary working directory removed afterwards, its own process group
 //!   killed as a whole at the end (so nothing it started survives), killed if the server dies;
 //! - rlimits on CPU time, address space, file size, open files and processes; a wall-clock timeout;
-//! - no new privileges; a seccomp filter that kills it when it tries to start a process and
-//!   refuses sockets, mounts, ptrace and namespace changes;
+//! - no new privileges, and as root no capabilities (the bounding set emptied, so exec cannot
+//!   restore them); a seccomp filter that kills it when it tries to start a process and refuses
+//!   sockets and io_uring, signals to any process, device nodes, mounts, ptrace, namespace
+//!   changes, module loading, kexec, reboot, clock setting and port I/O;
 //! - new network and mount namespaces (plus a user namespace when not running as root): no network
 //!   at all, the root file system read-only, and `/proc`, `/home`, `/root`, `/run`, `/tmp`, the
 //!   Gatehouse config and data directories covered by empty read-only file systems, so neither
@@ -69,6 +71,8 @@ pub struct SandboxConfig {
     pub hidden: Vec<PathBuf>,
     /// Cleared when the kernel refused the namespaces once; later steps run without them.
     namespaces: Arc<AtomicBool>,
+    /// Whether python steps may run with a layer missing (`workflows.allow_weaker_sandbox`).
+    pub allow_weaker: bool,
 }
 
 impl SandboxConfig {
@@ -85,6 +89,7 @@ impl SandboxConfig {
             namespaces: Arc::new(AtomicBool::new(
                 std::env::var("GATEHOUSE_SANDBOX_NAMESPACES").map_or(true, |v| v != "off"),
             )),
+            allow_weaker: settings.allow_weaker_sandbox,
         }
     }
 }
@@ -103,6 +108,8 @@ pub enum SandboxError {
     Unavailable(String),
     /// The kernel refused the namespaces (some containers do); the other layers can still run.
     NamespacesRefused(String),
+    /// A layer is missing and the person has not accepted a weaker sandbox.
+    Incomplete(Vec<&'static str>),
 }
 
 impl SandboxError {
@@ -144,6 +151,21 @@ impl SandboxError {
                 "python_forbidden",
                 "tried to start another process, which the sandbox does not allow, and was stopped".into(),
             ),
+            SandboxError::Incomplete(missing) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sandbox_incomplete",
+                format!(
+                    "python step `{step}` was not run: the sandbox lacks {} on this computer ({}); fix: run Gatehouse where the kernel allows them \
+                     (unprivileged user namespaces, Landlock: Linux 5.13 or newer), or accept a weaker sandbox with \
+                     `gatehouse settings set workflows.allow_weaker_sandbox true`, which the checklist then fails",
+                    missing.join(" and "),
+                    missing
+                        .iter()
+                        .map(|layer| layer_purpose(layer))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ),
             SandboxError::Unavailable(why) | SandboxError::NamespacesRefused(why) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "sandbox_unavailable",
@@ -153,15 +175,34 @@ impl SandboxError {
     }
 }
 
-/// Runs `code`'s `run(inputs)` in the sandbox and returns the dict it returned.
+/// What a missing layer would have kept out, for the refusal's message.
+fn layer_purpose(layer: &str) -> &'static str {
+    match layer {
+        "namespaces" => {
+            "namespaces keep UDP and local sockets, the session bus and with it the keychain out of reach"
+        }
+        "landlock" => "Landlock keeps files outside the Python installation and TCP out of reach",
+        "seccomp" => "seccomp refuses sockets, signals and process creation",
+        _ => "a layer of the sandbox",
+    }
+}
+
+/// Runs `code`'s `run(inputs)` in the sandbox and returns the dict it returned. With a layer
+/// missing, the step is refused unless a weaker sandbox was accepted: never a silent fallback.
 pub async fn run(config: &SandboxConfig, code: &str, inputs: &Value) -> Result<Value, SandboxError> {
+    let (_, missing) = layers(config);
+    if !missing.is_empty() && !config.allow_weaker {
+        return Err(SandboxError::Incomplete(missing));
+    }
     let namespaces = config.namespaces.load(Ordering::Relaxed);
     match run_once(config, code, inputs, namespaces).await {
         Err(SandboxError::NamespacesRefused(why)) => {
-            // Some containers refuse new namespaces; the other layers still hold. Said once.
-            tracing::warn!(event = "sandbox_without_namespaces", reason = %why,
-                "python steps run without network and mount namespaces: the kernel refused them");
+            tracing::warn!(event = "sandbox_without_namespaces", reason = %why, weaker_accepted = config.allow_weaker,
+                "the kernel refused the network and mount namespaces for python steps");
             config.namespaces.store(false, Ordering::Relaxed);
+            if !config.allow_weaker {
+                return Err(SandboxError::Incomplete(vec!["namespaces"]));
+            }
             run_once(config, code, inputs, false).await
         }
         other => other,
@@ -171,6 +212,10 @@ pub async fn run(config: &SandboxConfig, code: &str, inputs: &Value) -> Result<V
 /// The layers in force for the next python step, and the ones this kernel or build lacks.
 pub fn layers(config: &SandboxConfig) -> (Vec<&'static str>, Vec<&'static str>) {
     let mut on = vec!["rlimits", "timeout", "empty environment", "no new privileges"];
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } == 0 {
+        on.push("no capabilities");
+    }
     let mut off = Vec::new();
     for (name, available) in [
         ("seccomp", seccomp::AVAILABLE),
@@ -410,6 +455,9 @@ impl Layers {
                 }
                 self.mount_layers()?;
             }
+            if self.root {
+                drop_capabilities()?;
+            }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return fail();
             }
@@ -490,6 +538,51 @@ impl Layers {
     }
 }
 
+/// Running as root, with no user namespace to take root's powers away: every capability goes,
+/// from the bounding set too, so that the exec of python cannot give them back.
+fn drop_capabilities() -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl and capset with plain data on the stack; no allocation.
+    unsafe {
+        for capability in 0..64 {
+            // Capabilities this kernel does not know answer EINVAL: there is nothing to drop.
+            if libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) != 0
+                && *libc::__errno_location() != libc::EINVAL
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let data = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn write_file(path: &std::ffi::CStr, contents: &std::ffi::CStr) -> std::io::Result<()> {
     // SAFETY: open/write/close with NUL-terminated strings; no allocation.
     unsafe {
@@ -545,24 +638,80 @@ mod seccomp {
             vec![libc::SYS_fork, libc::SYS_vfork, libc::SYS_clone, libc::SYS_clone3];
         #[cfg(target_arch = "aarch64")]
         let killed: Vec<libc::c_long> = vec![libc::SYS_clone, libc::SYS_clone3];
-        let refused: Vec<libc::c_long> = vec![
+        let mut refused: Vec<libc::c_long> = vec![
+            // Networking: sockets, and io_uring, whose socket and connect operations would
+            // create and use one without any of these calls.
             libc::SYS_socket,
             libc::SYS_socketpair,
+            libc::SYS_io_uring_setup,
+            libc::SYS_io_uring_enter,
+            libc::SYS_io_uring_register,
+            // Signals to anyone: the step's own process group is killed by the server, and
+            // `kill(-1, 9)` would reach every process of the user (of the machine, as root).
+            libc::SYS_kill,
+            libc::SYS_tkill,
+            libc::SYS_tgkill,
+            libc::SYS_rt_sigqueueinfo,
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::SYS_pidfd_open,
+            libc::SYS_pidfd_send_signal,
+            libc::SYS_pidfd_getfd,
+            // Other processes, the kernel and the machine.
             libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_process_madvise,
+            libc::SYS_kcmp,
             libc::SYS_mount,
             libc::SYS_umount2,
+            libc::SYS_fsopen,
+            libc::SYS_fsmount,
+            libc::SYS_fsconfig,
+            libc::SYS_move_mount,
+            libc::SYS_open_tree,
+            libc::SYS_mount_setattr,
             libc::SYS_unshare,
             libc::SYS_setns,
             libc::SYS_pivot_root,
+            libc::SYS_chroot,
             libc::SYS_bpf,
             libc::SYS_keyctl,
             libc::SYS_add_key,
             libc::SYS_request_key,
             libc::SYS_perf_event_open,
             libc::SYS_userfaultfd,
-            libc::SYS_process_vm_readv,
-            libc::SYS_process_vm_writev,
+            libc::SYS_mknodat,
+            libc::SYS_open_by_handle_at,
+            libc::SYS_name_to_handle_at,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_delete_module,
+            libc::SYS_kexec_load,
+            libc::SYS_kexec_file_load,
+            libc::SYS_reboot,
+            libc::SYS_settimeofday,
+            libc::SYS_clock_settime,
+            libc::SYS_clock_adjtime,
+            libc::SYS_adjtimex,
+            libc::SYS_swapon,
+            libc::SYS_swapoff,
+            libc::SYS_acct,
+            libc::SYS_quotactl,
+            libc::SYS_sethostname,
+            libc::SYS_setdomainname,
+            libc::SYS_fanotify_init,
+            libc::SYS_lookup_dcookie,
+            libc::SYS_personality,
+            libc::SYS_vhangup,
         ];
+        #[cfg(target_arch = "x86_64")]
+        refused.extend([
+            libc::SYS_mknod,
+            libc::SYS_iopl,
+            libc::SYS_ioperm,
+            libc::SYS_uselib,
+            libc::SYS_modify_ldt,
+        ]);
         let mut program = vec![
             statement(LOAD, 4), // arch
             jump(JEQ, ARCH, 1, 0),
