@@ -183,7 +183,18 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     }
 
     let scheme = if tls_files.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://{address}");
+    // The URL a client on this computer uses: a server on every interface is reached on
+    // loopback (a `0.0.0.0` Host is not one of its names).
+    let reachable = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), address.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), address.port())
+        }
+        _ => address,
+    };
+    let url = format!("{scheme}://{reachable}");
     // Supervisors and scripts learn the address from this line, so it is logged under its own
     // target, which every log level lets through (see telemetry).
     tracing::info!(target: crate::telemetry::ANNOUNCE, event = "listening", addr = %address, url = %url, tls = tls_files.is_some(),
