@@ -47,7 +47,6 @@ pub struct Connection {
 pub struct ConnectionLimits {
     open: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
-    pub max_connections: usize,
     pub header_read_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -73,7 +72,6 @@ impl ConnectionLimits {
         ConnectionLimits {
             open: Arc::new(Semaphore::new(max)),
             handshakes: Arc::new(Semaphore::new(limits.max_tls_handshakes as usize)),
-            max_connections: max,
             header_read_timeout: Duration::from_secs(u64::from(limits.header_read_timeout_seconds)),
             metrics,
         }
@@ -95,11 +93,6 @@ impl ConnectionLimits {
             self.metrics.rate_limited("tls_handshakes");
         }
         permit
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.max_connections - self.open.available_permits()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

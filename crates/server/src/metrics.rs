@@ -153,7 +153,7 @@ impl Metrics {
         let rate_limited = Family::<LimitLabels, Counter>::default();
         registry.register(
             "rate_limited",
-            "Requests refused by a rate limit or the guessing guard",
+            "Requests and connections refused by a limit, the guessing guard or the Host check",
             rate_limited.clone(),
         );
         let audit_dropped = Counter::default();
