@@ -454,20 +454,7 @@ fn a_web_pages_bad_keys_cannot_lock_out_the_owners_clients() {
         .unwrap();
     assert_eq!(bearer.status(), 200);
     // The checklist still judges authentication during the flood.
-    let output = std::process::Command::new(crate::util::gatehouse_bin())
-        .args(["check", "--url", &server.url(""), "--json"])
-        .env("GATEHOUSE_HOME", server.home.path())
-        .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let item = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "auth.required")
-        .unwrap()
-        .clone();
+    let item = crate::util::check_item(&server, &server.url(""), "auth.required");
     assert_eq!(item["status"], "pass", "{item}");
 }
 

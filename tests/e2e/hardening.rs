@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, certs, create_key, default_models, gatehouse_bin, split};
+use crate::util::{TestServer, certs, check_item, create_key, default_models, split};
 
 /// Sends `request` as raw bytes on a fresh connection and returns the status and body.
 fn raw(server: &TestServer, request: &str) -> (u16, String) {
@@ -38,28 +38,6 @@ fn rate_limited(server: &TestServer, limit: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn check_item(server: &TestServer, url: &str, id: &str) -> Value {
-    let output = Command::new(gatehouse_bin())
-        .args(["check", "--url", url, "--json"])
-        .env("GATEHOUSE_HOME", server.home.path())
-        .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "check printed no JSON: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {report}"))
-        .clone()
 }
 
 #[test]

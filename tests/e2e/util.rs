@@ -586,3 +586,27 @@ pub fn foreign_certificate(
     std::fs::write(&files.2, ca_cert.pem()).unwrap();
     files
 }
+
+/// `gatehouse check --url URL --json` with `server`'s home (probes of other addresses kept on
+/// loopback), and the item `id` of its report.
+pub fn check_item(server: &TestServer, url: &str, id: &str) -> Value {
+    let output = std::process::Command::new(gatehouse_bin())
+        .args(["check", "--url", url, "--json"])
+        .env("GATEHOUSE_HOME", server.home.path())
+        .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "check printed no JSON: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {report}"))
+        .clone()
+}
