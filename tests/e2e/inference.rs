@@ -148,6 +148,7 @@ fn nested_data_requested_outputs_and_versions_work_like_flat_data() {
     let ours = floats(&a["outputs"][0]["data"]);
     let theirs = floats(&reference["y"]["data"]);
     assert_eq!(a["outputs"][0]["shape"], json!([3, 4, 5]));
+    assert_eq!((ours.len(), theirs.len()), (60, 60));
     for (a, b) in ours.iter().zip(&theirs) {
         assert!((a - b).abs() <= 1e-7, "server {a}, ONNX Runtime {b}");
     }

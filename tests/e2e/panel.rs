@@ -264,7 +264,18 @@ impl Panel {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer: Value = request.send().unwrap().json().unwrap();
+        let response = request.send().unwrap();
+        let status = response.status();
+        let answer: Value = response.json().unwrap();
+        // A WebDriver error (a script that threw, a dead session, no such element) is never a
+        // value a wait or a click may take for success.
+        let error_shaped = answer["value"]["error"].is_string() && answer["value"]["message"].is_string();
+        assert!(
+            status.is_success() && !error_shaped,
+            "WebDriver {path} failed ({status}): {} — {}",
+            answer["value"]["error"],
+            answer["value"]["message"]
+        );
         answer["value"].clone()
     }
 
@@ -380,10 +391,22 @@ fn item_is(title: &str, status: &str) -> String {
 
 /// The HTTP status of `GET {url}/v2` with `key`, from curl trusting the panel's CA; 0 when
 /// nothing answered.
-fn status_with_key(url: &str, key: &str, ca: &std::path::Path) -> u16 {
+/// How a request with a key ended: the HTTP status, or curl's account of why there was none.
+#[derive(Debug)]
+enum Answer {
+    Status(u16),
+    /// curl's exit code (7: connection refused, 35/56: the TLS handshake or the first read failed
+    /// with an alert, 60: certificate not trusted, 28: timeout) and its error text.
+    Failed {
+        exit: Option<i32>,
+        error: String,
+    },
+}
+
+fn answer_with_key(url: &str, key: &str, ca: &std::path::Path) -> Answer {
     let output = Command::new("curl")
         .args([
-            "-s",
+            "-sS",
             "-o",
             "/dev/null",
             "-w",
@@ -400,7 +423,35 @@ fn status_with_key(url: &str, key: &str, ca: &std::path::Path) -> u16 {
         ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
+    if output.status.success() {
+        let text = String::from_utf8_lossy(&output.stdout);
+        return Answer::Status(
+            text.parse()
+                .unwrap_or_else(|_| panic!("curl succeeded but printed no status: {text:?}")),
+        );
+    }
+    Answer::Failed {
+        exit: output.status.code(),
+        error: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    }
+}
+
+/// The status of a request with `key`; 0 when no HTTP answer came (for polling until one does).
+fn status_with_key(url: &str, key: &str, ca: &std::path::Path) -> u16 {
+    match answer_with_key(url, key, ca) {
+        Answer::Status(status) => status,
+        Answer::Failed { .. } => 0,
+    }
+}
+
+/// Asserts that the request failed the way `what` says: one of curl's `exits`, with `fragment`
+/// in its error, not merely that no answer came.
+fn assert_fails(answer: Answer, exits: &[i32], fragment: &str, what: &str) {
+    match answer {
+        Answer::Failed { exit, error }
+            if exit.is_some_and(|e| exits.contains(&e)) && error.to_lowercase().contains(fragment) => {}
+        other => panic!("{what}: expected curl exit {exits:?} with `{fragment}`, got {other:?}"),
+    }
 }
 
 #[test]
@@ -604,10 +655,11 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         "Ready",
         Duration::from_secs(30),
     );
-    assert_eq!(
-        status_with_key(&url, &rotated, &ca),
-        0,
-        "a client without a certificate is refused"
+    assert_fails(
+        answer_with_key(&url, &rotated, &ca),
+        &[35, 56],
+        "certificate required",
+        "a client without a certificate is refused in the handshake",
     );
     panel.click("nav", "Certificates");
     panel.click("form", "Turn mutual TLS off");
@@ -757,10 +809,11 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     // Stop and start from the panel.
     panel.click("header", "Stop");
     panel.wait_for_state("the server stopping", "Stopped", Duration::from_secs(20));
-    assert_eq!(
-        status_with_key(&url, &rotated, &ca),
-        0,
-        "nothing answers once stopped"
+    assert_fails(
+        answer_with_key(&url, &rotated, &ca),
+        &[7],
+        "failed to connect",
+        "nothing answers once stopped",
     );
     panel.click("header", "Start");
     panel.wait_for_state("the server ready again", "Ready", Duration::from_secs(60));
@@ -800,10 +853,11 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     wait_until_within("the app quitting on SIGTERM", Duration::from_secs(20), || {
         !running(app)
     });
-    assert_eq!(
-        status_with_key(&url, &rotated, &ca),
-        0,
-        "the server stopped with the app"
+    assert_fails(
+        answer_with_key(&url, &rotated, &ca),
+        &[7],
+        "failed to connect",
+        "the server stopped with the app",
     );
     let saved = panel
         .home

@@ -100,12 +100,9 @@ fn a_content_type_workflow_gives_what_its_steps_give_by_hand() {
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
     assert_eq!(got, top);
-    for (value, index) in body["outputs"]["best"]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(&top)
-    {
+    let values = body["outputs"]["best"]["values"].as_array().unwrap();
+    assert_eq!(values.len(), top.len(), "{body}");
+    for (value, index) in values.iter().zip(&top) {
         assert!((value.as_f64().unwrap() - probabilities[*index]).abs() < 1e-9);
     }
     let labels = body["outputs"]["labels"].as_array().unwrap();
