@@ -358,3 +358,228 @@ fn a_symlinked_model_is_not_opened_and_no_error_names_a_path_on_disk() {
         .unwrap();
     assert_eq!(split(response).0, 415);
 }
+
+#[test]
+fn a_key_sent_in_a_url_is_warned_about_by_id_and_address_also_after_a_restart() {
+    let server = TestServer::start_default();
+    let url = server.url("");
+    // A web page can send any number of made-up keys in URLs: those leak nothing of the
+    // person's and must not raise the warning.
+    let (status, _) = split(
+        server
+            .client
+            .get(server.url("/v2/models/magika?api_key=gth_made_up_by_a_page"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401);
+    let before = check_item(&server, &url, "auth.key_in_url");
+    assert_eq!(before["status"], "pass", "{before}");
+
+    let key_id = gatehouse_core::keys::format::parse(&server.key)
+        .unwrap()
+        .to_string();
+    let (status, _) = split(
+        server
+            .client
+            .get(server.url(&format!("/v2/models/magika?api_key={}", server.key)))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let warned = check_item(&server, &url, "auth.key_in_url");
+    assert_eq!(warned["status"], "warn", "{warned}");
+    let text = warned.to_string();
+    assert!(text.contains(&key_id) && text.contains("127.0.0.1"), "{text}");
+    assert!(
+        !text.contains(&server.key),
+        "the warning must not carry the key itself: {text}"
+    );
+
+    // The record of the last day comes back from the audit log after a restart.
+    let restarted = server.stop_for_restart().models(&default_models()).start();
+    restarted.wait_ready();
+    let after = check_item(&restarted, &restarted.url(""), "auth.key_in_url");
+    assert_eq!(after["status"], "warn", "{after}");
+    assert!(after.to_string().contains(&key_id), "{after}");
+}
+
+#[test]
+fn info_tells_the_posture_only_to_clients_on_this_computer() {
+    let lan = gatehouse_core::checklist::network_address()
+        .expect("this test needs a network address besides loopback (an interface that is up)");
+    let server = TestServer::builder()
+        .models(&default_models())
+        .arg("--host")
+        .arg("0.0.0.0")
+        .settings("[tls]\nallow_plaintext_network = true\n")
+        .start();
+    server.wait_ready();
+    let port = server.addr.rsplit(':').next().unwrap();
+    let (status, local) = split(server.client.get(server.url("/info")).send().unwrap());
+    assert_eq!(status, 200);
+    for field in ["auth", "custom_python", "keys_in_url"] {
+        assert!(
+            local.get(field).is_some(),
+            "{field} missing for a local client: {local}"
+        );
+    }
+    let remote_url = match lan {
+        std::net::IpAddr::V4(v4) => format!("http://{v4}:{port}/info"),
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}/info"),
+    };
+    let (status, remote) = split(server.client.get(&remote_url).send().unwrap());
+    assert_eq!(status, 200, "{remote}");
+    for field in ["auth", "custom_python", "python_sandbox", "keys_in_url"] {
+        assert!(remote.get(field).is_none(), "{field} told to {lan}: {remote}");
+    }
+    assert_eq!(remote["name"], "gatehouse");
+    assert!(remote.get("tls").is_some(), "{remote}");
+}
+
+/// The most memory the server process has held so far (VmHWM), in bytes.
+fn peak_memory(server: &TestServer) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+        * 1024
+}
+
+#[test]
+fn a_malformed_8_mb_tensor_is_refused_without_the_memory_of_a_json_tree() {
+    let server = TestServer::start_default();
+    // Warm the model up, so what it allocates on its first run is not counted below.
+    let features = vec![256; 2048];
+    let (status, _) = server.post_json(
+        "/v2/models/magika/infer",
+        &json!({"inputs": [{"name": "bytes", "shape": [1, 2048], "datatype": "INT32", "data": features}]}),
+    );
+    assert_eq!(status, 200);
+    let before = peak_memory(&server);
+    // 3.9 million elements where the shape asks for 2,048: the slow path names the count, and
+    // must not build a tree of every number to do it (that took about 270 MB).
+    let mut data = "1,".repeat(3_900_000);
+    data.pop();
+    let body = format!(
+        r#"{{"inputs": [{{"name": "bytes", "shape": [1, 2048], "datatype": "INT32", "data": [{data}]}}]}}"#
+    );
+    let (status, answer) = server.post_raw("/v2/models/magika/infer", "application/json", body.into_bytes());
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["code"], "wrong_element_count", "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("has 3900000"),
+        "{answer}"
+    );
+    let grown = peak_memory(&server).saturating_sub(before);
+    assert!(
+        grown < 80 << 20,
+        "an 8 MB malformed request raised the server's peak memory by {} MB",
+        grown >> 20
+    );
+}
+
+fn softmax_chain(steps: usize) -> Value {
+    let mut list = vec![json!({"name": "s0", "kind": "softmax", "inputs": {"x": "$inputs.x"}})];
+    for i in 1..steps {
+        list.push(json!({"name": format!("s{i}"), "kind": "softmax", "inputs": {"x": format!("$steps.s{}.y", i - 1)}}));
+    }
+    json!({"steps": list, "outputs": {"y": format!("$steps.s{}.y", steps - 1)}})
+}
+
+#[test]
+fn a_workflow_frees_what_no_later_step_reads_and_one_that_outgrows_its_budget_gets_413() {
+    let builder = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_WORKFLOW_MEMORY_MB", "16");
+    let key = create_key(builder.home(), &["--scope", "workflows", "--name", "chain"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = builder.start();
+    server.wait_ready();
+    let run = |body: &Value| {
+        split(
+            server
+                .client
+                .post(server.url("/v1/workflows/run"))
+                .bearer_auth(&key)
+                .json(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    // 60,000 numbers take about 2 MB as step results; sixteen softmax steps kept whole would be
+    // 30 MB, over the 16 MB budget. Each result is freed once the next step has read it.
+    let x: Vec<f64> = (0..60_000).map(|i| f64::from(i % 7)).collect();
+    let (status, answer) = run(&json!({"workflow": softmax_chain(16), "inputs": {"x": x}}));
+    assert_eq!(status, 200, "{answer}");
+    let y = answer["outputs"]["y"]["data"].as_array().unwrap();
+    assert_eq!(y.len(), 60_000);
+    let total: f64 = y.iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-6, "softmax sums to {total}");
+
+    // Twelve steps that each read the input keep twelve results until the end.
+    let fan: Vec<Value> = (0..12)
+        .map(|i| json!({"name": format!("f{i}"), "kind": "softmax", "inputs": {"x": "$inputs.x"}}))
+        .collect();
+    let outputs: serde_json::Map<String, Value> = (0..12)
+        .map(|i| (format!("o{i}"), json!(format!("$steps.f{i}.y"))))
+        .collect();
+    let (status, answer) = run(&json!({"workflow": {"steps": fan, "outputs": outputs}, "inputs": {"x": x}}));
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["code"], "workflow_too_large");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("limits.workflow_memory_mb") && message.contains("16 MB"),
+        "{message}"
+    );
+}
+
+#[test]
+fn completion_scripts_cover_every_command_and_bash_can_read_its_own() {
+    let home = tempfile::tempdir().unwrap();
+    let script = |shell: &str| {
+        let output = crate::util::gatehouse(home.path(), &["completions", shell]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let bash = script("bash");
+    for command in [
+        "serve",
+        "keys",
+        "certs",
+        "check",
+        "supervise",
+        "settings",
+        "completions",
+        "issue-client",
+    ] {
+        assert!(bash.contains(command), "bash completion lacks {command}");
+    }
+    let path = home.path().join("gatehouse.bash");
+    std::fs::write(&path, &bash).unwrap();
+    // Sourcing it registers the completion function, as a person's shell would.
+    let sourced = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p gatehouse", path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        sourced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sourced.stderr)
+    );
+    assert!(String::from_utf8_lossy(&sourced.stdout).contains("gatehouse"));
+    assert!(script("zsh").starts_with("#compdef gatehouse"));
+    assert!(script("fish").contains("complete -c gatehouse"));
+    let refused = crate::util::gatehouse(home.path(), &["completions", "powershell-ish"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("bash"));
+}

@@ -435,6 +435,25 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGTERM, so the audit log is flushed) and gives back a builder on the
+    /// same config directory, to start it again as a person restarting it would.
+    pub fn stop_for_restart(mut self) -> ServerBuilder {
+        self.terminate();
+        let home = std::mem::replace(&mut self.home, tempfile::tempdir().expect("temp dir"));
+        ServerBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            home,
+            models: None,
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, PublicKeyData,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -72,6 +72,13 @@ pub enum CertError {
          from the local CA"
     )]
     Imported { path: PathBuf },
+    #[error(
+        "the local CA vouches only for this computer's names, private network addresses and the names given when it \
+         was made, not for {}; fix: run `gatehouse certs init --new-ca --host {}` (clients must then trust the new ca.pem)",
+        names.join(", "),
+        names.join(" --host ")
+    )]
+    OutsideAuthority { names: Vec<String> },
     #[error("certificate generation failed: {0}")]
     Generation(String),
 }
@@ -226,6 +233,148 @@ fn host_name() -> Option<String> {
     (!name.is_empty() && name != "localhost").then(|| name.to_string())
 }
 
+/// The address ranges the local CA vouches for besides the names it was made with: this computer
+/// and private networks (so a new LAN address needs no new CA), never a public address.
+const PRIVATE_RANGES: &[(IpAddr, u8)] = &[
+    (IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8),
+    (IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 0)), 8),
+    (IpAddr::V4(std::net::Ipv4Addr::new(172, 16, 0, 0)), 12),
+    (IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 0, 0)), 16),
+    (IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 0, 0)), 16),
+    (IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 128),
+    (
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)),
+        7,
+    ),
+    (
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)),
+        10,
+    ),
+];
+
+/// The name constraints of a new local CA: whoever takes its key can then mint certificates for
+/// this computer's names and private addresses only, not for any site its owner visits.
+fn authority_constraints(names: &[String]) -> NameConstraints {
+    let mut permitted: Vec<GeneralSubtree> = PRIVATE_RANGES
+        .iter()
+        .map(|(address, prefix)| GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*address, *prefix)))
+        .collect();
+    let mut dns: Vec<String> = Vec::new();
+    // This computer's own network address too, when it is not a private one.
+    let here = crate::checklist::network_address().map(|a| a.to_string());
+    for name in default_server_names(names).into_iter().chain(here) {
+        match name.parse::<IpAddr>() {
+            Ok(address) if !in_private_range(address) => permitted.push(GeneralSubtree::IpAddress(
+                CidrSubnet::from_addr_prefix(address, if address.is_ipv4() { 32 } else { 128 }),
+            )),
+            Ok(_) => {}
+            Err(_) => {
+                let name = name.to_ascii_lowercase();
+                if !name.contains('.') && name != "localhost" {
+                    dns.push(format!("{name}.local"));
+                }
+                dns.push(name);
+            }
+        }
+    }
+    dns.sort();
+    dns.dedup();
+    permitted.extend(dns.into_iter().map(GeneralSubtree::DnsName));
+    NameConstraints {
+        permitted_subtrees: permitted,
+        excluded_subtrees: Vec::new(),
+    }
+}
+
+fn in_private_range(address: IpAddr) -> bool {
+    PRIVATE_RANGES
+        .iter()
+        .any(|(range, prefix)| within(address, *range, u32::from(*prefix)))
+}
+
+fn within(address: IpAddr, range: IpAddr, prefix: u32) -> bool {
+    let bits = |a: IpAddr| match a {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    };
+    let ((a, a_len), (r, r_len)) = (bits(address.to_canonical()), bits(range));
+    if a_len != r_len {
+        return false;
+    }
+    let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+    a & mask == r & mask
+}
+
+/// What a CA certificate's name constraints permit: `None` when it has none (it can vouch for
+/// any name), else its DNS names and address ranges.
+pub struct Permitted {
+    dns: Vec<String>,
+    ranges: Vec<(IpAddr, u32)>,
+}
+
+/// Reads the name constraints of the CA in `pem`.
+pub fn authority_permits(pem: &[u8]) -> Result<Option<Permitted>, String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not PEM: {e}"))?;
+    authority_permits_der(&pem.contents)
+}
+
+/// [`authority_permits`] for a DER certificate.
+pub fn authority_permits_der(der: &[u8]) -> Result<Option<Permitted>, String> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let Some(constraints) = cert.name_constraints().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let mut permitted = Permitted {
+        dns: Vec::new(),
+        ranges: Vec::new(),
+    };
+    for subtree in constraints.value.permitted_subtrees.iter().flatten() {
+        match &subtree.base {
+            x509_parser::extensions::GeneralName::DNSName(name) => permitted
+                .dns
+                .push(name.trim_start_matches('.').to_ascii_lowercase()),
+            x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                let half = bytes.len() / 2;
+                let address = match half {
+                    4 => <[u8; 4]>::try_from(&bytes[..4]).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(&bytes[..16]).ok().map(IpAddr::from),
+                    _ => None,
+                };
+                let prefix = bytes[half..].iter().map(|b| b.count_ones()).sum();
+                if let Some(address) = address {
+                    permitted.ranges.push((address, prefix));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(permitted))
+}
+
+impl Permitted {
+    /// The names among `names` this CA may not vouch for.
+    pub fn outside(&self, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| match name.parse::<IpAddr>() {
+                Ok(address) => !self
+                    .ranges
+                    .iter()
+                    .any(|(range, prefix)| within(address, *range, *prefix)),
+                Err(_) => {
+                    let name = name.to_ascii_lowercase();
+                    !self
+                        .dns
+                        .iter()
+                        .any(|allowed| name == *allowed || name.ends_with(&format!(".{allowed}")))
+                }
+            })
+            .cloned()
+            .collect()
+    }
+}
+
 /// The local CA: its certificate on disk, its key in the keychain.
 pub struct Authority {
     cert_pem: String,
@@ -233,11 +382,13 @@ pub struct Authority {
 }
 
 impl Authority {
-    /// Loads the CA, or makes one when there is none (or `replace` is set).
+    /// Loads the CA, or makes one when there is none (or `replace` is set), constrained to this
+    /// computer's names, private addresses and `names`.
     pub fn load_or_create(
         files: &CertFiles,
         keychain: &Keychain,
         replace: bool,
+        names: &[String],
     ) -> Result<(Authority, bool), CertError> {
         if !replace && files.ca().exists() {
             return Ok((Self::load(files, keychain)?, false));
@@ -245,6 +396,7 @@ impl Authority {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.name_constraints = Some(authority_constraints(names));
         params.distinguished_name = name(&format!(
             "Gatehouse local CA ({})",
             host_name().unwrap_or_else(|| "this computer".into())
@@ -297,6 +449,13 @@ impl Authority {
         names: &[String],
         lifetime: time::Duration,
     ) -> Result<CertInfo, CertError> {
+        // A certificate for a name outside the CA's constraints would be refused by every client.
+        if let Ok(Some(permitted)) = authority_permits(self.cert_pem.as_bytes()) {
+            let outside = permitted.outside(names);
+            if !outside.is_empty() {
+                return Err(CertError::OutsideAuthority { names: outside });
+            }
+        }
         let mut params = CertificateParams::new(names.to_vec()).map_err(|_| CertError::Invalid {
             what: "host name",
             name: names.join(", "),
@@ -407,7 +566,7 @@ pub fn init(
     new_ca: bool,
     lifetime: time::Duration,
 ) -> Result<Initialised, CertError> {
-    let (authority, ca_created) = Authority::load_or_create(files, keychain, new_ca)?;
+    let (authority, ca_created) = Authority::load_or_create(files, keychain, new_ca, extra_names)?;
     let server = authority.issue_server(files, &default_server_names(extra_names), lifetime)?;
     forget_imported_ca(files)?;
     Ok(Initialised {
@@ -646,10 +805,33 @@ mod tests {
         assert!(listening_names("127.0.0.1").is_empty());
         assert!(listening_names("::1").is_empty());
         assert!(listening_names("not an address").is_empty());
+        // Independently of the function under test: the addresses `ip` lists as global ones.
+        let listed = std::process::Command::new("ip")
+            .args(["-o", "addr", "show", "scope", "global"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .expect("`ip` from iproute2 lists the addresses");
+        let global: Vec<String> = listed
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line
+                    .split_whitespace()
+                    .skip_while(|f| *f != "inet" && *f != "inet6");
+                fields.nth(1)?.split('/').next().map(str::to_string)
+            })
+            .collect();
         let everywhere = listening_names("0.0.0.0");
-        match crate::checklist::network_address() {
-            Some(lan) => assert_eq!(everywhere, vec![lan.to_string()]),
-            None => assert!(everywhere.is_empty()),
+        if global.is_empty() {
+            assert!(
+                everywhere.is_empty(),
+                "{everywhere:?} named without any global address"
+            );
+        } else {
+            assert_eq!(everywhere.len(), 1, "{everywhere:?}");
+            assert!(
+                global.contains(&everywhere[0]),
+                "{everywhere:?} is not one of {global:?}"
+            );
         }
     }
 
@@ -809,5 +991,72 @@ mod tests {
             2,
             "server and client (no ca.pem written in this test)"
         );
+    }
+
+    #[test]
+    fn a_new_ca_vouches_for_this_computer_and_private_addresses_only() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.name_constraints = Some(authority_constraints(&[
+            "gatehouse.test".into(),
+            "203.0.113.9".into(),
+        ]));
+        let ca = params.self_signed(&key).unwrap();
+        let permitted = authority_permits(ca.pem().as_bytes())
+            .unwrap()
+            .expect("constrained");
+        let ok: Vec<String> = [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "192.168.1.20",
+            "10.1.2.3",
+            "fd00::5",
+            "gatehouse.test",
+            "api.gatehouse.test",
+            "203.0.113.9",
+        ]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+        assert_eq!(permitted.outside(&ok), Vec::<String>::new());
+        let bad: Vec<String> = [
+            "www.bank.example",
+            "8.8.8.8",
+            "2001:db8::1",
+            "203.0.113.10",
+            "test",
+        ]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+        assert_eq!(permitted.outside(&bad), bad);
+
+        let authority = Authority {
+            cert_pem: ca.pem(),
+            key,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles::new(dir.path().to_path_buf());
+        let refused = authority
+            .issue_server(
+                &files,
+                &["localhost".into(), "www.bank.example".into()],
+                SERVER_LIFETIME,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("www.bank.example") && refused.contains("--new-ca"),
+            "{refused}"
+        );
+        assert!(!files.server_cert().exists());
+
+        let old = CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap();
+        assert!(authority_permits(old.pem().as_bytes()).unwrap().is_none());
     }
 }

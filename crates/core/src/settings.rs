@@ -231,6 +231,8 @@ pub struct LimitSettings {
     /// Seconds a connection has, from being ready for a request, to send that request's
     /// headers; bounds slow senders and idle keep-alive connections alike.
     pub header_read_timeout_seconds: u32,
+    /// Megabytes one workflow's step results may hold at once; past it the request gets 413.
+    pub workflow_memory_mb: u32,
 }
 
 impl Default for LimitSettings {
@@ -249,6 +251,7 @@ impl Default for LimitSettings {
             max_connections: 4096,
             max_tls_handshakes: 256,
             header_read_timeout_seconds: 10,
+            workflow_memory_mb: 256,
         }
     }
 }
@@ -337,6 +340,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "GATEHOUSE_HEADER_READ_TIMEOUT",
         "limits.header_read_timeout_seconds",
     ),
+    ("GATEHOUSE_WORKFLOW_MEMORY_MB", "limits.workflow_memory_mb"),
     ("GATEHOUSE_AUDIT", "audit.enabled"),
     ("GATEHOUSE_KEY_RPS", "limits.key_requests_per_second"),
     ("GATEHOUSE_ADDRESS_RPS", "limits.address_requests_per_second"),
@@ -750,6 +754,13 @@ impl Settings {
                 3600,
                 "10",
             ),
+            (
+                "limits.workflow_memory_mb",
+                limits.workflow_memory_mb,
+                1,
+                1_048_576,
+                "256",
+            ),
         ];
         for (field, value, low, high, default) in connection_limits {
             if !(low..=high).contains(&value) {
@@ -877,6 +888,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("limits.max_connections", Kind::Integer),
     ("limits.max_tls_handshakes", Kind::Integer),
     ("limits.header_read_timeout_seconds", Kind::Integer),
+    ("limits.workflow_memory_mb", Kind::Integer),
     ("audit.enabled", Kind::Bool),
     ("log.level", Kind::Text),
     ("workflows.allow_custom_python", Kind::Bool),

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::AppState;
+use crate::connections::Connection;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::models::{IndexEntry, LoadedModel, Repository};
@@ -82,7 +83,8 @@ pub struct ModelReady {
     pub ready: bool,
 }
 
-/// What `/info` tells anyone who asks: enough to see the security posture, nothing secret.
+/// What `/info` tells: to anyone, what a client needs to connect; to clients on this computer, also
+/// the posture the checklist judges. Never a secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerInfo {
     pub name: String,
@@ -94,13 +96,19 @@ pub struct ServerInfo {
     pub loopback_only: bool,
     pub tls: bool,
     pub mtls: bool,
-    /// Whether protected endpoints need an API key.
-    pub auth: bool,
+    /// Whether protected endpoints need an API key. Told to clients on this computer only, like
+    /// the fields below: beyond it they would tell an attacker where to start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<bool>,
     /// Whether workflows may run `python` steps.
-    pub custom_python: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_python: Option<bool>,
     /// With custom Python on: the sandbox layers in force and the ones this system lacks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub python_sandbox: Option<PythonSandbox>,
+    /// Valid keys sent in a URL (`?api_key=`) in the last 24 hours, most recent first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_in_url: Option<Vec<crate::perimeter::url_keys::KeyInUrl>>,
     pub models_ready: usize,
 }
 
@@ -108,6 +116,8 @@ pub struct ServerInfo {
 pub struct PythonSandbox {
     pub layers: Vec<String>,
     pub missing: Vec<String>,
+    /// Python steps run although a layer is missing (`workflows.allow_weaker_sandbox`).
+    pub weaker_accepted: bool,
 }
 
 #[utoipa::path(get, path = "/", tag = "public", responses((status = 200, description = "Where to go next")))]
@@ -139,16 +149,27 @@ pub async fn readiness(State(state): State<AppState>) -> Result<Json<Value>, Api
 }
 
 #[utoipa::path(get, path = "/info", tag = "public", responses((status = 200, body = ServerInfo)))]
-pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
+pub async fn info(
+    State(state): State<AppState>,
+    connection: Option<Extension<Connection>>,
+) -> Json<ServerInfo> {
     let mut info = (*state.info).clone();
     info.models_ready = state.repository.get().map(Repository::ready_count).unwrap_or(0);
-    if info.custom_python {
+    let local = connection.is_none_or(|c| c.peer.ip().to_canonical().is_loopback());
+    if !local {
+        info.auth = None;
+        info.custom_python = None;
+        return Json(info);
+    }
+    if info.custom_python == Some(true) {
         let (layers, missing) = crate::workflows::sandbox::layers(&state.sandbox);
         info.python_sandbox = Some(PythonSandbox {
             layers: layers.into_iter().map(String::from).collect(),
             missing: missing.into_iter().map(String::from).collect(),
+            weaker_accepted: state.sandbox.allow_weaker,
         });
     }
+    info.keys_in_url = Some(state.perimeter.url_keys.recent(time::OffsetDateTime::now_utc()));
     Json(info)
 }
 

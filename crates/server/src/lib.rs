@@ -63,6 +63,8 @@ pub struct Shared {
     pub repository: Arc<OnceLock<Repository>>,
     pub info: Arc<ServerInfo>,
     pub max_body_bytes: usize,
+    /// What one workflow's step results may hold at once (`limits.workflow_memory_mb`).
+    pub workflow_memory_bytes: usize,
     pub perimeter: Arc<Perimeter>,
     /// The names requests may be addressed to (the DNS-rebinding defence).
     pub hosts: Arc<perimeter::hosts::AllowedHosts>,
@@ -269,13 +271,15 @@ mod tests {
                 address: "127.0.0.1:9001".into(),
                 loopback_only: true,
                 tls: false,
-                auth: true,
-                custom_python: false,
+                auth: Some(true),
+                custom_python: Some(false),
                 python_sandbox: None,
+                keys_in_url: None,
                 mtls: false,
                 models_ready: 0,
             }),
             max_body_bytes: 1024,
+            workflow_memory_bytes: 1 << 20,
             allow_custom_python: false,
             sandbox: workflows::sandbox::SandboxConfig::new(&Default::default(), Vec::new()),
         })

@@ -48,6 +48,9 @@ enum Command {
     Check(check_cli::CheckArgs),
     /// Run the server and keep it running: restart after crashes and on settings changes.
     Supervise(supervise_cli::SuperviseArgs),
+    /// Print a completion script for bash, zsh or fish, e.g.
+    /// `gatehouse completions bash > ~/.local/share/bash-completion/completions/gatehouse`.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(clap::Args)]
@@ -86,6 +89,11 @@ fn main() -> ExitCode {
         Command::Certs(command) => certs_cli::run(command, &paths),
         Command::Check(args) => return check_cli::run(args, &paths),
         Command::Supervise(args) => return supervise_cli::run(args, &paths),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "gatehouse", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

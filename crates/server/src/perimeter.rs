@@ -10,6 +10,7 @@ pub mod audit;
 pub mod hosts;
 pub mod limits;
 pub mod requests;
+pub mod url_keys;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -52,7 +53,17 @@ pub struct Perimeter {
     audit: Option<AuditSink>,
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
+    /// Valid keys seen in a URL in the last day, for `/info` and the checklist.
+    pub url_keys: url_keys::UrlKeys,
+    /// Bodies read before their sender is known, to find an `api_key` in them: at most this
+    /// many at once, so clients without a key cannot make the server hold gigabytes.
+    unauthenticated_bodies: tokio::sync::Semaphore,
 }
+
+/// Bodies read at once to look for an `api_key` field (each up to `limits.max_body_bytes`).
+const UNAUTHENTICATED_BODIES: usize = 8;
+/// How long a body waits for its turn to be read before its sender is known.
+const UNAUTHENTICATED_WAIT: Duration = Duration::from_secs(5);
 
 /// Where the client put its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +123,8 @@ impl Perimeter {
             audit,
             metrics,
             max_body_bytes: settings.limits.max_body_bytes,
+            url_keys: url_keys::UrlKeys::default(),
+            unauthenticated_bodies: tokio::sync::Semaphore::new(UNAUTHENTICATED_BODIES),
         }
     }
 
@@ -268,7 +281,7 @@ async fn admit(
         return Ok(request);
     }
 
-    let (request, presented) = find_key(request, perimeter.max_body_bytes).await?;
+    let (request, presented) = find_key(request, perimeter).await?;
     let Some((presentation, key)) = presented else {
         metrics.auth_failure("missing");
         line.refused("missing_key");
@@ -314,6 +327,11 @@ async fn admit(
         }
     };
     line.key_id = Some(identity.key_id.clone());
+    if presentation == Presentation::Query {
+        perimeter
+            .url_keys
+            .record(&identity.key_id, address, OffsetDateTime::now_utc());
+    }
     tracing::Span::current().record("key_id", identity.key_id.as_str());
 
     if presentation == Presentation::Basic && forgeable(&request, &perimeter.hosts) {
@@ -359,7 +377,7 @@ async fn admit(
 /// X-API-Key, `?api_key=`, then an `api_key` field of a JSON body.
 async fn find_key(
     request: Request,
-    max_body_bytes: usize,
+    perimeter: &Perimeter,
 ) -> Result<(Request, Option<(Presentation, Sensitive<String>)>), Response> {
     if let Some(found) = key_from_headers(request.headers()) {
         return Ok((request, Some(found)));
@@ -367,11 +385,25 @@ async fn find_key(
     if let Some(key) = request.uri().query().and_then(key_from_query) {
         return Ok((request, Some((Presentation::Query, key))));
     }
-    if request.method() != Method::POST {
+    // Only a JSON body can carry `api_key`; anything else is refused for its missing key without
+    // being read.
+    if request.method() != Method::POST || !json_body(request.headers()) {
         return Ok((request, None));
     }
+    let Ok(Ok(_turn)) =
+        tokio::time::timeout(UNAUTHENTICATED_WAIT, perimeter.unauthenticated_bodies.acquire()).await
+    else {
+        perimeter.metrics.rate_limited("unauthenticated_bodies");
+        return Err(refuse_for(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many requests with the key inside the body are being read at once; send the key \
+             in an `Authorization: Bearer` or `X-API-Key` header instead",
+            Duration::from_secs(1),
+        ));
+    };
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| {
+    let bytes = axum::body::to_bytes(body, perimeter.max_body_bytes).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -414,6 +446,11 @@ fn key_from_headers(headers: &HeaderMap) -> Option<(Presentation, Sensitive<Stri
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(|v| (Presentation::Header, Sensitive::new(v.trim().to_string())))
+}
+
+/// What the handlers would read as JSON (a JSON media type, or none, as OIP clients send).
+fn json_body(headers: &HeaderMap) -> bool {
+    crate::json::check_content_type(headers.get(header::CONTENT_TYPE)).is_ok()
 }
 
 fn key_from_query(query: &str) -> Option<Sensitive<String>> {

@@ -138,6 +138,16 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         metrics.clone(),
     ));
     perimeter.spawn_watchers();
+    {
+        // Keys sent in a URL before this start still count for the checklist's 24 hours.
+        let perimeter = perimeter.clone();
+        let log = paths.audit_log();
+        tokio::task::spawn_blocking(move || {
+            perimeter
+                .url_keys
+                .seed_from_audit(&log, time::OffsetDateTime::now_utc())
+        });
+    }
     let loopback = address.ip().is_loopback();
     let metrics_protected = match settings.server.metrics_access.as_str() {
         "public" => false,
@@ -160,12 +170,14 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             loopback_only: address.ip().is_loopback(),
             tls: tls_files.is_some(),
             mtls: tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
-            auth: settings.auth.enabled,
-            custom_python: settings.workflows.allow_custom_python,
+            auth: Some(settings.auth.enabled),
+            custom_python: Some(settings.workflows.allow_custom_python),
             python_sandbox: None,
+            keys_in_url: None,
             models_ready: 0,
         }),
         max_body_bytes: settings.limits.max_body_bytes,
+        workflow_memory_bytes: settings.limits.workflow_memory_mb as usize * 1024 * 1024,
         allow_custom_python: settings.workflows.allow_custom_python,
         // Python steps must not see Gatehouse's own files: keys, settings, certificates, models.
         sandbox: SandboxConfig::new(

@@ -695,16 +695,127 @@ fn indices(inputs: &Map<String, Value>) -> Result<Vec<usize>, String> {
         .ok_or_else(|| "input `indices` must hold whole numbers ≥ 0".to_string())
 }
 
-fn resolve(source: &Source, request_inputs: &Map<String, Value>, results: &HashMap<String, Value>) -> Value {
-    match source {
-        Source::Literal(value) => value.clone(),
-        Source::Input(name) => request_inputs.get(name).cloned().unwrap_or(Value::Null),
-        Source::Step(step, None) => results.get(step).cloned().unwrap_or(Value::Null),
-        Source::Step(step, Some(field)) => results
-            .get(step)
-            .and_then(|r| r.get(field))
-            .cloned()
-            .unwrap_or(Value::Null),
+/// Step results still needed, each with the references left to it and what it weighs, so a
+/// result is moved out at its last use instead of copied, and freed then.
+struct Results {
+    live: HashMap<String, Held>,
+    /// Approximate bytes held by the request's inputs and the live results.
+    bytes: usize,
+    budget: usize,
+}
+
+struct Held {
+    value: Value,
+    uses: usize,
+    bytes: usize,
+}
+
+impl Results {
+    fn new(plan: &Plan, request_inputs: &Map<String, Value>, budget: usize) -> Results {
+        Results {
+            live: HashMap::new(),
+            bytes: request_inputs.values().map(footprint).sum(),
+            budget,
+        }
+        .with_uses(plan)
+    }
+
+    /// Sets aside a slot per step with its number of readers; a result nobody reads is dropped
+    /// as soon as it is made.
+    fn with_uses(mut self, plan: &Plan) -> Results {
+        let sources = plan
+            .steps
+            .iter()
+            .flat_map(|step| step.inputs.values())
+            .chain(plan.outputs.values());
+        for source in sources {
+            if let Source::Step(step, _) = source {
+                self.live
+                    .entry(step.clone())
+                    .or_insert(Held {
+                        value: Value::Null,
+                        uses: 0,
+                        bytes: 0,
+                    })
+                    .uses += 1;
+            }
+        }
+        self
+    }
+
+    fn over_budget(&self, step: &str) -> Result<(), ApiError> {
+        if self.bytes <= self.budget {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "workflow_too_large",
+            format!(
+                "after step `{step}` this workflow holds about {} MB of step results, more than the {} MB one \
+                 workflow may hold (limits.workflow_memory_mb); send smaller inputs or split the workflow",
+                self.bytes.div_ceil(1 << 20),
+                self.budget >> 20
+            ),
+        ))
+    }
+
+    fn keep(&mut self, step: &str, value: Value) -> Result<(), ApiError> {
+        match self.live.get_mut(step) {
+            Some(held) => {
+                held.bytes = footprint(&value);
+                held.value = value;
+                self.bytes += held.bytes;
+                self.over_budget(step)
+            }
+            // Nothing reads it: dropped here, after its own size was checked.
+            None => {
+                let bytes = footprint(&value);
+                self.bytes += bytes;
+                let checked = self.over_budget(step);
+                self.bytes -= bytes;
+                checked
+            }
+        }
+    }
+
+    fn resolve(&mut self, source: &Source, request_inputs: &Map<String, Value>) -> Value {
+        let (step, field) = match source {
+            Source::Literal(value) => return value.clone(),
+            Source::Input(name) => return request_inputs.get(name).cloned().unwrap_or(Value::Null),
+            Source::Step(step, field) => (step, field),
+        };
+        let Some(held) = self.live.get_mut(step) else {
+            return Value::Null;
+        };
+        held.uses = held.uses.saturating_sub(1);
+        let last = held.uses == 0;
+        let value = match (field, last) {
+            (None, true) => std::mem::take(&mut held.value),
+            (None, false) => held.value.clone(),
+            (Some(field), true) => held.value.get_mut(field).map(Value::take).unwrap_or(Value::Null),
+            (Some(field), false) => held.value.get(field).cloned().unwrap_or(Value::Null),
+        };
+        if last && let Some(held) = self.live.remove(step) {
+            self.bytes -= held.bytes;
+        }
+        value
+    }
+}
+
+/// About how many bytes a JSON value takes in memory: enough to tell a workflow that grows
+/// beyond its budget from one that does not.
+fn footprint(value: &Value) -> usize {
+    const NODE: usize = std::mem::size_of::<Value>();
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => NODE,
+        Value::String(text) => NODE + text.len(),
+        Value::Array(items) => NODE + items.iter().map(footprint).sum::<usize>(),
+        Value::Object(map) => {
+            NODE + map
+                .iter()
+                .map(|(key, value)| NODE + key.len() + footprint(value))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -780,14 +891,15 @@ pub async fn run(
     let plan = plan(&request, repository, state.allow_custom_python, caller.as_deref())?;
     let empty = Map::new();
     let request_inputs = request.get("inputs").and_then(Value::as_object).unwrap_or(&empty);
-    let mut results: HashMap<String, Value> = HashMap::new();
+    let mut results = Results::new(&plan, request_inputs, state.workflow_memory_bytes);
+    results.over_budget("inputs")?;
     let mut timings = BTreeMap::new();
     for step in &plan.steps {
         let started = Instant::now();
         let inputs: Map<String, Value> = step
             .inputs
             .iter()
-            .map(|(name, source)| (name.clone(), resolve(source, request_inputs, &results)))
+            .map(|(name, source)| (name.clone(), results.resolve(source, request_inputs)))
             .collect();
         let at = |why: String| {
             ApiError::new(
@@ -837,12 +949,12 @@ pub async fn run(
             }
         };
         timings.insert(step.name.clone(), started.elapsed().as_secs_f64() * 1000.0);
-        results.insert(step.name.clone(), output);
+        results.keep(&step.name, output)?;
     }
     let outputs = plan
         .outputs
         .iter()
-        .map(|(name, source)| (name.clone(), resolve(source, request_inputs, &results)))
+        .map(|(name, source)| (name.clone(), results.resolve(source, request_inputs)))
         .collect();
     Ok(Json(WorkflowResponse {
         outputs,

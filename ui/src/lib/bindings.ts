@@ -253,7 +253,11 @@ max_tls_handshakes: number,
  * Seconds a connection has, from being ready for a request, to send that request's
  * headers; bounds slow senders and idle keep-alive connections alike.
  */
-header_read_timeout_seconds: number, };
+header_read_timeout_seconds: number, 
+/**
+ * Megabytes one workflow's step results may hold at once; past it the request gets 413.
+ */
+workflow_memory_mb: number, };
 
 export type AuditSettings = { 
 /**

@@ -108,16 +108,17 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
         Fix::EnableTls => {
             let files = CertFiles::new(paths.certs_dir());
             let keychain = Keychain::connect()?;
-            let (authority, _) = Authority::load_or_create(&files, &keychain, false)?;
+            // The server may already listen beyond loopback (this item warns exactly then):
+            // its certificate must name the address clients there use.
+            let host = crate::Settings::load(&paths.settings_file())
+                .map(|settings| settings.server.host)
+                .unwrap_or_default();
+            let names = certs::listening_names(&host);
+            let (authority, _) = Authority::load_or_create(&files, &keychain, false, &names)?;
             if !files.server_cert().exists() || !files.server_key().exists() {
-                // The server may already listen beyond loopback (this item warns exactly then):
-                // its certificate must name the address clients there use.
-                let host = crate::Settings::load(&paths.settings_file())
-                    .map(|settings| settings.server.host)
-                    .unwrap_or_default();
                 authority.issue_server(
                     &files,
-                    &certs::default_server_names(&certs::listening_names(&host)),
+                    &certs::default_server_names(&names),
                     time::Duration::days(SERVER_CERTIFICATE_DAYS),
                 )?;
             }

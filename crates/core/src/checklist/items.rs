@@ -89,6 +89,18 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
         &["OWASP API8:2023", "OWASP API5:2023", "NIST CSF PR.PT-3"],
     ),
     (
+        "workflows.sandbox",
+        "Python steps run in the whole sandbox",
+        "With a layer of the sandbox missing, a python step can reach more of this computer: without namespaces UDP, local sockets and the session bus (and through it the keychain), without Landlock the files, without seccomp sockets and signals.",
+        &["OWASP API8:2023", "NIST CSF PR.PT-3"],
+    ),
+    (
+        "auth.key_in_url",
+        "No key was sent in a URL",
+        "A key in a URL (`?api_key=`) lands in shell history, proxy and server logs and browser history, where anyone who reads them finds it.",
+        &["OWASP ASVS 5.0 V14.2.1", "OWASP API2:2023"],
+    ),
+    (
         "cors.policy",
         "Browsers on other sites cannot call the server",
         "A wildcard or reflected CORS policy lets any web page you open talk to your local server.",
@@ -225,6 +237,10 @@ struct Info {
     custom_python: Option<bool>,
     /// With custom Python on: the sandbox's layers and what is missing.
     sandbox: Option<String>,
+    sandbox_missing: Vec<String>,
+    sandbox_weaker_accepted: bool,
+    /// Valid keys sent in a URL in the last day; `None` when the server does not say.
+    keys_in_url: Option<Vec<Value>>,
 }
 
 pub async fn gatehouse(
@@ -244,6 +260,14 @@ pub async fn gatehouse(
                 mtls: value["mtls"].as_bool().unwrap_or(false),
                 auth: value["auth"].as_bool(),
                 custom_python: value["custom_python"].as_bool(),
+                sandbox_missing: value["python_sandbox"]["missing"]
+                    .as_array()
+                    .map(|l| l.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .unwrap_or_default(),
+                sandbox_weaker_accepted: value["python_sandbox"]["weaker_accepted"]
+                    .as_bool()
+                    .unwrap_or(false),
+                keys_in_url: value["keys_in_url"].as_array().cloned(),
                 sandbox: value.get("python_sandbox").map(|s| {
                     let list = |key: &str| {
                         s[key]
@@ -287,9 +311,17 @@ pub async fn gatehouse(
         cors(&prober),
         metrics_protected(&prober, info.loopback_only),
     );
-    let mut items = vec![exposure, host_check, auth, public];
+    let mut items = vec![
+        exposure,
+        host_check,
+        auth,
+        key_in_url(info.keys_in_url.as_deref()),
+        public,
+    ];
     items.extend(transport);
+    let sandbox = sandbox(&info);
     items.push(custom_python(info.custom_python, info.sandbox, settings));
+    items.extend(sandbox);
     items.push(cors);
     items.push(metrics);
     items.extend(configuration_items(paths, settings));
@@ -836,13 +868,34 @@ fn certificate(
             found,
             None,
         ),
-        _ => item(
-            "transport.certificate",
-            Status::Pass,
-            format!("trusted; {expiry}"),
-            found,
-            None,
-        ),
+        _ => {
+            // A CA made before name constraints can vouch for any site once trusted; only a new
+            // CA fixes that, and its clients must trust it anew, so this is advice, not a fix.
+            let unconstrained = ours
+                && local_ca
+                    .is_some_and(|ca| matches!(crate::certs::authority_permits_der(ca.as_ref()), Ok(None)));
+            if unconstrained {
+                found.push(evidence("the local CA's name constraints", "none"));
+                return item(
+                    "transport.certificate",
+                    Status::Warn,
+                    format!(
+                        "trusted; {expiry}; but the local CA has no name constraints, so whoever takes its key \
+                         can make certificates for any site: run `gatehouse certs init --new-ca` to reissue it \
+                         for this computer's names only (clients then trust the new ca.pem)"
+                    ),
+                    found,
+                    None,
+                );
+            }
+            item(
+                "transport.certificate",
+                Status::Pass,
+                format!("trusted; {expiry}"),
+                found,
+                None,
+            )
+        }
     }
 }
 
@@ -924,6 +977,93 @@ fn custom_python(reported: Option<bool>, sandbox: Option<String>, settings: &Set
             None,
         )
     }
+}
+
+/// Judged only while python steps are allowed: otherwise no step runs in the sandbox at all.
+fn sandbox(info: &Info) -> Option<Item> {
+    if info.custom_python != Some(true) {
+        return None;
+    }
+    let layers = info.sandbox.clone().unwrap_or_default();
+    let found = vec![evidence("GET /info python_sandbox", layers)];
+    let missing = info.sandbox_missing.join(", ");
+    Some(if info.sandbox_missing.is_empty() {
+        item(
+            "workflows.sandbox",
+            Status::Pass,
+            "every layer of the sandbox is in force",
+            found,
+            None,
+        )
+    } else if info.sandbox_weaker_accepted {
+        item(
+            "workflows.sandbox",
+            Status::Fail,
+            format!("python steps run without {missing}: a weaker sandbox was accepted"),
+            found,
+            set("workflows.allow_weaker_sandbox", "false"),
+        )
+    } else {
+        item(
+            "workflows.sandbox",
+            Status::Warn,
+            format!("this system lacks {missing}, so python steps are refused"),
+            found,
+            None,
+        )
+    })
+}
+
+/// Keys sent in a URL in the last 24 hours, as the server counted them.
+fn key_in_url(reported: Option<&[Value]>) -> Item {
+    let Some(keys) = reported else {
+        return item(
+            "auth.key_in_url",
+            Status::Unknown,
+            "the server tells which keys came in a URL only to clients on its own computer",
+            vec![evidence("GET /info keys_in_url", "absent")],
+            None,
+        );
+    };
+    if keys.is_empty() {
+        return item(
+            "auth.key_in_url",
+            Status::Pass,
+            "no key came in a URL in the last 24 hours",
+            vec![evidence("GET /info keys_in_url", "none")],
+            None,
+        );
+    }
+    let seen: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            format!(
+                "key {} from {}, {} time(s), last at {}",
+                key["key_id"].as_str().unwrap_or("?"),
+                key["address"].as_str().unwrap_or("?"),
+                key["count"].as_u64().unwrap_or(0),
+                key["last_seen"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    let ids: Vec<&str> = keys.iter().filter_map(|key| key["key_id"].as_str()).collect();
+    item(
+        "auth.key_in_url",
+        Status::Warn,
+        format!(
+            "{} sent in a URL in the last 24 hours: send it in an `Authorization: Bearer` or \
+             `X-API-Key` header, and rotate it if that URL was logged or shared",
+            if ids.len() == 1 {
+                format!("key {} was", ids[0])
+            } else {
+                format!("keys {} were", ids.join(", "))
+            }
+        ),
+        seen.into_iter()
+            .map(|observed| evidence("GET /info keys_in_url", observed))
+            .collect(),
+        None,
+    )
 }
 
 /// A page on another site would send this origin.

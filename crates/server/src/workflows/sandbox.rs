@@ -224,6 +224,9 @@ pub fn layers(config: &SandboxConfig) -> (Vec<&'static str>, Vec<&'static str>) 
     ] {
         if available { on.push(name) } else { off.push(name) }
     }
+    if landlock::scopes() {
+        on.push("signal scoping");
+    }
     (on, off)
 }
 
@@ -755,11 +758,20 @@ mod landlock {
     const NET_CONNECT_TCP: u64 = 1 << 1;
     const RULE_PATH_BENEATH: libc::c_int = 1;
     const CREATE_RULESET_VERSION: libc::c_uint = 1;
+    const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+    const SCOPE_SIGNAL: u64 = 1 << 1;
 
     #[repr(C)]
     struct RulesetAttr {
         handled_access_fs: u64,
         handled_access_net: u64,
+        scoped: u64,
+    }
+
+    /// Whether the kernel scopes signals and abstract sockets (ABI 6): a second wall behind
+    /// seccomp's refusal of every signal call and the network namespace's own abstract sockets.
+    pub fn scopes() -> bool {
+        abi().is_some_and(|abi| abi >= 6)
     }
 
     #[repr(C, packed)]
@@ -789,6 +801,7 @@ mod landlock {
     pub struct Rules {
         handled_fs: u64,
         handled_net: u64,
+        scoped: u64,
         /// Paths and the rights beneath them.
         paths: Vec<(CString, u64)>,
     }
@@ -839,6 +852,11 @@ mod landlock {
         Some(Rules {
             handled_fs,
             handled_net,
+            scoped: if scopes() {
+                SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+            } else {
+                0
+            },
             paths,
         })
     }
@@ -849,13 +867,17 @@ mod landlock {
             let attr = RulesetAttr {
                 handled_access_fs: self.handled_fs,
                 handled_access_net: self.handled_net,
+                scoped: self.scoped,
             };
-            // Kernels before ABI 4 know only the first field.
-            let size = if self.handled_net == 0 {
-                std::mem::size_of::<u64>()
+            // A kernel reads only the fields its ABI has: the first before ABI 4, two before 6.
+            let fields = if self.scoped != 0 {
+                3
+            } else if self.handled_net != 0 {
+                2
             } else {
-                std::mem::size_of::<RulesetAttr>()
+                1
             };
+            let size = fields * std::mem::size_of::<u64>();
             // SAFETY: Landlock system calls with structures laid out as the kernel's headers say;
             // open/close on NUL-terminated paths owned by `self`. No allocation.
             unsafe {
