@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 
+import connections
 import panel
 import supervision
 import workflows
@@ -406,6 +407,7 @@ def main() -> None:
     supervised = supervision.measure()
     python_step = workflows.measure()
     idle = panel.measure()
+    flood = connections.run()
     rows = [
         (f"tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s, {PAIRS} alternating turns each", alternated[0] / alternated[1], "≥ 20"),
         ("the same from the separate runs below", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "—"),
@@ -420,6 +422,8 @@ def main() -> None:
         ("supervisor: crash → ready again ÷ cold start → ready (medians)", supervised["crash_ms"] / supervised["cold_ms"], "≤ 1.5"),
         ("full checklist against a local server (ms, median)", supervised["checklist_ms"], "< 200"),
         ("a trivial python step's added workflow latency, p50 (ms)", python_step["added_ms"], "≤ 60"),
+        (f"p99 of a keep-alive client with {connections.IDLE} idle connections + {connections.SLOWLORIS} slowloris senders ÷ without ({len(connections.TURNS) // 2} alternating turns each)", flood["ratio"], "≤ 2"),
+        ("the same client's failed requests under that attack", sum(flood["errors"].values()), "0"),
         ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
         ("floor: a bare WebKitGTK window (MiniBrowser, about:blank; MB PSS, highest sample)", idle["webkit_floor_mb"], "—"),
         ("panel idle: CPU over a minute (% of one core)", idle["cpu_percent"], "< 1"),
@@ -447,6 +451,8 @@ def main() -> None:
     detail.append(f"| `gatehouse check` whole command, ms (median of {supervision.SAMPLES}) | — | — | — | {supervised['checklist_wall_ms']:.0f} | — |")
     detail.append(f"| workflow softmax → top_k, p50 ms (median of {workflows.REQUESTS}) | — | 1 | — | {python_step['plain_ms']:.1f} | — |")
     detail.append(f"| the same plus a python step, p50 ms (median of {workflows.REQUESTS}) | — | 1 | — | {python_step['python_ms']:.1f} | — |")
+    detail.append(f"| Gatehouse p99 µs of one keep-alive client, quiet (mean of {len(connections.TURNS) // 2} turns of {connections.REQUESTS}) | sigmoid | 1 | — | — | {flood['p99_quiet_us']:.0f} |")
+    detail.append(f"| the same with {connections.IDLE} idle + {connections.SLOWLORIS} slowloris connections (attack sockets the server closed and the attacker reopened: {flood['attack_sockets_reopened']}) | sigmoid | 1 | — | — | {flood['p99_attacked_us']:.0f} |")
     text = "\n".join(lines + detail) + "\n"
     (OUT / "latest.md").write_text(text)
     print()

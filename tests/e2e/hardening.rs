@@ -583,3 +583,51 @@ fn completion_scripts_cover_every_command_and_bash_can_read_its_own() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("bash"));
 }
+
+#[test]
+fn the_local_ca_vouches_only_for_this_computer_and_refuses_to_issue_for_another_site() {
+    let home = tempfile::tempdir().unwrap();
+    certs(home.path(), &["init", "--host", "gatehouse.test"]);
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "nameConstraints", "-in"])
+        .arg(home.path().join("certs/ca.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    for permitted in [
+        "DNS:localhost",
+        "DNS:gatehouse.test",
+        "IP:127.0.0.0/255.0.0.0",
+        "IP:192.168.0.0/255.255.0.0",
+    ] {
+        assert!(
+            text.contains(permitted),
+            "{permitted} not in the CA's constraints:\n{text}"
+        );
+    }
+    // The server certificate it issued verifies under those constraints with an independent client.
+    let verified = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(home.path().join("certs/ca.pem"))
+        .arg(home.path().join("certs/server.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // A name outside them is refused before anything is written, with the way on.
+    let before = std::fs::read(home.path().join("certs/server.pem")).unwrap();
+    let refused = crate::util::gatehouse(home.path(), &["certs", "init", "--host", "www.bank.example"]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("www.bank.example") && message.contains("--new-ca"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(home.path().join("certs/server.pem")).unwrap(),
+        before
+    );
+}

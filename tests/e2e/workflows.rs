@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, split, wait_until};
+use crate::util::{TestServer, check_item, split, wait_until};
 
 /// A key with the `workflows` scope for `server` (and `infer`, which model steps need), once the
 /// running server has picked it up.
@@ -423,6 +423,15 @@ fn without_namespaces_landlock_and_seccomp_still_contain_python() {
         "{sandbox}"
     );
     assert_eq!(sandbox["missing"], json!(["namespaces"]));
+    assert_eq!(sandbox["weaker_accepted"], true);
+    // Accepting a weaker sandbox is a weakness the checklist names and offers to undo.
+    let judged = check_item(&server, &server.url(""), "workflows.sandbox");
+    assert_eq!(judged["status"], "fail", "{judged}");
+    assert!(
+        judged["summary"].as_str().unwrap().contains("namespaces"),
+        "{judged}"
+    );
+    assert_eq!(judged["fix"]["key"], "workflows.allow_weaker_sandbox", "{judged}");
 
     let keys_file = server.home.path().join("keys.toml");
     let (status, body) = run_python(
@@ -535,5 +544,11 @@ fn a_sandbox_missing_a_layer_refuses_python_steps_until_a_weaker_one_is_accepted
     assert!(
         message.contains("namespaces") && message.contains("workflows.allow_weaker_sandbox"),
         "{message}"
+    );
+    let judged = check_item(&server, &server.url(""), "workflows.sandbox");
+    assert_eq!(judged["status"], "warn", "{judged}");
+    assert!(
+        judged["summary"].as_str().unwrap().contains("refused"),
+        "{judged}"
     );
 }
