@@ -243,6 +243,12 @@ def against_peer(files: dict) -> tuple:
     return sum(rates["gatehouse"]) / PAIRS, sum(rates["fastapi"]) / PAIRS
 
 
+def host_check() -> dict:
+    """The Host check's cost per request, in-process (bench/src/host_check.rs)."""
+    output = subprocess.run([str(ROOT / "target" / "release" / "host-check")], capture_output=True, text=True, check=True).stdout
+    return json.loads(output)
+
+
 def floor(files: dict) -> dict:
     """ONNX Runtime called in-process on magika's input, in a loop of about BENCH_SECONDS."""
     binary = ROOT / "target" / "release" / "inprocess-floor"
@@ -404,6 +410,7 @@ def main() -> None:
     alternated = against_peer(files)
     auth_on, auth_off = auth_ratio(files)
     transport = tls(files)
+    hosts = host_check()
     supervised = supervision.measure()
     python_step = workflows.measure()
     idle = panel.measure()
@@ -422,6 +429,7 @@ def main() -> None:
         ("supervisor: crash → ready again ÷ cold start → ready (medians)", supervised["crash_ms"] / supervised["cold_ms"], "≤ 1.5"),
         ("full checklist against a local server (ms, median)", supervised["checklist_ms"], "< 200"),
         ("a trivial python step's added workflow latency, p50 (ms)", python_step["added_ms"], "≤ 60"),
+        ("the Host check's cost per request ÷ the server's CPU per tiny-model request (%, plaintext, 16 connections)", 100 * hosts["cost_ns"] / 1000 / transport["plain_cpu_us"], "≤ 2"),
         (f"p99 of a keep-alive client with {connections.IDLE} idle connections + {connections.SLOWLORIS} slowloris senders ÷ without ({len(connections.TURNS) // 2} alternating turns each)", flood["ratio"], "≤ 2"),
         ("the same client's failed requests under that attack", sum(flood["errors"].values()), "0"),
         ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
@@ -451,6 +459,7 @@ def main() -> None:
     detail.append(f"| `gatehouse check` whole command, ms (median of {supervision.SAMPLES}) | — | — | — | {supervised['checklist_wall_ms']:.0f} | — |")
     detail.append(f"| workflow softmax → top_k, p50 ms (median of {workflows.REQUESTS}) | — | 1 | — | {python_step['plain_ms']:.1f} | — |")
     detail.append(f"| the same plus a python step, p50 ms (median of {workflows.REQUESTS}) | — | 1 | — | {python_step['python_ms']:.1f} | — |")
+    detail.append(f"| the Host check in-process: a request through a bare router {hosts['without_ns']:.0f} ns, with the check {max(hosts['with_name_ns'], hosts['with_address_ns']):.0f} ns (mean of {hosts['turns']} alternating turns of {hosts['iterations']}) | — | — | — | — | — |")
     detail.append(f"| Gatehouse p99 µs of one keep-alive client, quiet (mean of {len(connections.TURNS) // 2} turns of {connections.REQUESTS}) | sigmoid | 1 | — | — | {flood['p99_quiet_us']:.0f} |")
     detail.append(f"| the same with {connections.IDLE} idle + {connections.SLOWLORIS} slowloris connections (attack sockets the server closed and the attacker reopened: {flood['attack_sockets_reopened']}) | sigmoid | 1 | — | — | {flood['p99_attacked_us']:.0f} |")
     text = "\n".join(lines + detail) + "\n"

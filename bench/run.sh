@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gatehouse's benchmarks, in one run: builds release binaries, measures Gatehouse and the FastAPI
 # peer with wrk on loopback (bounded: a few seconds per case), measures ONNX Runtime in-process,
-# TLS handshakes against nginx (bench/src/handshakes.rs) and TLS against plaintext, and prints the
+# TLS handshakes against nginx (bench/src/handshakes.rs), TLS against plaintext, the Host check's cost
+# (bench/src/host_check.rs) and a client's latency under a connection flood (bench/connections.py), and prints the
 # ratios.
 # See bench/RESULTS.md for the targets and the last recorded run.
 #   BENCH_SECONDS   length of each load run (default 10)

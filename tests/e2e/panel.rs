@@ -126,6 +126,9 @@ impl Panel {
                 .env("GATEHOUSE_DATA", data_dir())
                 .env("GATEHOUSE_BIN", gatehouse_bin())
                 .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+                // Python steps' sandbox without its namespaces, as in a container that refuses
+                // them: the Workflows page must show that layer as missing.
+                .env("GATEHOUSE_SANDBOX_NAMESPACES", "off")
                 // The app's own state (window size and position, start at login) stays in the
                 // test's directory, away from the developer's desktop.
                 .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
@@ -797,6 +800,22 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         Duration::from_secs(60),
     );
     panel.screenshot("dashboard-failing");
+    // With Python on, the page lists what the running server reports, and the layer this
+    // server lacks is shown as missing, not as in force.
+    panel.click("nav", "Workflows");
+    let missing = panel.wait_for(
+        "the missing sandbox layer",
+        "const items = [...document.querySelectorAll('.layers li')].map(li => li.innerText); \
+         return items.some(t => t.includes('namespaces') && t.includes('missing')) && items.join('\\n')",
+        Duration::from_secs(30),
+    );
+    let missing = missing.as_str().unwrap();
+    assert!(
+        missing.contains("seccomp") && !missing.lines().any(|l| l.contains("namespaces") && l.starts_with('✓')),
+        "{missing}"
+    );
+    panel.screenshot("workflows-missing-layer");
+    panel.click("nav", "Dashboard");
     panel.click("Custom Python in workflows is off", "Fix");
     panel.wait_for(
         "the custom-Python item passing again",
