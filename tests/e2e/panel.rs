@@ -811,7 +811,10 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     );
     let missing = missing.as_str().unwrap();
     assert!(
-        missing.contains("seccomp") && !missing.lines().any(|l| l.contains("namespaces") && l.starts_with('✓')),
+        missing.contains("seccomp")
+            && !missing
+                .lines()
+                .any(|l| l.contains("namespaces") && l.starts_with('✓')),
         "{missing}"
     );
     panel.screenshot("workflows-missing-layer");
