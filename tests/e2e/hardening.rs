@@ -631,3 +631,51 @@ fn the_local_ca_vouches_only_for_this_computer_and_refuses_to_issue_for_another_
         before
     );
 }
+
+#[test]
+fn bodies_read_for_a_key_before_it_is_known_are_bounded_and_a_header_key_is_never_held_up() {
+    let server = TestServer::start_default();
+    // Eight senders that announce a JSON body with the key inside and then stall, holding every
+    // turn the server gives to such bodies.
+    let stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            stream
+                .write_all(
+                    b"POST /v2/models/magika/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                      Content-Length: 100000\r\n\r\n{\"api_key\": \"",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // A key in a header is checked without reading the body: served at once.
+    let started = Instant::now();
+    let (status, _) = server.get("/v2/models/magika");
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A ninth body with its key inside waits for a turn, then is refused with the way on.
+    let (status, body) = raw(
+        &server,
+        "POST /v2/models/magika/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: 17\r\nConnection: close\r\n\r\n{\"api_key\": \"x\"}",
+    );
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "busy");
+    assert!(body["error"].as_str().unwrap().contains("header"), "{body}");
+    // A body that is not JSON cannot carry a key and is refused for its missing key unread.
+    let (status, body) = raw(
+        &server,
+        "POST /v2/models/magika/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n\
+         Content-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(status, 401, "{body}");
+    drop(stalled);
+    assert!(rate_limited(&server, "unauthenticated_bodies") >= 1);
+}

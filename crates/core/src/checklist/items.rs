@@ -85,7 +85,7 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
     (
         "workflows.custom_python",
         "Custom Python in workflows is off",
-        "Anyone who can submit a workflow with a python step could run code on this computer. Roboflow's own security guide gives the same advice.",
+        "Anyone who can submit a workflow with a python step could run code on this computer. Roboflow Inference's guide for self-hosted servers advises turning its switch off too, although its default is on.",
         &["OWASP API8:2023", "OWASP API5:2023", "NIST CSF PR.PT-3"],
     ),
     (
