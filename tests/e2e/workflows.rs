@@ -528,6 +528,20 @@ fn a_hostile_python_step_finds_every_escape_refused() {
     );
     let _ = outside.kill();
     let _ = outside.wait();
+    // The step is the first process of its own PID namespace: no process outside has a number
+    // it could name.
+    let (status, body) = run_python(
+        &server,
+        &key,
+        "import os\ndef run(i):\n    return {'pid': os.getpid(), 'parent': os.getppid()}",
+        json!(0),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["outputs"]["result"],
+        json!({"pid": 1, "parent": 0}),
+        "{body}"
+    );
 }
 
 #[test]

@@ -7,17 +7,20 @@
 //!   restore them); a seccomp filter that kills it when it tries to start a process and refuses
 //!   sockets and io_uring, signals to any process, device nodes, mounts, ptrace, namespace
 //!   changes, module loading, kexec, reboot, clock setting and port I/O;
-//! - new network and mount namespaces (plus a user namespace when not running as root): no network
-//!   at all, the root file system read-only, and `/proc`, `/home`, `/root`, `/run`, `/tmp`, the
+//! - new network, mount, IPC and PID namespaces (plus a user namespace when not running as root):
+//!   no network at all, the step the first process of its own PID namespace (no process outside
+//!   it can be seen or named), the root file system read-only, and `/proc`, `/home`, `/root`, `/run`, `/tmp`, the
 //!   Gatehouse config and data directories covered by empty read-only file systems, so neither
 //!   the keys, the settings nor the server's environment can be read;
 //! - Landlock, where the kernel has it: reading only the Python installation and the system
 //!   libraries, writing only the working directory, and no TCP — which still holds in containers
-//!   that refuse namespaces.
+//!   that refuse namespaces; from ABI 6 also no signal to, and no abstract socket of, any process
+//!   outside the step.
 //!
 //! What the kernel refuses (namespaces in some containers, Landlock on older kernels, seccomp on
-//! other architectures) is left out, never silently assumed: [`layers`] says what is in force,
-//! `/info` shows it and the checklist quotes it.
+//! other architectures) is never silently assumed: [`layers`] says what is in force, `/info`
+//! shows it, and with a layer missing python steps are refused unless a weaker sandbox was
+//! accepted (which the checklist fails).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -179,7 +182,7 @@ impl SandboxError {
 fn layer_purpose(layer: &str) -> &'static str {
     match layer {
         "namespaces" => {
-            "namespaces keep UDP and local sockets, the session bus and with it the keychain out of reach"
+            "namespaces keep UDP and local sockets, the session bus and with it the keychain, and every other process out of reach"
         }
         "landlock" => "Landlock keeps files outside the Python installation and TCP out of reach",
         "seccomp" => "seccomp refuses sockets, signals and process creation",
@@ -431,7 +434,6 @@ impl Layers {
                 (libc::RLIMIT_AS, self.memory_bytes, self.memory_bytes),
                 (libc::RLIMIT_FSIZE, 1 << 20, 1 << 20),
                 (libc::RLIMIT_NOFILE, 32, 32),
-                (libc::RLIMIT_NPROC, 0, 0),
                 (libc::RLIMIT_CORE, 0, 0),
             ];
             for (resource, soft, hard) in limits {
@@ -444,7 +446,8 @@ impl Layers {
                 }
             }
             if self.namespaces {
-                let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
+                let mut flags =
+                    libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
                 if !self.root {
                     flags |= libc::CLONE_NEWUSER;
                 }
@@ -457,6 +460,17 @@ impl Layers {
                     write_file(c"/proc/self/gid_map", &self.gid_map)?;
                 }
                 self.mount_layers()?;
+                // A new PID namespace takes effect for children only: the step runs in a child
+                // that is PID 1 there and sees no process outside, while this process waits.
+                become_first_process()?;
+            }
+            // No new process from here on (after the fork above, which needed one).
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &none) != 0 {
+                return fail();
             }
             if self.root {
                 drop_capabilities()?;
@@ -584,6 +598,48 @@ fn drop_capabilities() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Forks after `unshare(CLONE_NEWPID)`: returns in the child, PID 1 of the new namespace, which
+/// goes on to exec the step. The parent closes every descriptor it holds (so the step's pipes and
+/// the spawner's exec report close with the step alone), waits, and ends the way the step ended,
+/// by the same exit code or signal, so timeouts and limits read the same as without it.
+///
+/// # Safety
+/// Runs between fork and exec: only async-signal-safe calls.
+unsafe fn become_first_process() -> std::io::Result<()> {
+    // SAFETY (whole block): fork, prctl, close_range, waitpid, signal, kill and _exit, all
+    // async-signal-safe, on no data but integers.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            return Ok(());
+        }
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        let mut status = 0;
+        loop {
+            let waited = libc::waitpid(pid, &mut status, 0);
+            if waited == pid {
+                break;
+            }
+            if waited < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(127);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        let signal = libc::WTERMSIG(status);
+        libc::signal(signal, libc::SIG_DFL);
+        libc::kill(libc::getpid(), signal);
+        libc::_exit(128 + signal)
+    }
 }
 
 fn write_file(path: &std::ffi::CStr, contents: &std::ffi::CStr) -> std::io::Result<()> {
