@@ -203,7 +203,7 @@ fn a_misconfigured_server_fails_each_item_and_fix_repairs_the_files() {
             certificate.names
         );
     }
-    let address = gatehouse_core::checklist::network_address()
+    let address = gatehouse_core::net::network_address()
         .expect("this test needs a network address besides loopback (an interface that is up)");
     assert!(
         certificate.names.contains(&address.to_string()),
@@ -493,4 +493,56 @@ fn check_url_audits_a_server_that_is_not_gatehouse() {
     assert_eq!(code, 1);
     assert_item(&report, "server.reachable", "fail", &["Connection refused"]);
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_certificate_from_the_cli_and_from_the_checklist_fix_names_the_same_addresses() {
+    // The file says loopback, the environment says every interface: both front ends read the
+    // settings the server would run with, so both certificates name the network address.
+    let env = [("GATEHOUSE_HOST", "0.0.0.0")];
+    let by_cli = tempfile::tempdir().unwrap();
+    let output = Command::new(gatehouse_bin())
+        .args(["certs", "init"])
+        .env("GATEHOUSE_HOME", by_cli.path())
+        .env("GATEHOUSE_HOST", "0.0.0.0")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The fix is offered by a running server that listens beyond loopback without TLS.
+    let server = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_HOST", "0.0.0.0")
+        .settings("[tls]\nallow_plaintext_network = true\n")
+        .start();
+    server.wait_ready();
+    let by_fix = server.home.path();
+    let output = check_command(
+        by_fix,
+        &["--url", &server.url(""), "--fix", "transport.tls"],
+        &env,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let names = |home: &Path| {
+        let mut names = gatehouse_core::certs::inspect("server", &home.join("certs/server.pem"))
+            .unwrap()
+            .names;
+        names.sort();
+        names
+    };
+    let lan = gatehouse_core::net::network_address()
+        .expect("this test needs a network address besides loopback (an interface that is up)");
+    assert!(
+        names(by_cli.path()).contains(&lan.to_string()),
+        "{:?}",
+        names(by_cli.path())
+    );
+    assert_eq!(names(by_cli.path()), names(by_fix));
 }

@@ -406,7 +406,7 @@ fn a_key_sent_in_a_url_is_warned_about_by_id_and_address_also_after_a_restart() 
 
 #[test]
 fn info_tells_the_posture_only_to_clients_on_this_computer() {
-    let lan = gatehouse_core::checklist::network_address()
+    let lan = gatehouse_core::net::network_address()
         .expect("this test needs a network address besides loopback (an interface that is up)");
     let server = TestServer::builder()
         .models(&default_models())

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use crate::fsutil;
 use crate::keys::{KeyError, Keychain};
+use crate::net::host_name;
 use crate::sensitive::Sensitive;
 
 /// Keychain account that holds a CA's private key (PEM), under service `gatehouse`. It names the
@@ -214,23 +215,29 @@ pub fn default_server_names(extra: &[String]) -> Vec<String> {
     names
 }
 
+/// `extra` and the names clients on the network reach the server by, from the settings it would
+/// run with (file and environment): what every front end puts on a server certificate it makes,
+/// so the same settings give the same names whichever made it. Unreadable settings add nothing;
+/// the server reports them when it starts.
+pub fn names_for_server(settings_file: &Path, extra: &[String]) -> Vec<String> {
+    let mut names = extra.to_vec();
+    if let Ok(settings) = crate::Settings::effective(settings_file) {
+        names.extend(listening_names(&settings.server.host));
+    }
+    names
+}
+
 /// The names clients on the network reach a server bound to `host` by, beyond the defaults:
 /// that address when it listens on one, this computer's network address when it listens on
 /// every interface, none on loopback.
 pub fn listening_names(host: &str) -> Vec<String> {
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => crate::checklist::network_address()
+        Ok(ip) if ip.is_unspecified() => crate::net::network_address()
             .map(|lan| vec![lan.to_string()])
             .unwrap_or_default(),
         Ok(ip) if !ip.is_loopback() => vec![ip.to_string()],
         _ => Vec::new(),
     }
-}
-
-fn host_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty() && name != "localhost").then(|| name.to_string())
 }
 
 /// The address ranges the local CA vouches for besides the names it was made with: this computer
@@ -261,7 +268,7 @@ fn authority_constraints(names: &[String]) -> NameConstraints {
         .collect();
     let mut dns: Vec<String> = Vec::new();
     // This computer's own network address too, when it is not a private one.
-    let here = crate::checklist::network_address().map(|a| a.to_string());
+    let here = crate::net::network_address().map(|a| a.to_string());
     for name in default_server_names(names).into_iter().chain(here) {
         match name.parse::<IpAddr>() {
             Ok(address) if !in_private_range(address) => permitted.push(GeneralSubtree::IpAddress(

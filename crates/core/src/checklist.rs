@@ -20,7 +20,7 @@ use crate::paths::Paths;
 use crate::probe::{Endpoint, ProbeError, Prober};
 
 pub use fix::{Applied, Fix, FixError, apply};
-pub use items::{local_identity, local_identity_reader, network_address};
+pub use items::{local_identity, local_identity_reader};
 
 /// How an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

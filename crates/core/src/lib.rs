@@ -14,6 +14,7 @@ pub mod certs;
 pub mod checklist;
 pub mod fsutil;
 pub mod keys;
+pub mod net;
 pub mod paths;
 pub mod ports;
 pub mod probe;

@@ -401,6 +401,14 @@ impl Settings {
         })
     }
 
+    /// The settings a server started now would run with: `settings.toml`, then the process
+    /// environment over it. Every front end reads them this one way.
+    pub fn effective(path: &Path) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::load(path)?;
+        settings.apply_environment(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
     /// Applies environment overrides from `var` (the process environment in production).
     pub fn apply_environment(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
         let mut problems = Vec::new();

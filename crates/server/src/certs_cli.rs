@@ -119,14 +119,7 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             let keychain = Keychain::connect().map_err(|e| e.to_string())?;
             // Beside the names given, the address the server is set to listen on, so a server
             // already bound to the local network gets a certificate its clients there accept.
-            let mut names = hosts;
-            if let Ok(mut settings) = gatehouse_core::Settings::load(&paths.settings_file())
-                && settings
-                    .apply_environment(|name| std::env::var(name).ok())
-                    .is_ok()
-            {
-                names.extend(certs::listening_names(&settings.server.host));
-            }
+            let names = certs::names_for_server(&paths.settings_file(), &hosts);
             let made = certs::init(&files, &keychain, &names, new_ca, lifetime).map_err(|e| e.to_string())?;
             let (ca, server, created) = (made.ca, made.server, made.ca_created);
             record(&audit, "certificates_initialised", &server);

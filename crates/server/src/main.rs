@@ -105,11 +105,7 @@ fn main() -> ExitCode {
 }
 
 fn effective_settings(paths: &Paths) -> Result<Settings, String> {
-    let mut settings = Settings::load(&paths.settings_file()).map_err(|e| e.to_string())?;
-    settings
-        .apply_environment(|name| std::env::var(name).ok())
-        .map_err(|e| e.to_string())?;
-    Ok(settings)
+    Settings::effective(&paths.settings_file()).map_err(|e| e.to_string())
 }
 
 fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {

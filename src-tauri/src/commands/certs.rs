@@ -62,8 +62,7 @@ pub fn certs_list(state: Shared<'_>) -> Vec<CertRow> {
 /// and the address the server listens on, so clients on the network can verify it too.
 #[tauri::command]
 pub fn certs_init(state: Shared<'_>, hosts: Vec<String>, days: i64) -> CommandResult<Initialised> {
-    let mut names = hosts;
-    names.extend(listening_names(&state));
+    let names = certs::names_for_server(&state.paths.settings_file(), &hosts);
     let keychain = Keychain::connect()?;
     let made = certs::init(&files(&state), &keychain, &names, false, lifetime(days)?)?;
     audit(&state, "certificates_initialised", &made.server);
@@ -78,13 +77,6 @@ pub fn certs_renew_server(state: Shared<'_>, days: i64) -> CommandResult<CertInf
     let renewed = certs::renew_server(&files(&state), &keychain, lifetime(days)?)?;
     audit(&state, "certificate_renewed", &renewed);
     Ok(renewed)
-}
-
-/// The names clients on the network reach the server by, from the settings it runs with.
-fn listening_names(state: &Shared<'_>) -> Vec<String> {
-    gatehouse_core::Settings::load(&state.paths.settings_file())
-        .map(|settings| certs::listening_names(&settings.server.host))
-        .unwrap_or_default()
 }
 
 /// A client certificate for mutual TLS, and where its files are.

@@ -53,7 +53,7 @@ pub struct NetworkChoices {
 #[tauri::command]
 pub fn network_choices() -> NetworkChoices {
     NetworkChoices {
-        lan_address: gatehouse_core::checklist::network_address().map(|ip| ip.to_string()),
+        lan_address: gatehouse_core::net::network_address().map(|ip| ip.to_string()),
         host_name: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|n| n.trim().to_string())

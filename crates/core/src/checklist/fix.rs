@@ -110,10 +110,7 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             let keychain = Keychain::connect()?;
             // The server may already listen beyond loopback (this item warns exactly then):
             // its certificate must name the address clients there use.
-            let host = crate::Settings::load(&paths.settings_file())
-                .map(|settings| settings.server.host)
-                .unwrap_or_default();
-            let names = certs::listening_names(&host);
+            let names = certs::names_for_server(&paths.settings_file(), &[]);
             let (authority, _) = Authority::load_or_create(&files, &keychain, false, &names)?;
             if !files.server_cert().exists() || !files.server_key().exists() {
                 authority.issue_server(

@@ -1,6 +1,6 @@
 //! The items themselves: what each one probes or reads, and how it is judged.
 
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -426,17 +426,8 @@ fn other_addresses() -> Vec<IpAddr> {
         return list.split(',').filter_map(|a| a.trim().parse().ok()).collect();
     }
     let mut others = vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))];
-    others.extend(network_address());
+    others.extend(crate::net::network_address());
     others
-}
-
-/// The IPv4 address of the interface holding the default route. Connecting a UDP socket sends
-/// nothing; it only asks the kernel which source address it would use.
-pub fn network_address() -> Option<IpAddr> {
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// A name no server of this computer has; the rebinding probe addresses requests to it.
