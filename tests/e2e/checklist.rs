@@ -546,3 +546,33 @@ fn a_certificate_from_the_cli_and_from_the_checklist_fix_names_the_same_addresse
     );
     assert_eq!(names(by_cli.path()), names(by_fix));
 }
+
+#[test]
+fn the_checklist_key_fix_writes_the_key_created_line_the_cli_and_panel_write() {
+    let server = TestServer::start_default();
+    // With the only key revoked, the item offers to create one.
+    let id = gatehouse_core::keys::format::parse(&server.key)
+        .unwrap()
+        .to_string();
+    assert!(server.keys(&["revoke", &id]).status.success());
+    let home = &server.home;
+    let output = check_command(
+        home.path(),
+        &["--url", &server.url(""), "--fix", "keys.exist"],
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let audit = std::fs::read_to_string(home.path().join("audit/audit.jsonl")).unwrap();
+    let created: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"] == "key_created" && l["actor"] == "checklist")
+        .collect();
+    assert_eq!(created.len(), 1, "{audit}");
+    assert_eq!(created[0]["name"], "first key", "{audit}");
+    assert!(audit.contains("checklist_fix_applied"), "{audit}");
+}

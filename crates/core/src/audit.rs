@@ -15,6 +15,24 @@ pub const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
 /// Rotated files kept beside the current one.
 pub const KEEP_ROTATED: u32 = 5;
 
+/// Who made a change, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Cli,
+    Panel,
+    Checklist,
+}
+
+impl Actor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Actor::Cli => "cli",
+            Actor::Panel => "panel",
+            Actor::Checklist => "checklist",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
@@ -54,7 +72,7 @@ impl AuditLog {
     }
 
     /// Records a change to a key (never its text): event, id, name, scopes and who made it.
-    pub fn key_change(&self, event: &str, key: &crate::keys::KeyRecord, actor: &str) -> std::io::Result<()> {
+    pub fn key_change(&self, event: &str, key: &crate::keys::KeyRecord, actor: Actor) -> std::io::Result<()> {
         let mut line = serde_json::Map::new();
         line.insert("event".into(), event.into());
         line.insert("key_id".into(), key.id.clone().into());
@@ -66,7 +84,7 @@ impl AuditLog {
                 .map(|s| serde_json::Value::from(s.name()))
                 .collect(),
         );
-        line.insert("actor".into(), actor.into());
+        line.insert("actor".into(), actor.name().into());
         self.record(line)
     }
 

@@ -3,7 +3,7 @@
 //! stderr. Every change is written to the audit log.
 
 use clap::Subcommand;
-use gatehouse_core::audit::AuditLog;
+use gatehouse_core::audit::{Actor, AuditLog};
 use gatehouse_core::keys::store::{DEFAULT_LIFETIME, ROTATION_GRACE};
 use gatehouse_core::keys::{KeyError, KeyRecord, KeyStore, Keychain, NewKey, Scope, parse_duration};
 use gatehouse_core::paths::Paths;
@@ -83,10 +83,12 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
         } => {
             let lifetime = lifetime(expires.as_deref())?;
             let keychain = keychain(no_keychain).map_err(text)?;
-            let new = store
-                .create(keychain.as_ref(), &name, &scopes, lifetime)
+            let (new, unaudited) = store
+                .create_audited(keychain.as_ref(), &name, &scopes, lifetime, &audit, Actor::Cli)
                 .map_err(text)?;
-            record(&audit, "key_created", &new.record);
+            if let Some(error) = unaudited {
+                unaudited_warning(&error);
+            }
             print_new(&new, json, "Created");
         }
         KeysCommand::List { json } => {
@@ -261,7 +263,11 @@ fn print_table(records: &[KeyRecord]) {
 }
 
 fn record(audit: &AuditLog, event: &str, key: &KeyRecord) {
-    if let Err(error) = audit.key_change(event, key, "cli") {
-        eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
+    if let Err(error) = audit.key_change(event, key, Actor::Cli) {
+        unaudited_warning(&error);
     }
+}
+
+fn unaudited_warning(error: &std::io::Error) {
+    eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
 }

@@ -1,7 +1,7 @@
 //! The Keys page: create, reveal, rotate and revoke API keys. Their text lives in the keychain;
 //! every change is audited with the panel as its actor.
 
-use gatehouse_core::audit::AuditLog;
+use gatehouse_core::audit::{Actor, AuditLog};
 use gatehouse_core::keys::store::ROTATION_GRACE;
 use gatehouse_core::keys::{self, KeyRecord, KeyStore, Keychain, Scope};
 use serde::Serialize;
@@ -25,7 +25,7 @@ pub struct CreatedKey {
 
 fn audit(state: &Shared<'_>, event: &str, record: &KeyRecord) {
     // Best effort, as in the CLI: the change itself has been made.
-    let _ = AuditLog::new(state.paths.audit_log()).key_change(event, record, "panel");
+    let _ = AuditLog::new(state.paths.audit_log()).key_change(event, record, Actor::Panel);
 }
 
 #[tauri::command]
@@ -41,8 +41,15 @@ pub fn key_create(
         .collect::<Result<Vec<_>, _>>()?;
     let lifetime = keys::parse_duration(&expires)?;
     let keychain = Keychain::connect()?;
-    let created = KeyStore::new(state.paths.keys_file()).create(Some(&keychain), &name, &scopes, lifetime)?;
-    audit(&state, "key_created", &created.record);
+    // Best effort, as in the CLI: the key exists whether or not its audit line could be written.
+    let (created, _unaudited) = KeyStore::new(state.paths.keys_file()).create_audited(
+        Some(&keychain),
+        &name,
+        &scopes,
+        lifetime,
+        &AuditLog::new(state.paths.audit_log()),
+        Actor::Panel,
+    )?;
     Ok(CreatedKey {
         id: created.record.id,
         key: created.key.expose().clone(),

@@ -95,7 +95,15 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
         } => {
             let keychain = Keychain::connect()?;
             let lifetime = crate::keys::parse_duration(expires)?;
-            let created = KeyStore::new(paths.keys_file()).create(Some(&keychain), name, scopes, lifetime)?;
+            // The checklist's own `checklist_fix_applied` line follows; this one is the key's.
+            let (created, _unaudited) = KeyStore::new(paths.keys_file()).create_audited(
+                Some(&keychain),
+                name,
+                scopes,
+                lifetime,
+                &crate::audit::AuditLog::new(paths.audit_log()),
+                crate::audit::Actor::Checklist,
+            )?;
             Applied {
                 message: format!(
                     "created key {} ({}); it is in your keychain",

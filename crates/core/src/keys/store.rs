@@ -64,6 +64,23 @@ impl KeyStore {
 
     /// Creates a key with `scopes` (infer when empty) that expires after `lifetime` (never when
     /// `None`). With a keychain the key is stored there; without, only its hash is kept.
+    /// [`create`](Self::create), then the `key_created` audit event for `actor`: the one way the
+    /// CLI, the panel and the checklist's fix make a key. An audit line that cannot be written
+    /// comes back beside the key, which exists either way.
+    pub fn create_audited(
+        &self,
+        keychain: Option<&Keychain>,
+        name: &str,
+        scopes: &[Scope],
+        lifetime: Option<time::Duration>,
+        audit: &crate::audit::AuditLog,
+        actor: crate::audit::Actor,
+    ) -> Result<(NewKey, Option<std::io::Error>), KeyError> {
+        let created = self.create(keychain, name, scopes, lifetime)?;
+        let unaudited = audit.key_change("key_created", &created.record, actor).err();
+        Ok((created, unaudited))
+    }
+
     pub fn create(
         &self,
         keychain: Option<&Keychain>,
