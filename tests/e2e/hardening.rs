@@ -404,10 +404,97 @@ fn a_key_sent_in_a_url_is_warned_about_by_id_and_address_also_after_a_restart() 
     assert!(after.to_string().contains(&key_id), "{after}");
 }
 
+/// A network namespace joined to this one by a veth pair: another computer on a small network,
+/// made by the test and removed after it. Needs root (CAP_NET_ADMIN), as the test command has.
+struct OtherComputer {
+    name: String,
+    host_side: String,
+    /// This computer's address on that network, and the other computer's.
+    here: String,
+    there: String,
+}
+
+impl OtherComputer {
+    fn new() -> OtherComputer {
+        let id = std::process::id() % 100_000;
+        let subnet = 16 + id % 200;
+        let other = OtherComputer {
+            name: format!("gh-other-{id}"),
+            host_side: format!("ghv{id}a"),
+            here: format!("10.251.{subnet}.1"),
+            there: format!("10.251.{subnet}.2"),
+        };
+        let ns_side = format!("ghv{id}b");
+        let ip = |args: &[&str]| {
+            let output = Command::new("ip")
+                .args(args)
+                .output()
+                .expect("`ip` from iproute2");
+            assert!(
+                output.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        ip(&["netns", "add", &other.name]);
+        ip(&[
+            "link",
+            "add",
+            &other.host_side,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns_side,
+        ]);
+        ip(&["link", "set", &ns_side, "netns", &other.name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", other.here),
+            "dev",
+            &other.host_side,
+        ]);
+        ip(&["link", "set", &other.host_side, "up"]);
+        let inside = |args: &[&str]| ip(&[&["netns", "exec", &other.name, "ip"], args].concat());
+        inside(&["addr", "add", &format!("{}/30", other.there), "dev", &ns_side]);
+        inside(&["link", "set", &ns_side, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        other
+    }
+
+    /// `curl` run on the other computer; the body it got.
+    fn get(&self, url: &str) -> (bool, String) {
+        let output = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                url,
+            ])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for OtherComputer {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_side]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
 #[test]
 fn info_tells_the_posture_only_to_clients_on_this_computer() {
-    let lan = gatehouse_core::net::network_address()
-        .expect("this test needs a network address besides loopback (an interface that is up)");
+    let other = OtherComputer::new();
     let server = TestServer::builder()
         .models(&default_models())
         .arg("--host")
@@ -424,14 +511,26 @@ fn info_tells_the_posture_only_to_clients_on_this_computer() {
             "{field} missing for a local client: {local}"
         );
     }
-    let remote_url = match lan {
-        std::net::IpAddr::V4(v4) => format!("http://{v4}:{port}/info"),
-        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}/info"),
-    };
-    let (status, remote) = split(server.client.get(&remote_url).send().unwrap());
-    assert_eq!(status, 200, "{remote}");
+    // This computer reaching its own address on that network is still this computer.
+    let (status, own) = split(
+        server
+            .client
+            .get(format!("http://{}:{port}/info", other.here))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{own}");
+    assert!(own.get("auth").is_some(), "{own}");
+    // The other computer is told what a client needs, not the posture.
+    let (reached, body) = other.get(&format!("http://{}:{port}/info", other.here));
+    assert!(reached, "the other computer could not reach the server: {body}");
+    let remote: Value = serde_json::from_str(&body).unwrap();
     for field in ["auth", "custom_python", "python_sandbox", "keys_in_url"] {
-        assert!(remote.get(field).is_none(), "{field} told to {lan}: {remote}");
+        assert!(
+            remote.get(field).is_none(),
+            "{field} told to {}: {remote}",
+            other.there
+        );
     }
     assert_eq!(remote["name"], "gatehouse");
     assert!(remote.get("tls").is_some(), "{remote}");

@@ -155,7 +155,12 @@ pub async fn info(
 ) -> Json<ServerInfo> {
     let mut info = (*state.info).clone();
     info.models_ready = state.repository.get().map(Repository::ready_count).unwrap_or(0);
-    let local = connection.is_none_or(|c| c.peer.ip().to_canonical().is_loopback());
+    // A client on this computer: on loopback, or reaching the server's own address from that
+    // same address (a server bound to its LAN address, probed by its own supervisor).
+    let local = connection.is_none_or(|c| {
+        let peer = c.peer.ip().to_canonical();
+        peer.is_loopback() || peer == c.local.ip().to_canonical()
+    });
     if !local {
         info.auth = None;
         info.custom_python = None;

@@ -9,9 +9,9 @@
 //!   changes, module loading, kexec, reboot, clock setting and port I/O;
 //! - new network, mount, IPC and PID namespaces (plus a user namespace when not running as root):
 //!   no network at all, the step the first process of its own PID namespace (no process outside
-//!   it can be seen or named), the root file system read-only, and `/proc`, `/home`, `/root`, `/run`, `/tmp`, the
-//!   Gatehouse config and data directories covered by empty read-only file systems, so neither
-//!   the keys, the settings nor the server's environment can be read;
+//!   it can be seen or named), the root file system read-only, and `/proc`, `/home`, `/root`,
+//!   `/run`, `/tmp`, the Gatehouse config and data directories covered by empty read-only file
+//!   systems, so neither the keys, the settings nor the server's environment can be read;
 //! - Landlock, where the kernel has it: reading only the Python installation and the system
 //!   libraries, writing only the working directory, and no TCP — which still holds in containers
 //!   that refuse namespaces; from ABI 6 also no signal to, and no abstract socket of, any process
