@@ -729,6 +729,14 @@ fn the_local_ca_vouches_only_for_this_computer_and_refuses_to_issue_for_another_
         std::fs::read(home.path().join("certs/server.pem")).unwrap(),
         before
     );
+    // Lifetimes have one cap, whichever front end asks.
+    let too_long = crate::util::gatehouse(home.path(), &["certs", "issue-client", "phone", "--days", "900"]);
+    assert!(!too_long.status.success());
+    let message = String::from_utf8_lossy(&too_long.stderr);
+    assert!(
+        message.contains("900 days") && message.contains("825"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -93,7 +93,7 @@ impl AuditLog {
         &self,
         event: &str,
         cert: &crate::certs::CertInfo,
-        actor: &str,
+        actor: Actor,
     ) -> std::io::Result<()> {
         let mut line = serde_json::Map::new();
         line.insert("event".into(), event.into());
@@ -105,7 +105,7 @@ impl AuditLog {
                 .map(|n| serde_json::Value::from(n.as_str()))
                 .collect(),
         );
-        line.insert("actor".into(), actor.into());
+        line.insert("actor".into(), actor.name().into());
         self.record(line)
     }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use gatehouse_core::audit::AuditLog;
+use gatehouse_core::audit::{Actor, AuditLog};
 use gatehouse_core::certs::{self, Authority, CertFiles, CertInfo};
 use gatehouse_core::keys::Keychain;
 use gatehouse_core::paths::Paths;
@@ -101,13 +101,7 @@ pub enum CertsCommand {
 pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
     let files = CertFiles::new(paths.certs_dir());
     let audit = AuditLog::new(paths.audit_log());
-    let lifetime = |days: i64| {
-        if (1..=825).contains(&days) {
-            Ok(time::Duration::days(days))
-        } else {
-            Err("--days must be between 1 and 825".to_string())
-        }
-    };
+    let lifetime = |days: i64| certs::lifetime(days).map_err(|e| format!("--days: {e}"));
     match command {
         CertsCommand::Init {
             hosts,
@@ -300,7 +294,7 @@ fn print_info(info: &CertInfo) {
 }
 
 fn record(audit: &AuditLog, event: &str, info: &CertInfo) {
-    if let Err(error) = audit.certificate_change(event, info, "cli") {
+    if let Err(error) = audit.certificate_change(event, info, Actor::Cli) {
         eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
     }
 }

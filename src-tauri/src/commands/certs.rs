@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use gatehouse_core::audit::AuditLog;
+use gatehouse_core::audit::{Actor, AuditLog};
 use gatehouse_core::certs::{self, Authority, CertFiles, CertInfo, Initialised};
 use gatehouse_core::keys::Keychain;
 use serde::Serialize;
@@ -25,17 +25,11 @@ fn files(state: &Shared<'_>) -> CertFiles {
 }
 
 fn audit(state: &Shared<'_>, event: &str, info: &CertInfo) {
-    let _ = AuditLog::new(state.paths.audit_log()).certificate_change(event, info, "panel");
+    let _ = AuditLog::new(state.paths.audit_log()).certificate_change(event, info, Actor::Panel);
 }
 
 fn lifetime(days: i64) -> CommandResult<time::Duration> {
-    if (1..=825).contains(&days) {
-        Ok(time::Duration::days(days))
-    } else {
-        Err(CommandError {
-            message: format!("a certificate cannot live {days} days; give 1 to 825 (browsers refuse longer)"),
-        })
-    }
+    Ok(certs::lifetime(days)?)
 }
 
 #[tauri::command]

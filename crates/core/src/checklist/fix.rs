@@ -75,9 +75,6 @@ pub enum FixError {
     Mode { path: PathBuf, source: std::io::Error },
 }
 
-/// Server certificates Gatehouse issues live this long (the CLI's default too).
-const SERVER_CERTIFICATE_DAYS: i64 = 90;
-
 pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
     let applied = match fix {
         Fix::SetSetting { key, value } => {
@@ -124,7 +121,7 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
                 authority.issue_server(
                     &files,
                     &certs::default_server_names(&names),
-                    time::Duration::days(SERVER_CERTIFICATE_DAYS),
+                    certs::SERVER_LIFETIME,
                 )?;
             }
             change_setting(paths, "tls.enabled", "true")?;
@@ -141,7 +138,7 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
         Fix::RenewCertificates => {
             let files = CertFiles::new(paths.certs_dir());
             let keychain = Keychain::connect()?;
-            let info = certs::renew_server(&files, &keychain, time::Duration::days(SERVER_CERTIFICATE_DAYS))?;
+            let info = certs::renew_server(&files, &keychain, certs::SERVER_LIFETIME)?;
             Applied {
                 message: format!(
                     "issued a new server certificate valid for {} days; the server picks it up without a restart",
