@@ -21,6 +21,7 @@ pub mod probe;
 pub mod sensitive;
 pub mod settings;
 pub mod supervisor;
+pub mod wire;
 
 pub use sensitive::Sensitive;
 pub use settings::{Settings, SettingsError};

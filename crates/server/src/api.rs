@@ -83,42 +83,7 @@ pub struct ModelReady {
     pub ready: bool,
 }
 
-/// What `/info` tells: to anyone, what a client needs to connect; to clients on this computer, also
-/// the posture the checklist judges. Never a secret.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ServerInfo {
-    pub name: String,
-    pub version: String,
-    pub onnxruntime: String,
-    /// The address the server listens on.
-    pub address: String,
-    /// True when only this computer can connect.
-    pub loopback_only: bool,
-    pub tls: bool,
-    pub mtls: bool,
-    /// Whether protected endpoints need an API key. Told to clients on this computer only, like
-    /// the fields below: beyond it they would tell an attacker where to start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<bool>,
-    /// Whether workflows may run `python` steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub custom_python: Option<bool>,
-    /// With custom Python on: the sandbox layers in force and the ones this system lacks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub python_sandbox: Option<PythonSandbox>,
-    /// Valid keys sent in a URL (`?api_key=`) in the last 24 hours, most recent first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keys_in_url: Option<Vec<crate::perimeter::url_keys::KeyInUrl>>,
-    pub models_ready: usize,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PythonSandbox {
-    pub layers: Vec<String>,
-    pub missing: Vec<String>,
-    /// Python steps run although a layer is missing (`workflows.allow_weaker_sandbox`).
-    pub weaker_accepted: bool,
-}
+pub use gatehouse_core::wire::{PythonSandbox, ServerInfo};
 
 #[utoipa::path(get, path = "/", tag = "public", responses((status = 200, description = "Where to go next")))]
 pub async fn root() -> Json<Value> {

@@ -5,7 +5,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use futures_util::future::join_all;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Evidence, Fix, Item, Options, Status, describe};
@@ -14,6 +13,7 @@ use crate::certs::CertFiles;
 use crate::keys::{KeyFile, KeyState, Scope, Storage};
 use crate::paths::Paths;
 use crate::probe::{Endpoint, HttpResponse, LegacyAnswer, ProbeError, Prober, TlsIdentity};
+use crate::wire::{KeyInUrl, PythonSandbox, ServerInfo};
 
 /// Keys older than this should be rotated.
 pub const ROTATION_DAYS: i64 = 90;
@@ -227,20 +227,14 @@ fn observed(result: &Result<HttpResponse, ProbeError>) -> String {
     }
 }
 
-/// What `/info` said, when it answered.
-#[derive(Default)]
-struct Info {
-    loopback_only: bool,
-    tls: bool,
-    mtls: bool,
-    auth: Option<bool>,
-    custom_python: Option<bool>,
-    /// With custom Python on: the sandbox's layers and what is missing.
-    sandbox: Option<String>,
-    sandbox_missing: Vec<String>,
-    sandbox_weaker_accepted: bool,
-    /// Valid keys sent in a URL in the last day; `None` when the server does not say.
-    keys_in_url: Option<Vec<Value>>,
+/// The sandbox as `/info` reports it, in evidence's words.
+fn sandbox_text(sandbox: &PythonSandbox) -> String {
+    let missing = sandbox.missing.join(", ");
+    format!(
+        "in force: {}; missing: {}",
+        sandbox.layers.join(", "),
+        if missing.is_empty() { "nothing" } else { &missing }
+    )
 }
 
 pub async fn gatehouse(
@@ -253,36 +247,11 @@ pub async fn gatehouse(
     let info_response = prober.request("GET", "/info", &[], &[]).await;
     let info = match &info_response {
         Ok(response) if response.status == 200 => {
-            let value: Value = serde_json::from_slice(&response.body).unwrap_or_default();
-            Info {
-                loopback_only: value["loopback_only"].as_bool().unwrap_or(false),
-                tls: value["tls"].as_bool().unwrap_or(prober.endpoint.tls),
-                mtls: value["mtls"].as_bool().unwrap_or(false),
-                auth: value["auth"].as_bool(),
-                custom_python: value["custom_python"].as_bool(),
-                sandbox_missing: value["python_sandbox"]["missing"]
-                    .as_array()
-                    .map(|l| l.iter().filter_map(Value::as_str).map(String::from).collect())
-                    .unwrap_or_default(),
-                sandbox_weaker_accepted: value["python_sandbox"]["weaker_accepted"]
-                    .as_bool()
-                    .unwrap_or(false),
-                keys_in_url: value["keys_in_url"].as_array().cloned(),
-                sandbox: value.get("python_sandbox").map(|s| {
-                    let list = |key: &str| {
-                        s[key]
-                            .as_array()
-                            .map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default()
-                    };
-                    let missing = list("missing");
-                    format!(
-                        "in force: {}; missing: {}",
-                        list("layers"),
-                        if missing.is_empty() { "nothing" } else { &missing }
-                    )
-                }),
-            }
+            // A body that is not the server's info says nothing; the transport is what was used.
+            serde_json::from_slice::<ServerInfo>(&response.body).unwrap_or_else(|_| ServerInfo {
+                tls: prober.endpoint.tls,
+                ..ServerInfo::default()
+            })
         }
         _ => {
             let error = match info_response {
@@ -319,9 +288,12 @@ pub async fn gatehouse(
         public,
     ];
     items.extend(transport);
-    let sandbox = sandbox(&info);
-    items.push(custom_python(info.custom_python, info.sandbox, settings));
-    items.extend(sandbox);
+    items.push(custom_python(
+        info.custom_python,
+        info.python_sandbox.as_ref().map(sandbox_text),
+        settings,
+    ));
+    items.extend(sandbox(&info));
     items.push(cors);
     items.push(metrics);
     items.extend(configuration_items(paths, settings));
@@ -971,14 +943,14 @@ fn custom_python(reported: Option<bool>, sandbox: Option<String>, settings: &Set
 }
 
 /// Judged only while python steps are allowed: otherwise no step runs in the sandbox at all.
-fn sandbox(info: &Info) -> Option<Item> {
+fn sandbox(info: &ServerInfo) -> Option<Item> {
     if info.custom_python != Some(true) {
         return None;
     }
-    let layers = info.sandbox.clone().unwrap_or_default();
-    let found = vec![evidence("GET /info python_sandbox", layers)];
-    let missing = info.sandbox_missing.join(", ");
-    Some(if info.sandbox_missing.is_empty() {
+    let reported = info.python_sandbox.clone().unwrap_or_default();
+    let found = vec![evidence("GET /info python_sandbox", sandbox_text(&reported))];
+    let missing = reported.missing.join(", ");
+    Some(if reported.missing.is_empty() {
         item(
             "workflows.sandbox",
             Status::Pass,
@@ -986,7 +958,7 @@ fn sandbox(info: &Info) -> Option<Item> {
             found,
             None,
         )
-    } else if info.sandbox_weaker_accepted {
+    } else if reported.weaker_accepted {
         item(
             "workflows.sandbox",
             Status::Fail,
@@ -1006,7 +978,7 @@ fn sandbox(info: &Info) -> Option<Item> {
 }
 
 /// Keys sent in a URL in the last 24 hours, as the server counted them.
-fn key_in_url(reported: Option<&[Value]>) -> Item {
+fn key_in_url(reported: Option<&[KeyInUrl]>) -> Item {
     let Some(keys) = reported else {
         return item(
             "auth.key_in_url",
@@ -1025,19 +997,21 @@ fn key_in_url(reported: Option<&[Value]>) -> Item {
             None,
         );
     }
-    let seen: Vec<String> = keys
+    let ids: Vec<&str> = keys.iter().map(|key| key.key_id.as_str()).collect();
+    let found = keys
         .iter()
         .map(|key| {
-            format!(
-                "key {} from {}, {} time(s), last at {}",
-                key["key_id"].as_str().unwrap_or("?"),
-                key["address"].as_str().unwrap_or("?"),
-                key["count"].as_u64().unwrap_or(0),
-                key["last_seen"].as_str().unwrap_or("?"),
-            )
+            let last = key
+                .last_seen
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let observed = format!(
+                "key {} from {}, {} time(s), last at {last}",
+                key.key_id, key.address, key.count
+            );
+            evidence("GET /info keys_in_url", observed)
         })
         .collect();
-    let ids: Vec<&str> = keys.iter().filter_map(|key| key["key_id"].as_str()).collect();
     item(
         "auth.key_in_url",
         Status::Warn,
@@ -1050,9 +1024,7 @@ fn key_in_url(reported: Option<&[Value]>) -> Item {
                 format!("keys {} were", ids.join(", "))
             }
         ),
-        seen.into_iter()
-            .map(|observed| evidence("GET /info keys_in_url", observed))
-            .collect(),
+        found,
         None,
     )
 }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 /// How long a key sent in a URL keeps the checklist warning.
@@ -17,17 +17,7 @@ pub const WINDOW: time::Duration = time::Duration::hours(24);
 /// Keys remembered at most; past it the oldest sighting goes.
 const MAX_KEYS: usize = 256;
 
-/// One key seen in a URL: where from last, when, and how often in the window.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct KeyInUrl {
-    pub key_id: String,
-    #[schema(value_type = String)]
-    pub address: IpAddr,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String)]
-    pub last_seen: OffsetDateTime,
-    pub count: u64,
-}
+pub use gatehouse_core::wire::KeyInUrl;
 
 #[derive(Default)]
 pub struct UrlKeys {
