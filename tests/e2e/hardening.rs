@@ -534,6 +534,13 @@ fn info_tells_the_posture_only_to_clients_on_this_computer() {
     }
     assert_eq!(remote["name"], "gatehouse");
     assert!(remote.get("tls").is_some(), "{remote}");
+    // The runtime's version, as the wheel it was taken from names it.
+    let wheel = Command::new(crate::util::python())
+        .args(["-c", "import onnxruntime; print(onnxruntime.__version__)"])
+        .output()
+        .unwrap();
+    let wheel = String::from_utf8_lossy(&wheel.stdout).trim().to_string();
+    assert_eq!(local["onnxruntime"], wheel.as_str(), "{local}");
 }
 
 /// The most memory the server process has held so far (VmHWM), in bytes.

@@ -38,6 +38,7 @@ pub struct LoadOptions {
 #[derive(Clone)]
 pub struct Runtime {
     environment: ort::environment::Environment,
+    version: String,
 }
 
 impl Runtime {
@@ -57,17 +58,35 @@ impl Runtime {
             .with_telemetry(false)
             .build()
             .map_err(|error| format!("ONNX Runtime did not start: {error}"))?;
-        Ok(Runtime { environment })
+        let canonical = library.canonicalize().unwrap_or_else(|_| library.to_path_buf());
+        let version = runtime_version(ort::info(), &canonical);
+        Ok(Runtime { environment, version })
     }
 
     /// The runtime's version string, e.g. `1.31.1`.
     pub fn version(&self) -> String {
-        ort::info()
-            .split(", ")
-            .find_map(|part| part.strip_prefix("git-branch=rel-"))
-            .unwrap_or("unknown")
-            .to_string()
+        self.version.clone()
     }
+}
+
+/// The version a release build names in its build info (`git-branch=rel-1.31.1`); builds from
+/// another branch, like the PyPI wheel's (`git-branch=HEAD`), are named by their library file
+/// (`libonnxruntime.so.1.31.1`).
+fn runtime_version(build_info: &str, library: &Path) -> String {
+    let from_branch = build_info
+        .split([',', ' '])
+        .find_map(|part| part.strip_prefix("git-branch=rel-"));
+    let from_file = || {
+        library
+            .file_name()?
+            .to_str()?
+            .strip_prefix("libonnxruntime.so.")
+            .filter(|v| {
+                v.split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    from_branch.or_else(from_file).unwrap_or("unknown").to_string()
 }
 
 /// Optional per-model notes from `config.toml`.
@@ -697,5 +716,30 @@ impl Drop for Lease<'_> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_version_comes_from_the_release_branch_or_else_the_library_file() {
+        let lib = Path::new("/x/libonnxruntime.so.1.31.1");
+        assert_eq!(
+            runtime_version(
+                "ORT Build Info: git-branch=rel-1.19.0, git-commit-id=26250ae",
+                lib
+            ),
+            "1.19.0"
+        );
+        assert_eq!(
+            runtime_version("ORT Build Info: git-branch=HEAD, git-commit-id=6af1a93", lib),
+            "1.31.1"
+        );
+        assert_eq!(
+            runtime_version("git-branch=HEAD", Path::new("/x/libonnxruntime.so")),
+            "unknown"
+        );
     }
 }
