@@ -32,8 +32,8 @@ pub fn ca_key_account(cert_pem: &str) -> String {
 pub const CA_LIFETIME: time::Duration = time::Duration::days(5 * 365);
 /// How long a server certificate is valid; browsers refuse more than 398 days.
 pub const SERVER_LIFETIME: time::Duration = time::Duration::days(90);
-/// The longest a certificate Gatehouse issues may live: TLS clients refuse server certificates
-/// that live longer (825 days was the CA/Browser Forum's cap; browsers now take 398).
+/// The longest a certificate Gatehouse issues may live: Apple's TLS clients refuse server
+/// certificates that live longer, even from a CA the person trusts.
 pub const MAX_LIFETIME_DAYS: i64 = 825;
 
 /// A certificate lifetime given in days, checked against [`MAX_LIFETIME_DAYS`]: the one check the
@@ -93,7 +93,7 @@ pub enum CertError {
         names.join(" --host ")
     )]
     OutsideAuthority { names: Vec<String> },
-    #[error("a certificate cannot live {days} days; fix: give 1 to 825 days (TLS clients refuse longer)")]
+    #[error("a certificate cannot live {days} days; fix: give 1 to 825 days (Apple's TLS clients refuse longer ones)")]
     Lifetime { days: i64 },
     #[error("certificate generation failed: {0}")]
     Generation(String),
