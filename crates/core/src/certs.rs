@@ -93,7 +93,9 @@ pub enum CertError {
         names.join(" --host ")
     )]
     OutsideAuthority { names: Vec<String> },
-    #[error("a certificate cannot live {days} days; fix: give 1 to 825 days (Apple's TLS clients refuse longer ones)")]
+    #[error(
+        "a certificate cannot live {days} days; fix: give 1 to 825 days (Apple's TLS clients refuse longer ones)"
+    )]
     Lifetime { days: i64 },
     #[error("certificate generation failed: {0}")]
     Generation(String),
