@@ -793,3 +793,50 @@ fn bodies_read_for_a_key_before_it_is_known_are_bounded_and_a_header_key_is_neve
     drop(stalled);
     assert!(rate_limited(&server, "unauthenticated_bodies") >= 1);
 }
+
+#[test]
+fn a_local_ca_made_before_name_constraints_keeps_working_and_the_checklist_suggests_reissuing_it() {
+    let builder = TestServer::builder()
+        .models(&default_models())
+        .env("GATEHOUSE_TLS", "true");
+    // A CA as Gatehouse made them before: no name constraints, its key in the keychain under the
+    // account its fingerprint names.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Gatehouse local CA (before)");
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = params.self_signed(&key).unwrap();
+    gatehouse_core::keys::Keychain::connect()
+        .unwrap()
+        .store(
+            &gatehouse_core::certs::ca_key_account(&ca.pem()),
+            "local certificate authority",
+            &gatehouse_core::sensitive::Sensitive::new(key.serialize_pem()),
+        )
+        .unwrap();
+    std::fs::create_dir_all(builder.home().join("certs")).unwrap();
+    std::fs::write(builder.home().join("certs/ca.pem"), ca.pem()).unwrap();
+    // It still issues, and what it issued is still served and trusted.
+    certs(builder.home(), &["init"]);
+    let server = builder.start();
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let item = check_item(
+        &server,
+        &format!("https://localhost:{port}"),
+        "transport.certificate",
+    );
+    assert_eq!(item["status"], "warn", "{item}");
+    let summary = item["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("trusted")
+            && summary.contains("no name constraints")
+            && summary.contains("--new-ca"),
+        "{item}"
+    );
+}
