@@ -14,50 +14,16 @@ p99 without it, and the well-behaved client's errors (which must be none).
 import http.client
 import json
 import os
-import pathlib
 import resource
 import socket
 import statistics
-import subprocess
-import tempfile
 import threading
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BINARY = os.environ.get("GATEHOUSE_BIN", str(ROOT / "target" / "release" / "gatehouse"))
-MODELS = pathlib.Path(os.environ["GATEHOUSE_DATA"]) / "models"
 IDLE = 2000
 SLOWLORIS = 50
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "3000"))
 TURNS = ["quiet", "attacked", "attacked", "quiet", "quiet", "attacked", "attacked", "quiet"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(home: str, port: int) -> tuple:
-    env = dict(os.environ, GATEHOUSE_HOME=home, GATEHOUSE_LOG="warn",
-               GATEHOUSE_KEY_RPS="1000000", GATEHOUSE_ADDRESS_RPS="1000000")
-    created = subprocess.run([BINARY, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
-                             env=env, capture_output=True, text=True, check=True)
-    key = json.loads(created.stdout)["key"]
-    server = subprocess.Popen([BINARY, "serve", "--port", str(port), "--models", str(MODELS)],
-                              env=env, stdout=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/readiness")
-            if connection.getresponse().status == 200:
-                return server, key
-        except OSError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the server did not become ready within 60 s")
 
 
 def well_behaved(port: int, key: str) -> tuple:
@@ -157,29 +123,25 @@ def p99(latencies: list) -> float:
     return statistics.quantiles(latencies, n=100)[98]
 
 
-def run() -> dict:
+def measure(serving) -> dict:
+    """`serving` is bench/run.py's: Gatehouse as installed, rate limits out of the way."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    port = free_port()
-    with tempfile.TemporaryDirectory() as home:
-        server, key = start_server(home, port)
-        try:
-            well_behaved(port, key)  # warm-up
-            turns = {"quiet": [], "attacked": []}
-            errors = {"quiet": 0, "attacked": 0}
-            reopened = 0
-            for turn in TURNS:
-                if turn == "attacked":
-                    with Attack(port) as attack:
-                        latencies, failed = well_behaved(port, key)
-                    reopened += attack.reopened
-                else:
+    with serving(auth=True) as (base, key, _):
+        port = int(base.rsplit(":", 1)[1])
+        well_behaved(port, key)  # warm-up
+        turns = {"quiet": [], "attacked": []}
+        errors = {"quiet": 0, "attacked": 0}
+        reopened = 0
+        for turn in TURNS:
+            if turn == "attacked":
+                with Attack(port) as attack:
                     latencies, failed = well_behaved(port, key)
-                turns[turn].append(p99(latencies) * 1e6)
-                errors[turn] += failed
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
+                reopened += attack.reopened
+            else:
+                latencies, failed = well_behaved(port, key)
+            turns[turn].append(p99(latencies) * 1e6)
+            errors[turn] += failed
     quiet, attacked = statistics.mean(turns["quiet"]), statistics.mean(turns["attacked"])
     return {
         "p99_quiet_us": round(quiet, 1),
@@ -193,4 +155,6 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    import run
+
+    print(json.dumps(measure(run.serving), indent=2))

@@ -29,7 +29,7 @@ def main() -> None:
             print(f"  sigmoid c=16 {rate:>8.0f} req/s, server CPU {cpu[-1]:.1f} µs per request", flush=True)
     per_request_us = sum(cpu) / len(cpu)
     hosts = run.host_check()
-    flood = connections.run()
+    flood = connections.measure(run.serving)
     print(json.dumps({
         "server_cpu_per_request_us": round(per_request_us, 1),
         "host_check": hosts,

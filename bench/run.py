@@ -414,7 +414,7 @@ def main() -> None:
     supervised = supervision.measure()
     python_step = workflows.measure()
     idle = panel.measure()
-    flood = connections.run()
+    flood = connections.measure(serving)
     rows = [
         (f"tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s, {PAIRS} alternating turns each", alternated[0] / alternated[1], "≥ 20"),
         ("the same from the separate runs below", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "—"),

@@ -10,7 +10,9 @@ source scripts/setup.sh
 # the TLS tests use openssl s_client and curl as independent clients.
 # The panel's tests drive the real app in WebKit under a virtual display, through tauri-driver,
 # read what its copy buttons put on the clipboard with xclip and capture the screen with imagemagick.
-setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick
+# iproute2's `ip` lists this computer's addresses and builds the network namespace a test uses as
+# another computer on the network.
+setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick iproute2
 TAURI_DRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
 if ! [ -x "$TAURI_DRIVER" ]; then
     say "installing tauri-driver (the WebDriver bridge for the panel's tests)"
