@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::util::{
     ServerBuilder, TestServer, assert_refused, certs, default_models, foreign_certificate, gatehouse,
-    gatehouse_bin, import_foreign,
+    gatehouse_bin, import_foreign, on_a_network_of_its_own,
 };
 
 /// Runs `gatehouse check ARGS` with `home` as the config directory and extra environment.
@@ -143,6 +143,13 @@ fn misconfigured(builder: ServerBuilder) -> TestServer {
 
 #[test]
 fn a_misconfigured_server_fails_each_item_and_fix_repairs_the_files() {
+    on_a_network_of_its_own(
+        "checklist::a_misconfigured_server_fails_each_item_and_fix_repairs_the_files",
+        misconfigured_server_fixed,
+    );
+}
+
+fn misconfigured_server_fixed(lan: std::net::IpAddr) {
     let server = misconfigured(TestServer::builder());
     let home = server.home.path();
     let keys_file = home.join("keys.toml");
@@ -203,8 +210,7 @@ fn a_misconfigured_server_fails_each_item_and_fix_repairs_the_files() {
             certificate.names
         );
     }
-    let address = gatehouse_core::net::network_address()
-        .expect("this test needs a network address besides loopback (an interface that is up)");
+    let address = lan;
     assert!(
         certificate.names.contains(&address.to_string()),
         "{address} missing from {:?}",
@@ -497,6 +503,13 @@ fn check_url_audits_a_server_that_is_not_gatehouse() {
 
 #[test]
 fn a_certificate_from_the_cli_and_from_the_checklist_fix_names_the_same_addresses() {
+    on_a_network_of_its_own(
+        "checklist::a_certificate_from_the_cli_and_from_the_checklist_fix_names_the_same_addresses",
+        same_names_from_cli_and_fix,
+    );
+}
+
+fn same_names_from_cli_and_fix(lan: std::net::IpAddr) {
     // The file says loopback, the environment says every interface: both front ends read the
     // settings the server would run with, so both certificates name the network address.
     let env = [("GATEHOUSE_HOST", "0.0.0.0")];
@@ -537,8 +550,6 @@ fn a_certificate_from_the_cli_and_from_the_checklist_fix_names_the_same_addresse
         names.sort();
         names
     };
-    let lan = gatehouse_core::net::network_address()
-        .expect("this test needs a network address besides loopback (an interface that is up)");
     assert!(
         names(by_cli.path()).contains(&lan.to_string()),
         "{:?}",

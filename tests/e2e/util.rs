@@ -629,3 +629,67 @@ pub fn check_item(server: &TestServer, url: &str, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no {id} in {report}"))
         .clone()
 }
+
+/// Runs `body` on a network this test makes for itself: a network namespace whose one interface
+/// holds a private address and the default route. Tests about "this computer's network address"
+/// then expect an address they chose, not one read back the way the code under test reads it,
+/// and they run the same on a host that has no route at all.
+///
+/// The test binary runs itself again inside the namespace with the address in the environment;
+/// `test` is the test's path as the harness names it (`module::function`).
+pub fn on_a_network_of_its_own(test: &str, body: impl FnOnce(std::net::IpAddr)) {
+    const ADDRESS: &str = "GATEHOUSE_TEST_NETWORK_ADDRESS";
+    if let Ok(address) = std::env::var(ADDRESS) {
+        return body(address.parse().expect("an address this harness wrote"));
+    }
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = std::process::id() % 100_000;
+    let name = format!("gh-lan-{id}-{made}");
+    let address = format!("10.252.{}.1", (id + made) % 250);
+    let ip = |args: &[&str]| {
+        let output = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("`ip` from iproute2");
+        assert!(
+            output.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    ip(&["netns", "add", &name]);
+    let network = PrivateNetwork { name };
+    let inside = |args: &[&str]| ip(&[&["netns", "exec", &network.name, "ip"], args].concat());
+    // A veth pair with both ends inside: an interface that is up and can hold a route, made
+    // without touching the host's own interfaces.
+    inside(&["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"]);
+    inside(&["addr", "add", &format!("{address}/24"), "dev", "lan0"]);
+    for link in ["lo", "lan0", "lan1"] {
+        inside(&["link", "set", link, "up"]);
+    }
+    inside(&["route", "add", "default", "dev", "lan0"]);
+    let output = Command::new("ip")
+        .args(["netns", "exec", &network.name])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ADDRESS, &address)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} on its own network ({address}):\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+struct PrivateNetwork {
+    name: String,
+}
+
+impl Drop for PrivateNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
