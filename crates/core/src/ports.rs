@@ -48,9 +48,75 @@ fn listening_inode(table: &str, port: u16) -> Option<u64> {
     })
 }
 
+/// The addresses sockets listen on for `port`, from both tables (every process, every user).
+pub fn listening_addresses(port: u16) -> Vec<std::net::IpAddr> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .flat_map(|table| listening_on(&table, port))
+        .collect()
+}
+
+/// The local addresses of the LISTEN sockets for `port` in one `/proc/net/tcp` table. The kernel
+/// writes each 32-bit word of the address in host byte order.
+fn listening_on(table: &str, port: u16) -> Vec<std::net::IpAddr> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (address, local_port) = fields.get(1)?.rsplit_once(':')?;
+            if u16::from_str_radix(local_port, 16).ok()? != port || *fields.get(3)? != "0A" {
+                return None;
+            }
+            let mut bytes = Vec::with_capacity(16);
+            for word in 0..address.len() / 8 {
+                let word = u32::from_str_radix(address.get(word * 8..word * 8 + 8)?, 16).ok()?;
+                bytes.extend_from_slice(&word.to_ne_bytes());
+            }
+            match bytes.len() {
+                4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+                16 => {
+                    let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+                    Some(
+                        v6.to_ipv4_mapped()
+                            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+                    )
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_listening_addresses_of_both_families() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+                  0: 0100007F:2329 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0\n\
+                  1: 00000000:2329 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0\n\
+                  2: 0100007F:2329 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0\n";
+        let found: Vec<String> = listening_on(v4, 9001).iter().map(ToString::to_string).collect();
+        assert_eq!(found, ["127.0.0.1", "0.0.0.0"]);
+        let v6 = "  sl  local_address rem_address st\n\
+                  0: 00000000000000000000000001000000:2329 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0 4 1 0\n\
+                  1: 00000000000000000000000000000000:2329 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0 5 1 0\n";
+        let found: Vec<String> = listening_on(v6, 9001).iter().map(ToString::to_string).collect();
+        assert_eq!(found, ["::1", "::"]);
+    }
+
+    #[test]
+    fn finds_where_this_process_listens() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(
+            listening_addresses(port),
+            [std::net::IpAddr::from([127, 0, 0, 1])]
+        );
+    }
 
     #[test]
     fn finds_the_listening_inode_for_a_port() {

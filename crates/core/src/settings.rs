@@ -28,6 +28,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub log: LogSettings,
     pub workflows: WorkflowSettings,
+    /// Guard mode: the server Gatehouse stands in front of, when it is not its own.
+    pub guard: crate::guard::GuardSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -786,6 +788,9 @@ impl Settings {
                 "use info, debug or warn",
             );
         }
+        for (field, message, fix) in self.guard.problems() {
+            add(field, message, &fix);
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -906,6 +911,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("workflows.python_memory_mb", Kind::Integer),
     ("workflows.python_output_bytes", Kind::Integer),
     ("workflows.allow_weaker_sandbox", Kind::Bool),
+    ("guard.upstream", Kind::Text),
+    ("guard.preset", Kind::Text),
+    ("guard.launch", Kind::List),
 ];
 
 #[cfg(test)]

@@ -35,6 +35,25 @@ pub struct ServerInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_in_url: Option<Vec<KeyInUrl>>,
     pub models_ready: usize,
+    /// In guard mode: what Gatehouse stands in front of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guarding: Option<Guarding>,
+}
+
+/// The server a guard stands in front of.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct Guarding {
+    /// The route table in force (`ollama`, `openai`, `oip`, `tfserving`, `generic`).
+    pub preset: String,
+    /// Its loopback address; told to clients on this computer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// starting, ready, restarting, crash-looping, failed, or external (not launched by Gatehouse).
+    pub state: String,
+    /// Whether Gatehouse launched it and restarts it.
+    pub launched: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

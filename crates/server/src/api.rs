@@ -113,6 +113,16 @@ pub async fn readiness(State(state): State<AppState>) -> Result<Json<Value>, Api
     ))
 }
 
+/// A client on this computer: on loopback, or reaching the server's own address from that same
+/// address (a server bound to its LAN address, probed by its own supervisor). No connection
+/// record means an in-process call (unit tests).
+pub fn is_local(connection: Option<&Connection>) -> bool {
+    connection.is_none_or(|c| {
+        let peer = c.peer.ip().to_canonical();
+        peer.is_loopback() || peer == c.local.ip().to_canonical()
+    })
+}
+
 #[utoipa::path(get, path = "/info", tag = "public", responses((status = 200, body = ServerInfo)))]
 pub async fn info(
     State(state): State<AppState>,
@@ -120,13 +130,7 @@ pub async fn info(
 ) -> Json<ServerInfo> {
     let mut info = (*state.info).clone();
     info.models_ready = state.repository.get().map(Repository::ready_count).unwrap_or(0);
-    // A client on this computer: on loopback, or reaching the server's own address from that
-    // same address (a server bound to its LAN address, probed by its own supervisor).
-    let local = connection.is_none_or(|c| {
-        let peer = c.peer.ip().to_canonical();
-        peer.is_loopback() || peer == c.local.ip().to_canonical()
-    });
-    if !local {
+    if !is_local(connection.as_ref().map(|c| &c.0)) {
         info.auth = None;
         info.custom_python = None;
         return Json(info);

@@ -227,7 +227,11 @@ async fn serve_one<Io>(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    // Upgrades (WebSocket) are passed on by a guard once the request was admitted; the ONNX
+    // routes never accept one.
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

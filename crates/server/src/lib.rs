@@ -5,6 +5,7 @@
 pub mod api;
 pub mod connections;
 pub mod error;
+pub mod guard;
 pub mod json;
 pub mod listen;
 pub mod metrics;
@@ -87,10 +88,7 @@ pub fn router(state: AppState) -> Router {
 fn routes(state: &AppState) -> Router<AppState> {
     let gate = |scope| {
         axum::middleware::from_fn_with_state(
-            Gate {
-                perimeter: state.perimeter.clone(),
-                scope,
-            },
+            Gate::new(state.perimeter.clone(), scope),
             perimeter::authenticate,
         )
     };
@@ -147,12 +145,38 @@ fn routes(state: &AppState) -> Router<AppState> {
 /// The layers every request passes through, outermost last: request id, tracing span, metrics,
 /// panic containment, body limit.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    let cors = cors_layer(&state.cors);
     let routes = routes
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state.clone());
+    with_common_layers(
+        routes,
+        &Common {
+            hosts: state.hosts.clone(),
+            request_limits: state.request_limits.clone(),
+            cors: state.cors.clone(),
+            metrics: state.metrics.clone(),
+            unmatched: "unmatched",
+        },
+    )
+}
+
+/// What the layers every kind of Gatehouse server shares are made from.
+pub struct Common {
+    pub hosts: Arc<perimeter::hosts::AllowedHosts>,
+    pub request_limits: RequestLimits,
+    pub cors: gatehouse_core::settings::CorsSettings,
+    pub metrics: Arc<Metrics>,
+    /// The metrics' route label for requests no route matched.
+    pub unmatched: &'static str,
+}
+
+/// The layers in front of any routes, outermost last: panic containment, metrics, tracing
+/// span, request limits, request id, CORS, and the Host check outermost.
+pub fn with_common_layers(routes: Router, common: &Common) -> Router {
+    let routes = routes
         .layer(CatchPanicLayer::custom(api::panic_response))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            metrics::Tracker::new(common.metrics.clone(), common.unmatched),
             metrics::track,
         ))
         .layer(
@@ -181,22 +205,21 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(axum::middleware::from_fn_with_state(
-            state.request_limits.clone(),
+            common.request_limits.clone(),
             perimeter::requests::enforce,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(telemetry::RequestIds));
     // Preflights are answered before authentication: a browser sends them without credentials.
-    let routes = match cors {
+    let routes = match cors_layer(&common.cors) {
         Some(cors) => routes.layer(cors),
         None => routes,
     };
     // Outermost: a request addressed to a name that is not the server's gets nothing else.
-    let routes = routes.layer(axum::middleware::from_fn_with_state(
-        state.hosts.clone(),
+    routes.layer(axum::middleware::from_fn_with_state(
+        common.hosts.clone(),
         perimeter::hosts::enforce,
-    ));
-    routes.with_state(state)
+    ))
 }
 
 /// The CORS layer for the allowed origins, or none at all (no cross-origin access) by default.
@@ -277,6 +300,7 @@ mod tests {
                 keys_in_url: None,
                 mtls: false,
                 models_ready: 0,
+                guarding: None,
             }),
             max_body_bytes: 1024,
             workflow_memory_bytes: 1 << 20,

@@ -46,6 +46,10 @@ enum Command {
     Certs(certs_cli::CertsCommand),
     /// Prove the server's security controls by probing it (exit status 1 when an item fails).
     Check(check_cli::CheckArgs),
+    /// Put Gatehouse's perimeter (keys, TLS, limits, audit, checklist) in front of an inference
+    /// server you already run, e.g. `gatehouse guard --preset ollama --upstream http://127.0.0.1:11434`
+    /// or `gatehouse guard --preset ollama --launch -- ollama serve`.
+    Guard(GuardArgs),
     /// Run the server and keep it running: restart after crashes and on settings changes.
     Supervise(supervise_cli::SuperviseArgs),
     /// Print a completion script for bash, zsh or fish, e.g.
@@ -66,6 +70,30 @@ struct ServeArgs {
     models: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct GuardArgs {
+    /// The server to guard, on loopback: http://127.0.0.1:PORT (with --launch, the port it
+    /// should listen on; left out, Gatehouse picks a free one).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Its route table: ollama, openai (llama.cpp, vLLM, LM Studio), oip (Triton, KServe,
+    /// MLServer), tfserving, or generic (every route needs an `infer` key).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Start the server given after `--` and keep it running; `{port}` in it becomes its port.
+    #[arg(long, requires = "command")]
+    launch: bool,
+    /// Address Gatehouse listens on (default 127.0.0.1: this computer only).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port Gatehouse listens on; 0 picks a free one (default 9001).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The command that starts the server to guard (after `--`).
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum SettingsCommand {
     /// Print the effective settings (file, then environment applied).
@@ -84,6 +112,7 @@ fn main() -> ExitCode {
     let paths = Paths::from_env();
     let result = match cli.command {
         Command::Serve(args) => serve(args, paths),
+        Command::Guard(args) => guard(args, paths),
         Command::Settings(command) => settings(command, &paths),
         Command::Keys(command) => keys_cli::run(command, &paths),
         Command::Certs(command) => certs_cli::run(command, &paths),
@@ -108,21 +137,54 @@ fn effective_settings(paths: &Paths) -> Result<Settings, String> {
     Settings::effective(&paths.settings_file()).map_err(|e| e.to_string())
 }
 
-fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
-    let mut settings = effective_settings(&paths)?;
-    let flags = [
-        ("server.host", args.host),
-        ("server.port", args.port.map(|p| p.to_string())),
-        ("server.models", args.models.map(|p| p.display().to_string())),
-    ];
+/// Applies command-line flags over the effective settings, each checked like any other source.
+fn apply_flags(settings: &mut Settings, flags: &[(&str, Option<String>)]) -> Result<(), String> {
     for (key, value) in flags {
         if let Some(value) = value {
-            settings.set(key, &value).map_err(|mut problem| {
+            settings.set(key, value).map_err(|mut problem| {
                 problem.source = Some(format!("--{}", key.rsplit('.').next().unwrap_or(key)));
                 problem.to_string()
             })?;
         }
     }
+    Ok(())
+}
+
+fn guard(args: GuardArgs, paths: Paths) -> Result<(), String> {
+    let mut settings = effective_settings(&paths)?;
+    apply_flags(
+        &mut settings,
+        &[
+            ("server.host", args.host),
+            ("server.port", args.port.map(|p| p.to_string())),
+            ("guard.upstream", args.upstream),
+            ("guard.preset", args.preset),
+        ],
+    )?;
+    if args.launch || !args.command.is_empty() {
+        settings.guard.launch = args.command;
+    }
+    settings.validate().map_err(|e| e.to_string())?;
+    gatehouse_server::telemetry::init(&settings.log.level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(gatehouse_server::guard::run(settings, paths))
+        .map_err(|e| e.to_string())
+}
+
+fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
+    let mut settings = effective_settings(&paths)?;
+    apply_flags(
+        &mut settings,
+        &[
+            ("server.host", args.host),
+            ("server.port", args.port.map(|p| p.to_string())),
+            ("server.models", args.models.map(|p| p.display().to_string())),
+        ],
+    )?;
     if let Some(models) = settings.server.models.as_mut().filter(|p| p.is_relative()) {
         // A relative --models is relative to where the command was typed.
         *models = std::env::current_dir().map_err(|e| e.to_string())?.join(&*models);

@@ -19,7 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::AppState;
+use std::sync::Arc;
+
 use crate::models::LoadedModel;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,6 +84,7 @@ pub struct Metrics {
     /// Requests that presented their key in the URL, where proxies and histories keep it.
     pub key_in_url: Counter,
     tls_handshakes: Family<ResultLabels, Counter>,
+    upstream_errors: Family<ReasonLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -192,7 +194,14 @@ impl Metrics {
             "TLS handshakes by result (ok, failed, plaintext, timeout)",
             tls_handshakes.clone(),
         );
+        let upstream_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Guarded requests the upstream did not answer, by reason (unavailable, timeout, failed)",
+            upstream_errors.clone(),
+        );
         Metrics {
+            upstream_errors,
             tls_handshakes,
             registry,
             requests,
@@ -208,6 +217,10 @@ impl Metrics {
             key_reload_failures,
             key_in_url,
         }
+    }
+
+    pub fn upstream_error(&self, reason: &'static str) {
+        self.upstream_errors.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn auth_failure(&self, reason: &'static str) {
@@ -248,14 +261,28 @@ impl Metrics {
     }
 }
 
+/// What [`track`] runs with: the metrics, and the route label of requests no route matched (a
+/// guard's proxied requests, which would otherwise each be a label of their own).
+#[derive(Clone)]
+pub struct Tracker {
+    metrics: Arc<Metrics>,
+    unmatched: &'static str,
+}
+
+impl Tracker {
+    pub fn new(metrics: Arc<Metrics>, unmatched: &'static str) -> Tracker {
+        Tracker { metrics, unmatched }
+    }
+}
+
 /// Middleware that counts and times every request.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(tracker): State<Tracker>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| route_label(p.as_str()));
+        .map_or(tracker.unmatched, |p| route_label(p.as_str()));
     let method = method_label(request.method());
-    let metrics = &state.metrics;
+    let metrics = &tracker.metrics;
     let in_flight = InFlight::enter(&metrics.in_flight);
     let started = Instant::now();
     let response = next.run(request).await;

@@ -65,9 +65,10 @@ const UNAUTHENTICATED_BODIES: usize = 8;
 /// How long a body waits for its turn to be read before its sender is known.
 const UNAUTHENTICATED_WAIT: Duration = Duration::from_secs(5);
 
-/// Where the client put its key.
+/// Where the client put its key; handlers find it in the request's extensions, so a proxy can
+/// remove exactly that credential before passing the request on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Presentation {
+pub enum Presentation {
     Bearer,
     Header,
     Query,
@@ -76,7 +77,7 @@ enum Presentation {
 }
 
 impl Presentation {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Presentation::Bearer => "bearer",
             Presentation::Header => "x-api-key",
@@ -226,6 +227,19 @@ fn signature(path: &std::path::Path) -> Option<(SystemTime, u64, u64)> {
 pub struct Gate {
     pub perimeter: Arc<Perimeter>,
     pub scope: Scope,
+    /// Whether to read a JSON body for an `api_key` field. A guard streams bodies through and
+    /// takes keys from headers and the query only.
+    pub body_keys: bool,
+}
+
+impl Gate {
+    pub fn new(perimeter: Arc<Perimeter>, scope: Scope) -> Gate {
+        Gate {
+            perimeter,
+            scope,
+            body_keys: true,
+        }
+    }
 }
 
 /// The key a request was authenticated with, for handlers and the audit line.
@@ -234,6 +248,11 @@ pub struct Caller(pub Arc<Identity>);
 
 /// Authenticates a request to a protected route group, or refuses it.
 pub async fn authenticate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    authenticate_as(&gate, request, next).await
+}
+
+/// [`authenticate`] for a gate chosen per request (a guard's route table).
+pub async fn authenticate_as(gate: &Gate, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let perimeter = &gate.perimeter;
     let address = request
@@ -242,7 +261,7 @@ pub async fn authenticate(State(gate): State<Gate>, request: Request, next: Next
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let mut line = AuditLine::new(&request, address);
 
-    let outcome = admit(&gate, request, address, &mut line).await;
+    let outcome = admit(gate, request, address, &mut line).await;
     let response = match outcome {
         Ok(request) => next.run(request).await,
         Err(response) => response,
@@ -281,7 +300,7 @@ async fn admit(
         return Ok(request);
     }
 
-    let (request, presented) = find_key(request, perimeter).await?;
+    let (request, presented) = find_key(request, perimeter, gate.body_keys).await?;
     let Some((presentation, key)) = presented else {
         metrics.auth_failure("missing");
         line.refused("missing_key");
@@ -370,6 +389,7 @@ async fn admit(
     }
     let mut request = request;
     request.extensions_mut().insert(Caller(identity));
+    request.extensions_mut().insert(presentation);
     Ok(request)
 }
 
@@ -378,6 +398,7 @@ async fn admit(
 async fn find_key(
     request: Request,
     perimeter: &Perimeter,
+    body_keys: bool,
 ) -> Result<(Request, Option<(Presentation, Sensitive<String>)>), Response> {
     if let Some(found) = key_from_headers(request.headers()) {
         return Ok((request, Some(found)));
@@ -387,7 +408,7 @@ async fn find_key(
     }
     // Only a JSON body can carry `api_key`; anything else is refused for its missing key without
     // being read.
-    if request.method() != Method::POST || !json_body(request.headers()) {
+    if !body_keys || request.method() != Method::POST || !json_body(request.headers()) {
         return Ok((request, None));
     }
     let Ok(Ok(_turn)) =

@@ -38,6 +38,8 @@ pub enum StartError {
     PortInUse { host: String, port: u16, holder: String },
     #[error("{0}")]
     Tls(String),
+    #[error("{0}")]
+    Guard(String),
     #[error("cannot listen on {host}:{port}: {source}; fix: use an address of this computer, e.g. 127.0.0.1")]
     Bind {
         host: String,
@@ -46,7 +48,240 @@ pub enum StartError {
     },
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// What every kind of Gatehouse server opens before it has anything to serve: the listening
+/// sockets, TLS, metrics, the audit sink, the Host allowlist and the perimeter. `serve` puts the
+/// ONNX routes behind it, `guard` a proxy.
+pub struct Frontend {
+    pub settings: Settings,
+    pub paths: Paths,
+    /// The address the primary socket listens on (port 0 resolved).
+    pub address: SocketAddr,
+    /// The URL a client on this computer uses.
+    pub url: String,
+    listeners: Listeners,
+    v6_problem: Option<std::io::Error>,
+    tls_files: Option<TlsFiles>,
+    tls_config: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
+    pub metrics: Arc<Metrics>,
+    pub audit: Option<AuditSink>,
+    pub hosts: Arc<AllowedHosts>,
+    pub perimeter: Arc<Perimeter>,
+}
+
+impl Frontend {
+    /// Loads TLS, binds and builds the perimeter; nothing is announced or served yet.
+    pub async fn open(
+        settings: Settings,
+        paths: Paths,
+        onnxruntime_version: &str,
+    ) -> Result<Frontend, StartError> {
+        let tls_files = settings.tls.enabled.then(|| TlsFiles {
+            cert: settings
+                .tls
+                .cert
+                .clone()
+                .unwrap_or_else(|| CertFiles::new(paths.certs_dir()).server_cert()),
+            key: settings
+                .tls
+                .key
+                .clone()
+                .unwrap_or_else(|| CertFiles::new(paths.certs_dir()).server_key()),
+            client_ca: settings.tls.client_ca.clone(),
+        });
+        let tls_config = match &tls_files {
+            Some(files) => Some(Arc::new(ArcSwap::new(files.load().map_err(StartError::Tls)?))),
+            None => None,
+        };
+        let (listeners, v6_problem) = bind(&settings.server.host, settings.server.port).await?;
+        let address = listeners
+            .primary
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                host: settings.server.host.clone(),
+                port: settings.server.port,
+                source,
+            })?;
+        let metrics = Arc::new(Metrics::new(onnxruntime_version));
+        let audit = settings
+            .audit
+            .enabled
+            .then(|| AuditSink::start(AuditLog::new(paths.audit_log()), metrics.clone()));
+        let hosts = Arc::new(AllowedHosts::new(
+            own_names(&settings, tls_files.as_ref()),
+            &listeners.addresses(),
+            metrics.clone(),
+        ));
+        let perimeter = Arc::new(Perimeter::new(
+            &settings,
+            paths.keys_file(),
+            hosts.clone(),
+            audit.clone(),
+            metrics.clone(),
+        ));
+        perimeter.spawn_watchers();
+        {
+            // Keys sent in a URL before this start still count for the checklist's 24 hours.
+            let perimeter = perimeter.clone();
+            let log = paths.audit_log();
+            tokio::task::spawn_blocking(move || {
+                perimeter
+                    .url_keys
+                    .seed_from_audit(&log, time::OffsetDateTime::now_utc())
+            });
+        }
+        let scheme = if tls_files.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", reachable(address));
+        Ok(Frontend {
+            settings,
+            paths,
+            address,
+            url,
+            listeners,
+            v6_problem,
+            tls_files,
+            tls_config,
+            metrics,
+            audit,
+            hosts,
+            perimeter,
+        })
+    }
+
+    pub fn tls(&self) -> bool {
+        self.tls_files.is_some()
+    }
+
+    pub fn mtls(&self) -> bool {
+        self.tls_files.as_ref().is_some_and(|f| f.client_ca.is_some())
+    }
+
+    /// Whether `/metrics` and the documents need a `metrics` key.
+    pub fn metrics_protected(&self) -> bool {
+        match self.settings.server.metrics_access.as_str() {
+            "public" => false,
+            "key" => true,
+            _ => !self.address.ip().is_loopback(),
+        }
+    }
+
+    /// The `listening` line and the warnings about the posture. Supervisors and scripts learn
+    /// the address from that line, so it is logged under its own target, which every log level
+    /// lets through (see telemetry).
+    pub fn announce(&self) {
+        let settings = &self.settings;
+        let also: Vec<String> = self
+            .listeners
+            .addresses()
+            .iter()
+            .skip(1)
+            .map(ToString::to_string)
+            .collect();
+        let url = &self.url;
+        tracing::info!(target: crate::telemetry::ANNOUNCE, event = "listening", addr = %self.address, url = %url,
+            tls = self.tls(), mtls = self.mtls(), auth = settings.auth.enabled,
+            also = %also.join(","), "Gatehouse is listening on {url}");
+        if let Some(error) = &self.v6_problem {
+            tracing::warn!(event = "loopback_v6_unavailable", %error, "listening on 127.0.0.1 only; clients that resolve localhost to ::1 will not connect");
+        }
+        if !settings.auth.enabled {
+            tracing::warn!(
+                event = "auth_disabled",
+                "authentication is off: anyone who can reach the port can call every endpoint"
+            );
+        } else if perimeter_is_empty(&self.paths) {
+            tracing::warn!(
+                event = "no_keys",
+                "no API keys exist yet, so every protected endpoint answers 401; create one with `gatehouse keys create`"
+            );
+        }
+        if !self.address.ip().is_loopback() && !self.tls() {
+            tracing::warn!(event = "exposed", addr = %self.address,
+                "listening beyond this computer without TLS; keys and data cross the network in plain text");
+        }
+    }
+
+    /// Serves `app` until SIGINT or SIGTERM, then lets requests in flight finish and flushes
+    /// the keys' last use and the audit log.
+    pub async fn serve(self, app: axum::Router) {
+        let limits = Arc::new(ConnectionLimits::new(&self.settings.limits, self.metrics.clone()));
+        let listeners = self.listeners.into_vec();
+        match (self.tls_files, self.tls_config) {
+            (Some(files), Some(config)) => {
+                crate::tls::watch(files, config.clone());
+                let (sender, incoming) = tokio::sync::mpsc::channel(256);
+                crate::tls::accept(listeners, config, limits.clone(), sender);
+                connections::serve(incoming, app, limits, shutdown_signal()).await;
+            }
+            _ => {
+                let (sender, incoming) = tokio::sync::mpsc::channel(256);
+                for listener in listeners {
+                    connections::accept_plain(listener, limits.clone(), sender.clone());
+                }
+                drop(sender);
+                connections::serve(incoming, app, limits, shutdown_signal()).await;
+            }
+        }
+        self.perimeter.flush_usage();
+        if let Some(audit) = &self.audit
+            && !audit.flush(std::time::Duration::from_secs(2))
+        {
+            tracing::warn!(
+                event = "audit_flush_timeout",
+                "the audit log could not be flushed before exit"
+            );
+        }
+        tracing::info!(event = "stopped", "Gatehouse stopped");
+    }
+}
+
+/// Binds `host:port`, and `[::1]` beside `127.0.0.1`; a port in use names its holder.
+async fn bind(host: &str, port: u16) -> Result<(Listeners, Option<std::io::Error>), StartError> {
+    let ip: IpAddr = if host == "localhost" {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.parse().map_err(|_| StartError::Bind {
+            host: host.to_string(),
+            port,
+            source: std::io::Error::other("not an IP address"),
+        })?
+    };
+    let listener = TcpListener::bind(SocketAddr::new(ip, port))
+        .await
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                StartError::PortInUse {
+                    host: host.to_string(),
+                    port,
+                    holder: gatehouse_core::ports::listening_process(port)
+                        .map(|p| format!(" by {} (pid {})", p.name, p.pid))
+                        .unwrap_or_default(),
+                }
+            } else {
+                StartError::Bind {
+                    host: host.to_string(),
+                    port,
+                    source,
+                }
+            }
+        })?;
+    Ok(Listeners::with_loopback_v6(listener).await)
+}
+
+/// The address a client on this computer connects to: a server on every interface is reached
+/// on loopback (a `0.0.0.0` Host is not one of its names).
+fn reachable(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), address.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), address.port())
+        }
+        _ => address,
+    }
+}
+
+/// Runs the ONNX server until SIGINT or SIGTERM.
 pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let library = settings
         .inference
@@ -54,127 +289,38 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         .clone()
         .unwrap_or_else(|| paths.default_onnxruntime_library());
     let runtime = Runtime::load(&library).map_err(StartError::Runtime)?;
-    let tls_files = settings.tls.enabled.then(|| TlsFiles {
-        cert: settings
-            .tls
-            .cert
-            .clone()
-            .unwrap_or_else(|| CertFiles::new(paths.certs_dir()).server_cert()),
-        key: settings
-            .tls
-            .key
-            .clone()
-            .unwrap_or_else(|| CertFiles::new(paths.certs_dir()).server_key()),
-        client_ca: settings.tls.client_ca.clone(),
-    });
-    let tls_config = match &tls_files {
-        Some(files) => Some(Arc::new(ArcSwap::new(files.load().map_err(StartError::Tls)?))),
-        None => None,
-    };
     let models_dir: PathBuf = settings
         .server
         .models
         .clone()
         .unwrap_or_else(|| paths.default_models_dir());
-
-    let host = settings.server.host.clone();
-    let ip: IpAddr = if host == "localhost" {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        host.parse().map_err(|_| StartError::Bind {
-            host: host.clone(),
-            port: settings.server.port,
-            source: std::io::Error::other("not an IP address"),
-        })?
-    };
-    let listener = TcpListener::bind(SocketAddr::new(ip, settings.server.port))
-        .await
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                StartError::PortInUse {
-                    host: host.clone(),
-                    port: settings.server.port,
-                    holder: gatehouse_core::ports::listening_process(settings.server.port)
-                        .map(|p| format!(" by {} (pid {})", p.name, p.pid))
-                        .unwrap_or_default(),
-                }
-            } else {
-                StartError::Bind {
-                    host: host.clone(),
-                    port: settings.server.port,
-                    source,
-                }
-            }
-        })?;
-    let (listener, v6_problem) = Listeners::with_loopback_v6(listener).await;
-    let also: Vec<String> = listener
-        .addresses()
-        .iter()
-        .skip(1)
-        .map(ToString::to_string)
-        .collect();
-    let address = listener.primary.local_addr().map_err(|source| StartError::Bind {
-        host: host.clone(),
-        port: settings.server.port,
-        source,
-    })?;
-
     let onnxruntime_version = runtime.version();
-    let metrics = Arc::new(Metrics::new(&onnxruntime_version));
-    let audit = settings
-        .audit
-        .enabled
-        .then(|| AuditSink::start(AuditLog::new(paths.audit_log()), metrics.clone()));
-    let hosts = Arc::new(AllowedHosts::new(
-        own_names(&settings, tls_files.as_ref()),
-        &listener.addresses(),
-        metrics.clone(),
-    ));
-    let perimeter = Arc::new(Perimeter::new(
-        &settings,
-        paths.keys_file(),
-        hosts.clone(),
-        audit.clone(),
-        metrics.clone(),
-    ));
-    perimeter.spawn_watchers();
-    {
-        // Keys sent in a URL before this start still count for the checklist's 24 hours.
-        let perimeter = perimeter.clone();
-        let log = paths.audit_log();
-        tokio::task::spawn_blocking(move || {
-            perimeter
-                .url_keys
-                .seed_from_audit(&log, time::OffsetDateTime::now_utc())
-        });
-    }
-    let loopback = address.ip().is_loopback();
-    let metrics_protected = match settings.server.metrics_access.as_str() {
-        "public" => false,
-        "key" => true,
-        _ => !loopback,
-    };
+    let frontend = Frontend::open(settings, paths, &onnxruntime_version).await?;
+    let settings = &frontend.settings;
+    let paths = &frontend.paths;
+    let metrics = frontend.metrics.clone();
     let state = AppState::from(Shared {
-        hosts,
+        hosts: frontend.hosts.clone(),
         request_limits: RequestLimits::new(&settings.limits, metrics.clone()),
         cors: settings.cors.clone(),
-        perimeter: perimeter.clone(),
-        metrics_protected,
+        perimeter: frontend.perimeter.clone(),
+        metrics_protected: frontend.metrics_protected(),
         metrics: metrics.clone(),
         repository: Arc::new(OnceLock::new()),
         info: Arc::new(ServerInfo {
             name: "gatehouse".into(),
             version: gatehouse_core::VERSION.into(),
             onnxruntime: onnxruntime_version,
-            address: address.to_string(),
-            loopback_only: address.ip().is_loopback(),
-            tls: tls_files.is_some(),
-            mtls: tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()),
+            address: frontend.address.to_string(),
+            loopback_only: frontend.address.ip().is_loopback(),
+            tls: frontend.tls(),
+            mtls: frontend.mtls(),
             auth: Some(settings.auth.enabled),
             custom_python: Some(settings.workflows.allow_custom_python),
             python_sandbox: None,
             keys_in_url: None,
             models_ready: 0,
+            guarding: None,
         }),
         max_body_bytes: settings.limits.max_body_bytes,
         workflow_memory_bytes: settings.limits.workflow_memory_mb as usize * 1024 * 1024,
@@ -193,43 +339,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         let sandbox = state.sandbox.clone();
         tokio::spawn(async move { crate::workflows::sandbox::probe(&sandbox).await });
     }
-
-    let scheme = if tls_files.is_some() { "https" } else { "http" };
-    // The URL a client on this computer uses: a server on every interface is reached on
-    // loopback (a `0.0.0.0` Host is not one of its names).
-    let reachable = match address.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), address.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), address.port())
-        }
-        _ => address,
-    };
-    let url = format!("{scheme}://{reachable}");
-    // Supervisors and scripts learn the address from this line, so it is logged under its own
-    // target, which every log level lets through (see telemetry).
-    tracing::info!(target: crate::telemetry::ANNOUNCE, event = "listening", addr = %address, url = %url, tls = tls_files.is_some(),
-        mtls = tls_files.as_ref().is_some_and(|f| f.client_ca.is_some()), auth = settings.auth.enabled,
-        also = %also.join(","), "Gatehouse is listening on {url}");
-    if let Some(error) = v6_problem {
-        tracing::warn!(event = "loopback_v6_unavailable", %error, "listening on 127.0.0.1 only; clients that resolve localhost to ::1 will not connect");
-    }
-    if !settings.auth.enabled {
-        tracing::warn!(
-            event = "auth_disabled",
-            "authentication is off: anyone who can reach the port can call every endpoint"
-        );
-    } else if perimeter_is_empty(&paths) {
-        tracing::warn!(
-            event = "no_keys",
-            "no API keys exist yet, so every protected endpoint answers 401; create one with `gatehouse keys create`"
-        );
-    }
-    if !loopback && tls_files.is_none() {
-        tracing::warn!(event = "exposed", addr = %address,
-            "listening beyond this computer without TLS; keys and data cross the network in plain text");
-    }
+    frontend.announce();
 
     let options = LoadOptions {
         intra_threads: settings.inference.intra_threads,
@@ -237,7 +347,6 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         allow_symlinks: settings.inference.allow_model_symlinks,
     };
     let repository_slot = state.repository.clone();
-    let metrics_for_tls = metrics.clone();
     tokio::task::spawn_blocking(move || {
         let repository = Repository::load(&runtime, &models_dir, &options);
         let ready = repository.ready_count();
@@ -250,36 +359,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         );
         let _ = repository_slot.set(repository);
     });
-
-    let app = router(state);
-    let limits = Arc::new(ConnectionLimits::new(&settings.limits, metrics_for_tls));
-    let listeners = listener.into_vec();
-    match (tls_files, tls_config) {
-        (Some(files), Some(config)) => {
-            crate::tls::watch(files, config.clone());
-            let (sender, incoming) = tokio::sync::mpsc::channel(256);
-            crate::tls::accept(listeners, config, limits.clone(), sender);
-            connections::serve(incoming, app, limits, shutdown_signal()).await;
-        }
-        _ => {
-            let (sender, incoming) = tokio::sync::mpsc::channel(256);
-            for listener in listeners {
-                connections::accept_plain(listener, limits.clone(), sender.clone());
-            }
-            drop(sender);
-            connections::serve(incoming, app, limits, shutdown_signal()).await;
-        }
-    }
-    perimeter.flush_usage();
-    if let Some(audit) = &audit
-        && !audit.flush(std::time::Duration::from_secs(2))
-    {
-        tracing::warn!(
-            event = "audit_flush_timeout",
-            "the audit log could not be flushed before exit"
-        );
-    }
-    tracing::info!(event = "stopped", "Gatehouse stopped");
+    frontend.serve(router(state)).await;
     Ok(())
 }
 
