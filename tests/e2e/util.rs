@@ -147,6 +147,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Starts a server the way a user would, with options.
 pub struct ServerBuilder {
+    /// `serve`, or `guard` for a guard in front of another server.
+    subcommand: &'static str,
     args: Vec<String>,
     env: Vec<(String, String)>,
     home: tempfile::TempDir,
@@ -154,6 +156,12 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// Runs `gatehouse guard` instead of `serve`; the test adds `--upstream`/`--preset`/`--`.
+    pub fn guard(mut self) -> Self {
+        self.subcommand = "guard";
+        self
+    }
+
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
         self
@@ -182,7 +190,8 @@ impl ServerBuilder {
 
     fn command(&self) -> Command {
         let mut command = Command::new(gatehouse_bin());
-        command.arg("serve");
+        command.arg(self.subcommand);
+        // Options first: a guard's arguments may end with `-- COMMAND`.
         if !self.args.iter().any(|a| a == "--port") {
             command.args(["--port", "0"]);
         }
@@ -310,6 +319,7 @@ pub struct TestServer {
 impl TestServer {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
+            subcommand: "serve",
             args: Vec::new(),
             env: Vec::new(),
             home: tempfile::tempdir().expect("temp dir"),
@@ -446,6 +456,7 @@ impl TestServer {
         self.terminate();
         let home = std::mem::replace(&mut self.home, tempfile::tempdir().expect("temp dir"));
         ServerBuilder {
+            subcommand: "serve",
             args: Vec::new(),
             env: Vec::new(),
             home,

@@ -10,7 +10,7 @@
 //!   settings, a port in use) is reported and not retried — both quote the child's last lines;
 //! - every state change, log line and metrics sample is published as an [`Event`].
 
-mod process;
+pub mod process;
 pub mod scrape;
 
 use std::collections::VecDeque;

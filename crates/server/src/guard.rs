@@ -77,6 +77,7 @@ impl Phase {
 pub struct UpstreamState {
     phase: AtomicU8,
     pid: AtomicU32,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl UpstreamState {
@@ -84,7 +85,19 @@ impl UpstreamState {
         UpstreamState {
             phase: AtomicU8::new(phase as u8),
             pid: AtomicU32::new(0),
+            stop: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Asks the launcher to stop the upstream.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Completes once [`UpstreamState::stop`] was called.
+    pub async fn stopping(&self) {
+        let mut receiver = self.stop.subscribe();
+        let _ = receiver.wait_for(|stop| *stop).await;
     }
 
     pub fn phase(&self) -> Phase {
@@ -198,7 +211,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         metrics: frontend.metrics.clone(),
         metrics_protected: frontend.metrics_protected(),
     });
-    if launching {
+    let launcher = if launching {
         let mut env: Vec<(String, String)> = preset
             .launch_env
             .iter()
@@ -206,16 +219,19 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             .collect();
         env.extend(guard_settings.launch_env.clone());
         let launch = Launch::new(&guard_settings.launch, env, port);
-        tokio::spawn(launch::supervise(launch, state.clone()));
-    }
+        Some(tokio::spawn(launch::supervise(launch, state.clone())))
+    } else {
+        None
+    };
     tokio::spawn(watch(guard.clone(), preset.health));
     tracing::info!(event = "guarding", preset = preset.name, upstream = %upstream.address, launched = launching,
         "guarding {} on {}", preset.servers, upstream.address);
     frontend.announce();
     let app = router(&frontend, guard.clone());
     frontend.serve(app).await;
-    if launching {
-        launch::stop(&state);
+    if let Some(launcher) = launcher {
+        state.stop();
+        let _ = launcher.await;
     }
     Ok(())
 }
@@ -256,7 +272,9 @@ async fn watch(guard: Arc<Guard>, health: Option<&'static str>) {
             checked_exposure = true;
             if let Err(error) = refuse_if_exposed(port) {
                 tracing::error!(event = "upstream_exposed", error = %error, "stopping: the guarded server is reachable around Gatehouse");
-                launch::stop(&guard.upstream);
+                guard.upstream.stop();
+                // Long enough for the launcher's SIGTERM to reach the upstream.
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 std::process::exit(1);
             }
         }

@@ -586,6 +586,10 @@ struct AuditLine {
     /// The pattern (`/v2/models/{model}/infer`); cloning it only bumps a reference count.
     #[serde(serialize_with = "serialize_route")]
     route: Option<MatchedPath>,
+    /// For a request no route of Gatehouse's matched (a guard's): its path, without the query
+    /// (where a key may be) and cut to 256 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
     key_presented_as: Option<&'static str>,
@@ -617,6 +621,11 @@ impl AuditLine {
             address,
             method: request.method().clone(),
             route: request.extensions().get::<MatchedPath>().cloned(),
+            path: request
+                .extensions()
+                .get::<MatchedPath>()
+                .is_none()
+                .then(|| request.uri().path().chars().take(256).collect()),
             model,
             key_presented_as: None,
             outcome: "allowed",

@@ -1,5 +1,6 @@
-//! Spawning and stopping the child: its own process group, a parent-death signal, SIGTERM to the
-//! group and SIGKILL after a timeout. The only unsafe code in the supervisor lives here.
+//! Spawning and stopping a child: its own process group, a parent-death signal, SIGTERM to the
+//! group and SIGKILL after a timeout. Used for the server the supervisor runs and for the
+//! upstream a guard launches. The only unsafe code in the supervisor lives here.
 #![allow(unsafe_code)]
 
 use std::process::{ExitStatus, Stdio};
@@ -10,10 +11,20 @@ use tokio::process::{Child, Command};
 use super::Config;
 
 pub fn spawn(config: &Config) -> std::io::Result<Child> {
-    let mut command = Command::new(&config.program);
+    spawn_program(&config.program, &config.args, &config.env)
+}
+
+/// Starts `program` with its output piped, in its own process group, with SIGTERM sent to it
+/// when this process dies.
+pub fn spawn_program(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    env: &[(impl AsRef<std::ffi::OsStr>, impl AsRef<std::ffi::OsStr>)],
+) -> std::io::Result<Child> {
+    let mut command = Command::new(program);
     command
-        .args(&config.args)
-        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,15 +1,15 @@
 //! The upstream a guard launches: started bound to loopback on a port Gatehouse picked, its
 //! output passed to Gatehouse's log, restarted when it crashes, given up on when it crashes in
-//! a loop, and stopped (with every process it started) when Gatehouse stops.
+//! a loop, and stopped (with every process it started) when Gatehouse stops — also when
+//! Gatehouse is killed, through the parent-death signal `supervisor::process` sets.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gatehouse_core::supervisor::process;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-use super::UpstreamState;
+use super::{Phase, UpstreamState};
 
 /// Crashes within [`CRASH_WINDOW`] that count as a crash loop.
 const CRASH_LOOP: usize = 5;
@@ -42,24 +42,42 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Runs the upstream until Gatehouse stops, restarting it after each exit.
+/// How long the upstream has to exit after SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the upstream until `state.stop()`, restarting it after each exit; on stop, the whole
+/// process group gets SIGTERM, then SIGKILL.
 pub async fn supervise(launch: Launch, state: Arc<UpstreamState>) {
     let mut exits: Vec<Instant> = Vec::new();
     let mut backoff = Duration::from_millis(500);
     loop {
         let started = Instant::now();
-        let status = match run_once(&launch, &state).await {
-            Ok(status) => status,
+        let mut child = match process::spawn_program(&launch.command[0], &launch.command[1..], &launch.env) {
+            Ok(child) => child,
             Err(error) => {
                 tracing::error!(event = "upstream_not_started", program = %launch.command[0], %error,
                     "the guarded server could not be started; check guard.launch (is the program installed and on PATH?)");
-                state.set_phase(super::Phase::Failed);
+                state.set_phase(Phase::Failed);
                 return;
             }
         };
-        state.set_phase(super::Phase::Restarting);
-        tracing::warn!(event = "upstream_exited", %status, pid_port = launch.port,
-            "the guarded server exited; restarting it");
+        state.set_pid(child.id());
+        state.set_phase(Phase::Starting);
+        tracing::info!(event = "upstream_started", pid = child.id().unwrap_or(0), port = launch.port,
+            program = %launch.command[0], "started the guarded server");
+        pass_output(&mut child);
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = state.stopping() => {
+                let status = process::stop(&mut child, STOP_TIMEOUT).await;
+                tracing::info!(event = "upstream_stopped", %status, "stopped the guarded server");
+                return;
+            }
+        };
+        state.set_pid(None);
+        state.set_phase(Phase::Restarting);
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        tracing::warn!(event = "upstream_exited", %status, "the guarded server exited; restarting it");
         let now = Instant::now();
         exits.retain(|at| now.duration_since(*at) < CRASH_WINDOW);
         exits.push(now);
@@ -70,88 +88,35 @@ pub async fn supervise(launch: Launch, state: Arc<UpstreamState>) {
                 window_seconds = CRASH_WINDOW.as_secs(),
                 "the guarded server keeps exiting; not restarting it again. Its own output above says why"
             );
-            state.set_phase(super::Phase::CrashLooping);
+            state.set_phase(Phase::CrashLooping);
             return;
         }
-        // A run that lasted a while was not a crash loop: start again quickly.
+        // A run that lasted a while was not part of a crash loop: start again quickly.
         if started.elapsed() > Duration::from_secs(30) {
             backoff = Duration::from_millis(500);
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {},
+            () = state.stopping() => return,
+        }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 
-async fn run_once(launch: &Launch, state: &UpstreamState) -> std::io::Result<std::process::ExitStatus> {
-    let mut command = Command::new(&launch.command[0]);
-    command
-        .args(&launch.command[1..])
-        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so stopping it stops the workers it started too.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    state.set_pid(pid);
-    state.set_phase(super::Phase::Starting);
-    tracing::info!(event = "upstream_started", pid = pid.unwrap_or(0), port = launch.port, program = %launch.command[0],
-        "started the guarded server");
-    for (stream, name) in [
-        (
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            "stdout",
-        ),
-        (
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            "stderr",
-        ),
-    ] {
-        if let Some(stream) = stream {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "upstream", event = "upstream_output", stream = name, "{line}");
-                }
-            });
-        }
+/// The upstream's stdout and stderr, line by line, into Gatehouse's log.
+fn pass_output(child: &mut tokio::process::Child) {
+    fn follow(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, name: &'static str) {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(target: "upstream", event = "upstream_output", stream = name, "{line}");
+            }
+        });
     }
-    let guard = GroupGuard(pid);
-    let status = child.wait().await;
-    drop(guard);
-    status
-}
-
-/// Stops the upstream's whole process group when dropped: on exit, on restart, on Gatehouse's
-/// own shutdown.
-struct GroupGuard(Option<u32>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        stop_group(self.0);
+    if let Some(stdout) = child.stdout.take() {
+        follow(stdout, "stdout");
     }
-}
-
-/// Stops the launched upstream's process group now (at Gatehouse's shutdown).
-pub fn stop(state: &UpstreamState) {
-    stop_group(state.pid());
-}
-
-fn stop_group(pid: Option<u32>) {
-    let Some(pid) = pid
-        .and_then(|pid| i32::try_from(pid).ok())
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return;
-    };
-    // The group is gone when everything in it has exited already.
-    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+    if let Some(stderr) = child.stderr.take() {
+        follow(stderr, "stderr");
+    }
 }

@@ -1,0 +1,423 @@
+//! Guard mode against real servers: the perimeter in front of an upstream that is a separate
+//! process on loopback, reached over real sockets. The echo upstream (FastAPI under uvicorn, the
+//! stack many inference servers are built on) shows exactly what reached it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{TestServer, python, split, wait_until, wait_until_within};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn echo_script() -> String {
+    format!("{}/e2e/upstreams/echo.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The echo upstream, run by the test (not by Gatehouse); killed on drop.
+struct Echo {
+    child: Child,
+    port: u16,
+}
+
+impl Echo {
+    fn start(host: &str) -> Echo {
+        let port = free_port();
+        let child = Command::new(python())
+            .arg(echo_script())
+            .arg(port.to_string())
+            .arg(host)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the venv's python runs");
+        let echo = Echo { child, port };
+        wait_until("the echo upstream answers", || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/health")).is_ok_and(|r| r.status() == 200)
+        });
+        echo
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn guard(upstream: &str, preset: &str, settings: &str) -> TestServer {
+    let server = TestServer::builder()
+        .guard()
+        .settings(settings)
+        .arg("--upstream")
+        .arg(upstream)
+        .arg("--preset")
+        .arg(preset)
+        .start();
+    wait_guard_ready(&server);
+    server
+}
+
+fn wait_guard_ready(server: &TestServer) {
+    wait_until_within(
+        "the guard reports its upstream ready",
+        Duration::from_secs(60),
+        || {
+            server
+                .client
+                .get(server.url("/_gatehouse/readiness"))
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        },
+    );
+}
+
+fn get_with(server: &TestServer, path: &str, header: Option<(&str, &str)>) -> (u16, Value) {
+    let mut request = server.client.get(server.url(path));
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    split(request.send().unwrap())
+}
+
+#[test]
+fn a_guarded_server_is_reached_only_with_the_right_scope_and_never_sees_the_key() {
+    let echo = Echo::start("127.0.0.1");
+    let mut server = guard(&echo.url(), "openai", "");
+    let key = server.key.clone();
+    let bearer = format!("Bearer {key}");
+
+    // The preset's health route is public and answered by the upstream itself.
+    assert_eq!(
+        get_with(&server, "/health", None),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    // No key: Gatehouse's own refusal, JSON like every other error, audited.
+    let (status, body) = get_with(&server, "/v1/echo", None);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    // An inference key on a route the preset keeps for admin.
+    let (status, body) = get_with(&server, "/slots", Some(("authorization", &bearer)));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "{body}"
+    );
+    let admin = server.create_key(&["--scope", "admin", "--name", "admin"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("the admin key is loaded", || {
+        get_with(&server, "/slots", Some(("x-api-key", &admin))).0 == 200
+    });
+
+    // The right key: the upstream's answer, and the upstream never saw the key, wherever the
+    // client put it. A forwarding header the client made up is replaced by what Gatehouse saw.
+    for (how, path, header) in [
+        ("bearer", "/v1/echo?a=1", Some(("authorization", bearer.as_str()))),
+        ("x-api-key", "/v1/echo?a=1", Some(("x-api-key", key.as_str()))),
+        ("query", &*format!("/v1/echo?a=1&api_key={key}"), None),
+    ] {
+        let mut request = server
+            .client
+            .get(server.url(path))
+            .header("x-forwarded-for", "203.0.113.9");
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let (status, seen) = split(request.send().unwrap());
+        assert_eq!(status, 200, "{how}: {seen}");
+        let text = seen.to_string();
+        assert!(!text.contains(&key), "{how}: the upstream saw the key: {text}");
+        let headers = &seen["headers"];
+        assert!(headers.get("authorization").is_none(), "{how}: {headers}");
+        assert!(headers.get("x-api-key").is_none(), "{how}: {headers}");
+        assert_eq!(seen["query"], "a=1", "{how}");
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{how}");
+        assert_eq!(headers["x-forwarded-proto"], "http", "{how}");
+        assert_eq!(headers["host"], format!("127.0.0.1:{}", echo.port), "{how}");
+    }
+    // A credential that belongs to the upstream (not a Gatehouse key) passes untouched.
+    let (status, seen) = split(
+        server
+            .client
+            .get(server.url("/v1/echo"))
+            .bearer_auth(&key)
+            .header("x-api-key", "the-upstream-s-own")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(seen["headers"]["x-api-key"], "the-upstream-s-own");
+
+    // The audit log names the key and the refused admin call.
+    server.terminate();
+    let audit = std::fs::read_to_string(server.home.path().join("audit/audit.jsonl")).unwrap();
+    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["path"] == "/slots" && l["status"] == 403 && l["reason"] == "insufficient_scope"),
+        "{audit}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["path"] == "/v1/echo" && l["status"] == 200),
+        "{audit}"
+    );
+    assert!(!audit.contains(&key), "a key reached the audit log");
+}
+
+/// Sends a raw request line, so the path reaches the guard exactly as written.
+fn raw_status(server: &TestServer, request_target: &str, key: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {request_target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn a_path_the_upstream_could_read_as_another_route_is_refused() {
+    let echo = Echo::start("127.0.0.1");
+    let server = guard(&echo.url(), "openai", "");
+    // An inference key may call /v1/**; these spell /slots (admin) in ways a server might
+    // normalise after Gatehouse checked the route.
+    for target in [
+        "/v1/../slots",
+        "/v1/%2e%2e/slots",
+        "/v1%2F..%2Fslots",
+        "/v1//../slots",
+    ] {
+        let (status, answer) = raw_status(&server, target, &server.key);
+        assert_eq!(status, 400, "{target}: {answer}");
+        assert!(answer.contains("ambiguous_path"), "{target}: {answer}");
+    }
+    let (status, answer) = raw_status(&server, "/v1/echo", &server.key);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn tokens_stream_through_the_guard_as_the_upstream_writes_them() {
+    let echo = Echo::start("127.0.0.1");
+    let server = guard(&echo.url(), "openai", "");
+    let response = server
+        .client
+        .post(server.url("/v1/stream"))
+        .bearer_auth(&server.key)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let mut lines = BufReader::new(response).lines();
+    let first = lines.next().unwrap().unwrap();
+    let first_arrived = now();
+    let rest: Vec<Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(rest.len(), 4, "five tokens in all");
+    // The upstream writes its tokens 200 ms apart. The first one was here before the upstream
+    // wrote the last, so the guard passed it on instead of collecting the body.
+    let last_sent = rest[3]["sent"].as_f64().unwrap();
+    assert!(
+        first_arrived < last_sent - 0.3,
+        "the first token arrived {:.3} s after the last was written",
+        first_arrived - last_sent
+    );
+    // And it took the guard little time to pass on.
+    let delay = first_arrived - first["sent"].as_f64().unwrap();
+    assert!(delay < 0.1, "the first token took {delay:.3} s through the guard");
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn an_upstream_that_is_down_slow_or_sent_too_much_gets_a_json_answer() {
+    let echo = Echo::start("127.0.0.1");
+    let server = guard(
+        &echo.url(),
+        "openai",
+        "[limits]\nrequest_timeout_seconds = 2\nmax_body_bytes = 4096\n",
+    );
+    // Slower than the request limit: 504, named as the upstream's.
+    let started = Instant::now();
+    let (status, body) = server.get("/v1/slow");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (504, Some("upstream_timeout")),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A body over the limit never reaches the upstream.
+    let (status, body) = server.post_raw("/v1/echo", "application/json", vec![b' '; 8192]);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    // Nor does one sent in chunks, without a length to refuse it by up front.
+    let chunked = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b' '; 8192]));
+    let (status, body) = split(
+        server
+            .client
+            .post(server.url("/v1/echo"))
+            .bearer_auth(&server.key)
+            .header("content-type", "application/json")
+            .body(chunked)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    // Under the limit it does, whole.
+    let (status, body) = server.post_raw("/v1/echo", "application/json", vec![b' '; 4000]);
+    assert_eq!((status, body["body_bytes"].as_u64()), (200, Some(4000)), "{body}");
+    // Down: 502, and counted.
+    drop(echo);
+    let (status, body) = server.get("/v1/echo");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_unavailable")),
+        "{body}"
+    );
+    let (status, _) = get_with(&server, "/_gatehouse/readiness", None);
+    assert_eq!(status, 503);
+    let metrics = server
+        .client
+        .get(server.url("/_gatehouse/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for reason in ["timeout", "unavailable"] {
+        assert!(
+            metrics.contains(&format!(
+                "gatehouse_upstream_errors_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+}
+
+fn upstream_pid(port: u16) -> Option<u32> {
+    gatehouse_core::ports::listening_process(port).map(|holder| holder.pid)
+}
+
+#[test]
+fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
+    let port = free_port();
+    let mut server = TestServer::builder()
+        .guard()
+        .arg("--preset")
+        .arg("openai")
+        .arg("--upstream")
+        .arg(&format!("http://127.0.0.1:{port}"))
+        .arg("--launch")
+        .arg("--")
+        .arg(python().to_str().unwrap())
+        .arg(&echo_script())
+        .arg("{port}")
+        .start();
+    wait_guard_ready(&server);
+    let (status, body) = server.get("/v1/echo");
+    assert_eq!(status, 200, "{body}");
+    let info = get_with(&server, "/_gatehouse/info", None).1;
+    assert_eq!(info["guarding"]["launched"], true, "{info}");
+    assert_eq!(info["guarding"]["state"], "ready", "{info}");
+    assert_eq!(info["guarding"]["upstream"], format!("127.0.0.1:{port}"));
+
+    // The upstream dies: requests get 502 until the guard has started it again.
+    let first = upstream_pid(port).expect("the launched upstream listens");
+    Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    wait_until("the guard answers 502 for the dead upstream", || {
+        server.get("/v1/echo").0 == 502
+    });
+    wait_until("the guard sees the upstream gone", || {
+        get_with(&server, "/_gatehouse/info", None).1["guarding"]["state"] != "ready"
+    });
+    wait_guard_ready(&server);
+    let (status, body) = server.get("/v1/echo");
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+    let second = upstream_pid(port).expect("restarted");
+    assert_ne!(first, second);
+    let log = server.log();
+    assert!(log.contains("\"event\":\"upstream_exited\""), "{log}");
+    assert!(log.contains("\"event\":\"upstream_started\""), "{log}");
+
+    // Stopping the guard stops what it launched.
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    wait_until("the launched upstream is gone", || upstream_pid(port).is_none());
+}
+
+#[test]
+fn an_upstream_listening_beyond_loopback_is_refused_with_the_address_and_the_fix() {
+    let echo = Echo::start("0.0.0.0");
+    let (output, _home) = TestServer::builder()
+        .guard()
+        .arg("--upstream")
+        .arg(&echo.url())
+        .arg("--preset")
+        .arg("ollama")
+        .run_to_exit();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("listens on 0.0.0.0 port {}", echo.port)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("OLLAMA_HOST=127.0.0.1"), "{stderr}");
+    // And an upstream address that is not loopback is refused before anything starts.
+    let (output, _home) = TestServer::builder()
+        .guard()
+        .arg("--upstream")
+        .arg("http://192.0.2.1:11434")
+        .run_to_exit();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("guard.upstream") && stderr.contains("not on loopback"),
+        "{stderr}"
+    );
+}
