@@ -59,6 +59,23 @@ install_python_and_models() {
     printf '%s' "$want" > "$stamp"
 }
 
+# The servers guard mode is tested in front of (scripts/upstreams.txt), in their own environment:
+# only the test command and the benchmark install them.
+GATEHOUSE_UPSTREAMS_VENV="$GATEHOUSE_DATA/upstreams-venv"
+export GATEHOUSE_UPSTREAMS_VENV
+install_upstreams() {
+    local stamp="$GATEHOUSE_UPSTREAMS_VENV/.setup-stamp"
+    local want
+    want="$(sha256sum "$here/upstreams.txt" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$GATEHOUSE_UPSTREAMS_VENV/bin/mlserver" ]; then
+        return 0
+    fi
+    say "installing the inference servers guard mode is tested with (MLServer, uvicorn with WebSockets)"
+    [ -x "$GATEHOUSE_UPSTREAMS_VENV/bin/python" ] || python3 -m venv "$GATEHOUSE_UPSTREAMS_VENV"
+    "$GATEHOUSE_UPSTREAMS_VENV/bin/pip" install --disable-pip-version-check -q -r "$here/upstreams.txt"
+    printf '%s' "$want" > "$stamp"
+}
+
 # The desktop panel: WebKitGTK and GTK for Tauri, the tray's indicator library, SVG icons.
 app_packages=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev)
 

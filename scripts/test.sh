@@ -13,13 +13,14 @@ source scripts/setup.sh
 # iproute2's `ip` lists this computer's addresses and builds the network namespace a test uses as
 # another computer on the network.
 setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick iproute2
+install_upstreams
 TAURI_DRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
 if ! [ -x "$TAURI_DRIVER" ]; then
     say "installing tauri-driver (the WebDriver bridge for the panel's tests)"
     cargo install tauri-driver --locked --version 2.0.5 >&2
 fi
 export TAURI_DRIVER
-export GATEHOUSE_DATA GATEHOUSE_VENV
+export GATEHOUSE_DATA GATEHOUSE_VENV GATEHOUSE_UPSTREAMS_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"
 cargo fmt --all --check

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{TestServer, python, split, wait_until, wait_until_within};
+use crate::util::{
+    TestServer, create_key, default_models, split, upstreams_python, wait_until, wait_until_within,
+};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -32,7 +34,7 @@ struct Echo {
 impl Echo {
     fn start(host: &str) -> Echo {
         let port = free_port();
-        let child = Command::new(python())
+        let child = Command::new(upstreams_python())
             .arg(echo_script())
             .arg(port.to_string())
             .arg(host)
@@ -352,7 +354,7 @@ fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
         .arg(&format!("http://127.0.0.1:{port}"))
         .arg("--launch")
         .arg("--")
-        .arg(python().to_str().unwrap())
+        .arg(upstreams_python().to_str().unwrap())
         .arg(&echo_script())
         .arg("{port}")
         .start();
@@ -419,5 +421,173 @@ fn an_upstream_listening_beyond_loopback_is_refused_with_the_address_and_the_fix
     assert!(
         stderr.contains("guard.upstream") && stderr.contains("not on loopback"),
         "{stderr}"
+    );
+}
+
+/// Opens a WebSocket on `path` by hand (RFC 6455): the upgrade request, the 101, then frames.
+fn websocket(server: &TestServer, path: &str, key: Option<&str>) -> Result<TcpStream, String> {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).map_err(|e| e.to_string())?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if !head.starts_with("HTTP/1.1 101") {
+        return Err(head);
+    }
+    // The accept value RFC 6455 gives for this very key: the upstream's own handshake came back.
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+    Ok(stream)
+}
+
+fn read_text_frame(stream: &mut TcpStream) -> String {
+    let mut header = [0u8; 2];
+    stream.read_exact(&mut header).unwrap();
+    assert_eq!(header[0], 0x81, "a final text frame");
+    let length = match header[1] & 0x7f {
+        126 => {
+            let mut extended = [0u8; 2];
+            stream.read_exact(&mut extended).unwrap();
+            usize::from(u16::from_be_bytes(extended))
+        }
+        short => usize::from(short),
+    };
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).unwrap();
+    String::from_utf8(payload).unwrap()
+}
+
+fn send_text_frame(stream: &mut TcpStream, text: &str) {
+    // Clients mask every frame; the mask is arbitrary.
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(text.len()).unwrap()];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).unwrap();
+}
+
+#[test]
+fn a_websocket_opens_through_the_guard_only_with_a_key_and_without_passing_it_on() {
+    let echo = Echo::start("127.0.0.1");
+    let server = guard(&echo.url(), "openai", "");
+    let refused = websocket(&server, "/v1/ws", None).unwrap_err();
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let wrong_scope = websocket(&server, "/slots", Some(&server.key)).unwrap_err();
+    assert!(wrong_scope.starts_with("HTTP/1.1 403"), "{wrong_scope}");
+
+    let mut stream = websocket(&server, "/v1/ws", Some(&server.key)).unwrap();
+    let hello: Value = serde_json::from_str(&read_text_frame(&mut stream)).unwrap();
+    assert!(hello["headers"].get("authorization").is_none(), "{hello}");
+    assert!(!hello.to_string().contains(&server.key));
+    for text in ["hello", "through the guard"] {
+        send_text_frame(&mut stream, text);
+        assert_eq!(read_text_frame(&mut stream), format!("echo:{text}"));
+    }
+}
+
+/// MLServer on the sigmoid test model, launched by the guard.
+fn mlserver_guard() -> TestServer {
+    let grpc = free_port();
+    let model = default_models().join("sigmoid/1/model.onnx");
+    let server = TestServer::builder()
+        .guard()
+        .arg("--preset")
+        .arg("oip")
+        .arg("--launch")
+        .arg("--")
+        .arg(upstreams_python().to_str().unwrap())
+        .arg(&format!(
+            "{}/e2e/upstreams/mlserver/serve.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(model.to_str().unwrap())
+        .arg("{port}")
+        .arg(&grpc.to_string())
+        .start();
+    wait_guard_ready(&server);
+    server
+}
+
+#[test]
+fn mlserver_behind_the_guard_answers_byte_for_byte_and_keeps_its_repository_for_admin() {
+    let server = mlserver_guard();
+    let info = split(server.client.get(server.url("/_gatehouse/info")).send().unwrap()).1;
+    let upstream = info["guarding"]["upstream"].as_str().unwrap().to_string();
+    // A request id makes MLServer's answer the same every time, so the two can be compared whole.
+    let request = serde_json::json!({
+        "id": "gatehouse-e2e",
+        "inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32",
+                    "data": (0..60).map(|i| f64::from(i) / 10.0 - 3.0).collect::<Vec<_>>()}]
+    })
+    .to_string();
+    let post = |url: String, key: Option<&str>| {
+        let mut request_builder = server
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(request.clone());
+        if let Some(key) = key {
+            request_builder = request_builder.bearer_auth(key);
+        }
+        let response = request_builder.send().unwrap();
+        (response.status().as_u16(), response.bytes().unwrap().to_vec())
+    };
+    let direct = post(format!("http://{upstream}/v2/models/sigmoid/infer"), None);
+    assert_eq!(direct.0, 200, "{}", String::from_utf8_lossy(&direct.1));
+    let guarded = post(server.url("/v2/models/sigmoid/infer"), Some(&server.key));
+    assert_eq!(guarded, direct, "the guard changed MLServer's answer");
+    let (status, body) = split(
+        server
+            .client
+            .post(server.url("/v2/models/sigmoid/infer"))
+            .body(request.clone())
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+
+    // Unloading a model changes the server: an inference key cannot, an admin key can.
+    let unload = "/v2/repository/models/sigmoid/unload";
+    let (status, body) = split(
+        server
+            .client
+            .post(server.url(unload))
+            .bearer_auth(&server.key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "{body}"
+    );
+    assert_eq!(server.get("/v2/models/sigmoid/ready").0, 200);
+    let admin = create_key(server.home.path(), &["--scope", "admin", "--name", "admin"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("the admin key unloads the model", || {
+        server
+            .client
+            .post(server.url(unload))
+            .bearer_auth(&admin)
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert_ne!(
+        server.get("/v2/models/sigmoid/ready").0,
+        200,
+        "MLServer unloaded it"
     );
 }

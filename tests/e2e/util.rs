@@ -62,6 +62,21 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// The Python of the environment the guard's upstream servers run in (MLServer, uvicorn with
+/// WebSockets), which `scripts/test.sh` installs from `scripts/upstreams.txt`.
+pub fn upstreams_python() -> PathBuf {
+    let venv = std::env::var_os("GATEHOUSE_UPSTREAMS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir().join("upstreams-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing; run ./scripts/test.sh, which creates it",
+        python.display()
+    );
+    python
+}
+
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
 }

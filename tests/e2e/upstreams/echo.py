@@ -2,14 +2,15 @@
 
 /health answers like llama.cpp's; /v1/echo returns the method, path, query, headers and body
 length it received; /v1/stream sends NDJSON lines 200 ms apart with the time each was written;
-/slots is an admin route. Run: python echo.py PORT
+/v1/ws is a WebSocket that first sends the
+headers it got, then echoes each text message; /slots is an admin route. Run: python echo.py PORT
 """
 import asyncio
 import json
 import sys
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 import uvicorn
 
@@ -46,6 +47,14 @@ async def stream():
 async def slow():
     await asyncio.sleep(30)
     return {"late": True}
+
+
+@app.websocket("/v1/ws")
+async def ws(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.send_json({"headers": dict(websocket.headers)})
+    async for text in websocket.iter_text():
+        await websocket.send_text("echo:" + text)
 
 
 @app.api_route("/slots", methods=["GET", "POST"])

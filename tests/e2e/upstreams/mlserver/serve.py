@@ -1,0 +1,36 @@
+"""Starts MLServer on one model directory the test made: python serve.py MODEL.onnx HTTP_PORT GRPC_PORT.
+
+Writes MLServer's settings.json and model-settings.json into a scratch directory next to a copy of
+the model, bound to 127.0.0.1 with its metrics server off, then runs `mlserver start` there.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+model, http_port, grpc_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+here = os.path.dirname(os.path.abspath(__file__))
+work = tempfile.mkdtemp(prefix="gatehouse-mlserver-")
+shutil.copy(os.path.join(here, "onnx_runtime.py"), work)
+os.makedirs(os.path.join(work, "sigmoid"))
+shutil.copy(model, os.path.join(work, "sigmoid", "model.onnx"))
+with open(os.path.join(work, "settings.json"), "w") as f:
+    json.dump({
+        "host": "127.0.0.1",
+        "http_port": http_port,
+        "grpc_port": grpc_port,
+        "metrics_endpoint": None,
+        "parallel_workers": 0,
+        "load_models_at_startup": True,
+    }, f)
+with open(os.path.join(work, "sigmoid", "model-settings.json"), "w") as f:
+    json.dump({
+        "name": "sigmoid",
+        "implementation": "onnx_runtime.OnnxModel",
+        "parameters": {"uri": os.path.join(work, "sigmoid", "model.onnx")},
+    }, f)
+os.chdir(work)
+sys.path.insert(0, work)
+mlserver = os.path.join(os.path.dirname(sys.executable), "mlserver")
+os.execv(mlserver, [mlserver, "start", work])
