@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::{
-    TestServer, create_key, default_models, split, upstreams_python, wait_until, wait_until_within,
+    TestServer, create_key, default_models, gatehouse_bin, on_a_network_of_its_own, split, upstreams_python,
+    wait_until, wait_until_within,
 };
 
 fn free_port() -> u16 {
@@ -62,9 +63,11 @@ impl Drop for Echo {
 }
 
 fn guard(upstream: &str, preset: &str, settings: &str) -> TestServer {
-    let server = TestServer::builder()
-        .guard()
-        .settings(settings)
+    let mut builder = TestServer::builder().guard();
+    if !settings.is_empty() {
+        builder = builder.settings(settings);
+    }
+    let server = builder
         .arg("--upstream")
         .arg(upstream)
         .arg("--preset")
@@ -590,4 +593,89 @@ fn mlserver_behind_the_guard_answers_byte_for_byte_and_keeps_its_repository_for_
         200,
         "MLServer unloaded it"
     );
+}
+
+/// `gatehouse check --url URL --json` from `home`, probing 127.0.0.2 and `lan` as this
+/// computer's other addresses.
+fn report(home: &std::path::Path, url: &str, lan: std::net::IpAddr) -> (i32, Value) {
+    let output = Command::new(gatehouse_bin())
+        .args(["check", "--url", url, "--json"])
+        .env("GATEHOUSE_HOME", home)
+        .env("GATEHOUSE_PROBE_ADDRESSES", format!("127.0.0.2,{lan}"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "check printed no JSON: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap(), report)
+}
+
+fn item_of<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+}
+
+#[test]
+fn the_checklist_proves_the_guard_and_sees_a_way_around_it_live() {
+    on_a_network_of_its_own(
+        "guard::the_checklist_proves_the_guard_and_sees_a_way_around_it_live",
+        checklist_of_a_guard,
+    );
+}
+
+fn checklist_of_a_guard(lan: std::net::IpAddr) {
+    let echo = Echo::start("127.0.0.1");
+    // Before: the server as it is, checked from outside, answers anyone.
+    let scratch = tempfile::tempdir().unwrap();
+    let (code, before) = report(scratch.path(), &echo.url(), lan);
+    assert_eq!(code, 1, "{before:#}");
+    let open = item_of(&before, "auth.required");
+    assert_eq!(open["status"], "fail", "{open:#}");
+    assert!(
+        open["summary"].as_str().unwrap().contains("GET /v1/models"),
+        "{open:#}"
+    );
+
+    // After: behind the guard, the same server is proved closed.
+    let server = guard(&echo.url(), "openai", "");
+    let (code, after) = report(server.home.path(), &server.url(""), lan);
+    assert_eq!(after["kind"], "gatehouse", "{after:#}");
+    for id in [
+        "guard.upstream_loopback",
+        "guard.admin_routes",
+        "auth.required",
+        "network.host_check",
+        "network.exposure",
+        "public.no_secrets",
+        "cors.policy",
+    ] {
+        assert_eq!(
+            item_of(&after, id)["status"],
+            "pass",
+            "{id}: {:#}",
+            item_of(&after, id)
+        );
+    }
+    assert_ne!(code, 1, "no item fails: {after:#}");
+    let admin = item_of(&after, "guard.admin_routes");
+    assert!(admin["evidence"].to_string().contains("GET /slots"), "{admin:#}");
+
+    // A way around the guard appears: the server's port answers on the network address too.
+    let around = std::net::TcpListener::bind((lan, echo.port)).unwrap();
+    let (code, seen) = report(server.home.path(), &server.url(""), lan);
+    assert_eq!(code, 1);
+    let item = item_of(&seen, "guard.upstream_loopback");
+    assert_eq!(item["status"], "fail", "{item:#}");
+    assert!(
+        item["summary"].as_str().unwrap().contains(&format!("{lan}")),
+        "{item:#}"
+    );
+    drop(around);
 }

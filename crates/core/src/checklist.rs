@@ -8,6 +8,7 @@
 //! ([`check_external`]), with the probes that make sense for any HTTP server.
 
 pub mod fix;
+mod guard;
 mod items;
 
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use crate::Settings;
 use crate::paths::Paths;
 use crate::probe::{Endpoint, ProbeError, Prober};
+use crate::wire::ServerInfo;
 
 pub use fix::{Applied, Fix, FixError, apply};
 pub use items::{local_identity, local_identity_reader};
@@ -293,11 +295,16 @@ pub async fn is_gatehouse(url: &str, identity: crate::probe::TlsIdentity, timeou
         return false;
     };
     let prober = Prober::new(endpoint, identity, timeout);
-    match prober.request("GET", "/info", &[], &[]).await {
-        Ok(response) if response.status == 200 => serde_json::from_slice::<serde_json::Value>(&response.body)
-            .is_ok_and(|info| info["name"] == "gatehouse"),
-        _ => false,
+    // A guard's own routes are under /_gatehouse/; a server of its own at /info.
+    for path in ["/_gatehouse/info", "/info"] {
+        if let Ok(response) = prober.request("GET", path, &[], &[]).await
+            && response.status == 200
+            && serde_json::from_slice::<ServerInfo>(&response.body).is_ok_and(|info| info.name == "gatehouse")
+        {
+            return true;
+        }
     }
+    false
 }
 
 fn describe(error: &ProbeError) -> String {

@@ -22,6 +22,11 @@ async def health():
     return {"status": "ok"}
 
 
+@app.get("/v1/models")
+async def models():
+    return {"object": "list", "data": [{"id": "echo", "object": "model"}]}
+
+
 @app.api_route("/v1/echo", methods=["GET", "POST", "PUT", "DELETE"])
 async def echo(request: Request):
     body = await request.body()

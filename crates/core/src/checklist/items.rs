@@ -41,6 +41,18 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
         &["OWASP API8:2023", "NIST CSF PR.AC-5"],
     ),
     (
+        "guard.upstream_loopback",
+        "The guarded server is reached only through Gatehouse",
+        "A guarded server that also listens beyond loopback can be called around Gatehouse, without a key, TLS or the audit log: the proxy then protects nothing.",
+        &["OWASP API8:2023", "NIST SP 800-207 (tenet 2)", "NIST CSF PR.AC-5"],
+    ),
+    (
+        "guard.admin_routes",
+        "Routes that change the guarded server need an admin key",
+        "Pulling, pushing, creating or unloading models changes the server and can reach the internet; an inference key that leaks must not reach them.",
+        &["OWASP API5:2023", "NIST CSF PR.AC-4"],
+    ),
+    (
         "auth.required",
         "Protected endpoints demand a valid key",
         "Without authentication anyone who can reach the port can run models, read metadata and exhaust the machine.",
@@ -156,7 +168,7 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
     ),
 ];
 
-fn item(
+pub(super) fn item(
     id: &str,
     status: Status,
     summary: impl Into<String>,
@@ -180,7 +192,7 @@ fn item(
     }
 }
 
-fn evidence(probe: impl Into<String>, observed: impl Into<String>) -> Evidence {
+pub(super) fn evidence(probe: impl Into<String>, observed: impl Into<String>) -> Evidence {
     Evidence {
         probe: probe.into(),
         observed: observed.into(),
@@ -217,7 +229,7 @@ pub fn unreachable(url: &str, error: &ProbeError) -> Item {
 }
 
 /// How a response is shown in evidence: the status and the error code when there is one.
-fn observed(result: &Result<HttpResponse, ProbeError>) -> String {
+pub(super) fn observed(result: &Result<HttpResponse, ProbeError>) -> String {
     match result {
         Ok(response) => match response.error_code() {
             Some(code) => format!("{} {code}", response.status),
@@ -244,6 +256,14 @@ pub async fn gatehouse(
     options: Options,
 ) -> Vec<Item> {
     let prober = Prober::new(endpoint, local_identity(paths), options.timeout);
+    // A guard answers for itself under /_gatehouse/; everything else is the guarded server's.
+    if let Ok(response) = prober.request("GET", "/_gatehouse/info", &[], &[]).await
+        && response.status == 200
+        && let Ok(info) = serde_json::from_slice::<ServerInfo>(&response.body)
+        && let Some(guarding) = info.guarding.clone()
+    {
+        return super::guard::items(&prober, &info, &guarding, paths, settings).await;
+    }
     let info_response = prober.request("GET", "/info", &[], &[]).await;
     let info = match &info_response {
         Ok(response) if response.status == 200 => {
@@ -278,7 +298,7 @@ pub async fn gatehouse(
         public_endpoints(&prober, GATEHOUSE_PUBLIC_PATHS),
         Box::pin(transport(&prober, info.loopback_only, Some(info.mtls))),
         cors(&prober),
-        metrics_protected(&prober, info.loopback_only),
+        metrics_protected(&prober, info.loopback_only, &["/metrics", "/docs"]),
     );
     let mut items = vec![
         exposure,
@@ -311,7 +331,7 @@ pub async fn external(endpoint: Endpoint, options: Options) -> Vec<Item> {
         public_endpoints(&prober, EXTERNAL_PUBLIC_PATHS),
         Box::pin(transport(&prober, prober.endpoint.is_loopback(), None)),
         cors(&prober),
-        metrics_protected(&prober, false),
+        metrics_protected(&prober, false, &["/metrics", "/docs"]),
     );
     let requires_auth = open.status == Status::Pass;
     let exposure = exposure(
@@ -331,7 +351,7 @@ pub async fn external(endpoint: Endpoint, options: Options) -> Vec<Item> {
 /// Whether the server answers on addresses of this computer other than the one probed: another
 /// loopback address (answers only when bound to every interface) and the address of the
 /// interface that holds the default route.
-async fn exposure(prober: &Prober, loopback_only: bool, tls: bool, auth: bool) -> Item {
+pub(super) async fn exposure(prober: &Prober, loopback_only: bool, tls: bool, auth: bool) -> Item {
     let port = prober.endpoint.port;
     let mut others = other_addresses();
     others.retain(|ip| ip.to_string() != prober.endpoint.host);
@@ -393,7 +413,7 @@ async fn exposure(prober: &Prober, loopback_only: bool, tls: bool, auth: bool) -
 /// The addresses probed besides the server's own: `GATEHOUSE_PROBE_ADDRESSES` (comma-separated)
 /// when set — tests keep their traffic on loopback with it —, else 127.0.0.2 and the address of
 /// the interface holding the default route.
-fn other_addresses() -> Vec<IpAddr> {
+pub(super) fn other_addresses() -> Vec<IpAddr> {
     if let Ok(list) = std::env::var("GATEHOUSE_PROBE_ADDRESSES") {
         return list.split(',').filter_map(|a| a.trim().parse().ok()).collect();
     }
@@ -407,7 +427,7 @@ const FOREIGN_HOST: &str = "rebind-probe.invalid";
 
 /// Sends public and protected requests addressed to a foreign name, as a web page reaching the
 /// server through a rebound DNS name would: each must get 421.
-async fn host_check(prober: &Prober) -> Item {
+pub(super) async fn host_check(prober: &Prober) -> Item {
     let host = [("Host", FOREIGN_HOST)];
     let paths = ["/", "/info", "/v2/health/ready", "/v2"];
     let responses = join_all(
@@ -467,7 +487,7 @@ async fn host_check(prober: &Prober) -> Item {
 /// A key that is well-formed but was never issued.
 const WRONG_KEY: &str = "gth_probe000wrongwrongwrongwrongwrongwrongwrong0000";
 
-async fn authentication(prober: &Prober) -> Item {
+pub(super) async fn authentication(prober: &Prober) -> Item {
     let bearer = format!("Bearer {WRONG_KEY}");
     let wrong_key = [("Authorization", bearer.as_str())];
     let (anonymous, wrong) = tokio::join!(
@@ -534,7 +554,7 @@ const EXTERNAL_PUBLIC_PATHS: &[&str] = &[
     "/api/version",
 ];
 
-async fn public_endpoints(prober: &Prober, paths: &[&str]) -> Item {
+pub(super) async fn public_endpoints(prober: &Prober, paths: &[&str]) -> Item {
     let responses = join_all(
         paths
             .iter()
@@ -604,7 +624,7 @@ fn secret_in(text: &str) -> Option<&'static str> {
 }
 
 /// The TLS items. `mtls` is what the server says of itself (`None` for other servers).
-async fn transport(prober: &Prober, loopback_only: bool, mtls: Option<bool>) -> Vec<Item> {
+pub(super) async fn transport(prober: &Prober, loopback_only: bool, mtls: Option<bool>) -> Vec<Item> {
     if !prober.endpoint.tls {
         let fix = Some(Fix::EnableTls);
         let plain = evidence(format!("scheme of {}", prober.endpoint.url()), "http: no TLS");
@@ -1032,7 +1052,7 @@ fn key_in_url(reported: Option<&[KeyInUrl]>) -> Item {
 /// A page on another site would send this origin.
 const FOREIGN_ORIGIN: &str = "https://gatehouse-check.invalid";
 
-async fn cors(prober: &Prober) -> Item {
+pub(super) async fn cors(prober: &Prober) -> Item {
     let response = prober
         .request(
             "OPTIONS",
@@ -1106,16 +1126,18 @@ async fn cors(prober: &Prober) -> Item {
     }
 }
 
-async fn metrics_protected(prober: &Prober, loopback_only: bool) -> Item {
-    let (metrics, docs) = tokio::join!(
-        prober.request("GET", "/metrics", &[], &[]),
-        prober.request("GET", "/docs", &[], &[]),
-    );
-    let found = vec![
-        evidence("GET /metrics without a key", observed(&metrics)),
-        evidence("GET /docs without a key", observed(&docs)),
-    ];
-    let open: Vec<&str> = [("/metrics", &metrics), ("/docs", &docs)]
+pub(super) async fn metrics_protected(prober: &Prober, loopback_only: bool, paths: &[&str]) -> Item {
+    let responses = join_all(
+        paths
+            .iter()
+            .map(|path| async move { (*path, prober.request("GET", path, &[], &[]).await) }),
+    )
+    .await;
+    let found = responses
+        .iter()
+        .map(|(path, response)| evidence(format!("GET {path} without a key"), observed(response)))
+        .collect();
+    let open: Vec<&str> = responses
         .iter()
         .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status == 200))
         .map(|(path, _)| *path)
@@ -1208,7 +1230,7 @@ async fn open_endpoints(prober: &Prober) -> Item {
 }
 
 /// The items read from files rather than probed.
-fn configuration_items(paths: &Paths, settings: &Settings) -> Vec<Item> {
+pub(super) fn configuration_items(paths: &Paths, settings: &Settings) -> Vec<Item> {
     let mut items = keys(paths, settings);
     items.push(file_permissions(paths, settings));
     items.push(audit(paths, settings));
