@@ -679,3 +679,75 @@ fn checklist_of_a_guard(lan: std::net::IpAddr) {
     );
     drop(around);
 }
+
+#[test]
+fn the_supervisor_runs_a_guard_the_settings_describe_and_checks_it() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let settings = format!(
+        "[server]\nport = {port}\n[guard]\npreset = \"openai\"\nlaunch = [{:?}, {:?}, \"{{port}}\"]\n",
+        upstreams_python().to_str().unwrap(),
+        echo_script()
+    );
+    let file = home.path().join("settings.toml");
+    std::fs::write(&file, settings).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut child = Command::new(gatehouse_bin())
+        .args(["supervise", "--json", "--check-every", "1"])
+        .env("GATEHOUSE_HOME", home.path())
+        .env("GATEHOUSE_DATA", crate::util::data_dir())
+        .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+        .env_remove("HOST")
+        .env_remove("PORT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, events) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                let _ = sender.send(event);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut url = None;
+    let mut report = None;
+    while report.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = events
+            .recv_timeout(left)
+            .expect("the supervisor reports a started guard and a checklist within 60 s");
+        if event["type"] == "state" && event["url"].is_string() {
+            url = event["url"].as_str().map(str::to_string);
+        }
+        if event["type"] == "checklist" && url.is_some() {
+            report = Some(event["report"].clone());
+        }
+    }
+    let url = url.unwrap();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+    let report = report.unwrap();
+    assert_eq!(report["kind"], "gatehouse", "{report:#}");
+    assert_eq!(
+        item_of(&report, "guard.upstream_loopback")["status"],
+        "pass",
+        "{report:#}"
+    );
+    assert_eq!(
+        item_of(&report, "guard.admin_routes")["status"],
+        "pass",
+        "{report:#}"
+    );
+    // The guard is in front: its refusal, not the upstream's answer.
+    let (status, body) = split(reqwest::blocking::get(format!("{url}/v1/models")).unwrap());
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -296,7 +296,7 @@ pub async fn is_gatehouse(url: &str, identity: crate::probe::TlsIdentity, timeou
     };
     let prober = Prober::new(endpoint, identity, timeout);
     // A guard's own routes are under /_gatehouse/; a server of its own at /info.
-    for path in ["/_gatehouse/info", "/info"] {
+    for path in [crate::wire::routes::INFO, "/info"] {
         if let Ok(response) = prober.request("GET", path, &[], &[]).await
             && response.status == 200
             && serde_json::from_slice::<ServerInfo>(&response.body).is_ok_and(|info| info.name == "gatehouse")

@@ -560,7 +560,9 @@ async fn supervise_once(
         let endpoint = Endpoint::parse(&url).ok()?;
         let prober = Prober::new(endpoint, (config.identity)(), Duration::from_secs(2));
         loop {
-            if let Ok(response) = prober.request("GET", "/readiness", &[], &[]).await
+            if let Ok(response) = prober
+                .request("GET", crate::wire::routes::READINESS, &[], &[])
+                .await
                 && response.status == 200
             {
                 return Some((url, prober));
@@ -847,7 +849,10 @@ pub async fn check_once(
 
 /// The server's counters from `/metrics`, when it answers them.
 async fn scrape_metrics(prober: &Prober) -> Option<scrape::Scrape> {
-    match prober.request("GET", "/metrics", &[], &[]).await {
+    match prober
+        .request("GET", crate::wire::routes::METRICS, &[], &[])
+        .await
+    {
         Ok(response) if response.status == 200 => Some(scrape::parse(&response.text())),
         _ => None,
     }

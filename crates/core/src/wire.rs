@@ -6,6 +6,16 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// Gatehouse's own routes, the same on its ONNX server and in front of a guarded one: under a
+/// prefix no inference server uses, so a guard can pass every other path on. The ONNX server
+/// also answers the short forms (`/info`, `/readiness`, `/healthz`, `/metrics`).
+pub mod routes {
+    pub const HEALTHZ: &str = "/_gatehouse/healthz";
+    pub const READINESS: &str = "/_gatehouse/readiness";
+    pub const INFO: &str = "/_gatehouse/info";
+    pub const METRICS: &str = "/_gatehouse/metrics";
+}
+
 /// What `/info` tells: to anyone, what a client needs to connect; to clients on this computer, also
 /// the posture the checklist judges. Never a secret.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

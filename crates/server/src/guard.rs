@@ -22,7 +22,7 @@ use gatehouse_core::Settings;
 use gatehouse_core::guard::{Access, RouteTable, Upstream};
 use gatehouse_core::keys::Scope;
 use gatehouse_core::paths::Paths;
-use gatehouse_core::wire::{Guarding, ServerInfo};
+use gatehouse_core::wire::{Guarding, ServerInfo, routes};
 
 use crate::connections::Connection;
 use crate::error::ApiError;
@@ -307,10 +307,10 @@ async fn watch(guard: Arc<Guard>, health: Option<&'static str>) {
 /// The guard's whole HTTP surface: Gatehouse's own routes, then everything else to the proxy.
 fn router(frontend: &Frontend, guard: Arc<Guard>) -> Router {
     let own = Router::new()
-        .route("/_gatehouse/healthz", get(healthz))
-        .route("/_gatehouse/readiness", get(readiness))
-        .route("/_gatehouse/info", get(info));
-    let metrics = Router::new().route("/_gatehouse/metrics", get(metrics));
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::READINESS, get(readiness))
+        .route(routes::INFO, get(info));
+    let metrics = Router::new().route(routes::METRICS, get(metrics));
     let metrics = if guard.metrics_protected {
         metrics.route_layer(axum::middleware::from_fn_with_state(
             Gate {

@@ -32,6 +32,7 @@ use tracing::Level;
 
 pub use api::ServerInfo;
 use gatehouse_core::keys::Scope;
+use gatehouse_core::wire::routes;
 use metrics::Metrics;
 use models::Repository;
 use perimeter::requests::RequestLimits;
@@ -98,11 +99,15 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(api::healthz))
         .route("/readiness", get(api::readiness))
         .route("/info", get(api::info))
+        .route(routes::HEALTHZ, get(api::healthz))
+        .route(routes::READINESS, get(api::readiness))
+        .route(routes::INFO, get(api::info))
         .route("/v2/health/live", get(api::live))
         .route("/v2/health/ready", get(api::ready));
     // Public while only this computer can connect; a `metrics` key beyond it (or as set).
     let metrics = Router::new()
         .route("/metrics", get(api::metrics))
+        .route(routes::METRICS, get(api::metrics))
         .route("/openapi.json", get(api::openapi_json))
         .route("/docs", get(api::docs));
     let metrics = if state.metrics_protected {

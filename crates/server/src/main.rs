@@ -195,9 +195,16 @@ fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(gatehouse_server::serve::run(settings, paths))
-        .map_err(|e| e.to_string())
+    // `[guard]` in the settings makes this Gatehouse a guard: the supervisor, the panel and the
+    // tray run `serve` and get whichever server the settings describe.
+    let run = async {
+        if settings.guard.active() {
+            gatehouse_server::guard::run(settings, paths).await
+        } else {
+            gatehouse_server::serve::run(settings, paths).await
+        }
+    };
+    runtime.block_on(run).map_err(|e| e.to_string())
 }
 
 fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {

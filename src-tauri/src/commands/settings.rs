@@ -125,6 +125,7 @@ pub fn autostart_set(app: tauri::AppHandle, on: bool) -> CommandResult<()> {
 /// The running server's public `/info`: TLS, the custom-Python switch and the sandbox layers.
 #[tauri::command]
 pub async fn server_info(state: Shared<'_>) -> CommandResult<serde_json::Value> {
-    let response = super::models::request(&state, "GET", "/info", None, &[]).await?;
+    let response =
+        super::models::request(&state, "GET", gatehouse_core::wire::routes::INFO, None, &[]).await?;
     Ok(serde_json::from_slice(&response.body)?)
 }

@@ -111,7 +111,11 @@ export type Initialised = { ca: CertInfo, server: CertInfo,
  */
 ca_created: boolean, server_key: string, };
 
-export type Settings = { server: ServerSettings, tls: TlsSettings, cors: CorsSettings, auth: AuthSettings, inference: InferenceSettings, limits: LimitSettings, audit: AuditSettings, log: LogSettings, workflows: WorkflowSettings, };
+export type Settings = { server: ServerSettings, tls: TlsSettings, cors: CorsSettings, auth: AuthSettings, inference: InferenceSettings, limits: LimitSettings, audit: AuditSettings, log: LogSettings, workflows: WorkflowSettings, 
+/**
+ * Guard mode: the server Gatehouse stands in front of, when it is not its own.
+ */
+guard: GuardSettings, };
 
 export type ServerSettings = { 
 /**

@@ -17,7 +17,7 @@ use crate::guard::{Access, RouteTable};
 use crate::keys::Scope;
 use crate::paths::Paths;
 use crate::probe::Prober;
-use crate::wire::{Guarding, ServerInfo};
+use crate::wire::{Guarding, ServerInfo, routes};
 
 pub(super) async fn items(
     prober: &Prober,
@@ -31,27 +31,24 @@ pub(super) async fn items(
         .as_deref()
         .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
     let (exposure, host_check, auth, public, transport, cors, metrics, around, admin) = tokio::join!(
-        exposure(
+        Box::pin(exposure(
             prober,
             info.loopback_only,
             info.tls,
             info.auth.unwrap_or(settings.auth.enabled)
-        ),
-        host_check(prober),
-        authentication(prober),
-        public_endpoints(
-            prober,
-            &["/_gatehouse/healthz", "/_gatehouse/readiness", "/_gatehouse/info"]
-        ),
+        )),
+        Box::pin(host_check(prober)),
+        Box::pin(authentication(prober)),
+        public_endpoints(prober, &[routes::HEALTHZ, routes::READINESS, routes::INFO]),
         Box::pin(super::items::transport(
             prober,
             info.loopback_only,
             Some(info.mtls)
         )),
         cors(prober),
-        metrics_protected(prober, info.loopback_only, &["/_gatehouse/metrics"]),
-        around_the_guard(prober, upstream),
-        admin_routes(prober, &guarding.preset, settings),
+        metrics_protected(prober, info.loopback_only, &[routes::METRICS]),
+        Box::pin(around_the_guard(prober, upstream)),
+        Box::pin(admin_routes(prober, &guarding.preset, settings)),
     );
     let mut items = vec![exposure, host_check, around, admin, auth, public];
     items.extend(transport);

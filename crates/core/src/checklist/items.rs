@@ -257,12 +257,13 @@ pub async fn gatehouse(
 ) -> Vec<Item> {
     let prober = Prober::new(endpoint, local_identity(paths), options.timeout);
     // A guard answers for itself under /_gatehouse/; everything else is the guarded server's.
-    if let Ok(response) = prober.request("GET", "/_gatehouse/info", &[], &[]).await
+    if let Ok(response) = prober.request("GET", crate::wire::routes::INFO, &[], &[]).await
         && response.status == 200
         && let Ok(info) = serde_json::from_slice::<ServerInfo>(&response.body)
         && let Some(guarding) = info.guarding.clone()
     {
-        return super::guard::items(&prober, &info, &guarding, paths, settings).await;
+        // Boxed, as `check_gatehouse` boxes this function: the joined probes are a large future.
+        return Box::pin(super::guard::items(&prober, &info, &guarding, paths, settings)).await;
     }
     let info_response = prober.request("GET", "/info", &[], &[]).await;
     let info = match &info_response {
