@@ -5,7 +5,10 @@ wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
 local key = os.getenv("BENCH_KEY")
-if key and key ~= "" then
+local authorization = os.getenv("BENCH_AUTH")
+if authorization and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+elseif key and key ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. key
 end
 

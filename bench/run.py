@@ -17,6 +17,7 @@ import time
 import urllib.request
 
 import connections
+import guard
 import panel
 import supervision
 import workflows
@@ -102,9 +103,10 @@ def to_us(text: str) -> float:
     return float(number) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 
 
-def wrk(url: str, body: pathlib.Path, connections: int, key: str = "") -> dict:
+def wrk(url: str, body: pathlib.Path, connections: int, key: str = "", authorization: str = "") -> dict:
+    """One load run; `key` goes as a Bearer token, or `authorization` as the whole header."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url]
-    env = {**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key}
+    env = {**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key, "BENCH_AUTH": authorization}
     output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     failures = int(re.search(r"NON2XX (\d+)", output).group(1))
     if failures or "Socket errors" in output:
@@ -116,12 +118,13 @@ def wrk(url: str, body: pathlib.Path, connections: int, key: str = "") -> dict:
     }
 
 
-def warm_up(url: str, body: pathlib.Path, key: str) -> None:
+def warm_up(url: str, body: pathlib.Path, key: str, authorization: str = "") -> None:
     """One second of load first, at the most connections a turn uses (16), so that lazy
     initialisation is not measured: sessions made when requests first overlap, each connection's
     buffers, and over TLS each connection's handshake."""
     subprocess.run(["wrk", "-t1", "-c16", "-d1s", "-s", str(ROOT / "bench" / "post.lua"), url],
-                   capture_output=True, env={**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key}, check=True)
+                   capture_output=True, env={**os.environ, "BODY_FILE": str(body), "BENCH_KEY": key, "BENCH_AUTH": authorization},
+                   check=True)
 
 
 def measure(base: str, label: str, files: dict, key: str = "") -> dict:
@@ -415,6 +418,7 @@ def main() -> None:
     python_step = workflows.measure()
     idle = panel.measure()
     flood = connections.measure(serving)
+    guarded = guard.measure(files)
     rows = [
         (f"tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s, {PAIRS} alternating turns each", alternated[0] / alternated[1], "≥ 20"),
         ("the same from the separate runs below", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "—"),
@@ -432,6 +436,11 @@ def main() -> None:
         ("the Host check's cost per request ÷ the server's CPU per tiny-model request (%, plaintext, 16 connections)", 100 * hosts["cost_ns"] / 1000 / transport["plain_cpu_us"], "≤ 2"),
         (f"p99 of a keep-alive client with {connections.IDLE} idle connections + {connections.SLOWLORIS} slowloris senders ÷ without ({len(connections.TURNS) // 2} alternating turns each)", flood["ratio"], "≤ 2"),
         ("the same client's failed requests under that attack", sum(flood["errors"].values()), "0"),
+        ("guard mode, MLServer, 16 connections: through the guard ÷ direct req/s", guarded["guard"]["rps"] / guarded["direct"]["rps"], "≥ 0.9"),
+        ("guard mode, MLServer, 1 connection: p50 added by the guard (µs)", guarded["guard_1"]["p50_us"] - guarded["direct_1"]["p50_us"], "≤ 100"),
+        ("guard (TLS + key) ÷ nginx (TLS + basic auth + proxy_pass, as the guide writes it) req/s, 16 connections", guarded["against"]["guard TLS + key"]["rps"] / guarded["against"]["nginx as written"]["rps"], "≥ 1.0"),
+        ("guard (TLS + key) ÷ nginx with upstream keep-alive req/s, 16 connections", guarded["against"]["guard TLS + key"]["rps"] / guarded["against"]["nginx keep-alive"]["rps"], "—"),
+        ("guard p50 ÷ nginx (as written) p50, 1 connection", guarded["against_1"]["guard TLS + key"]["p50_us"] / guarded["against_1"]["nginx as written"]["p50_us"], "≤ 1.0"),
         ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
         ("floor: a bare WebKitGTK window (MiniBrowser, about:blank; MB PSS, highest sample)", idle["webkit_floor_mb"], "—"),
         ("panel idle: CPU over a minute (% of one core)", idle["cpu_percent"], "< 1"),

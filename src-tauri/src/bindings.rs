@@ -48,6 +48,8 @@ pub fn typescript() -> String {
         settings::AuditSettings,
         settings::LogSettings,
         settings::WorkflowSettings,
+        gatehouse_core::guard::GuardSettings,
+        gatehouse_core::detect::Detected,
         crate::error::CommandError,
         server::FixOutcome,
         keys_page::CreatedKey,

@@ -136,6 +136,7 @@ pub fn run() {
             commands::settings::autostart_get,
             commands::settings::autostart_set,
             commands::settings::server_info,
+            commands::settings::servers_detect,
             commands::models::models_index,
             commands::models::model_try,
         ])

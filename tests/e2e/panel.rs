@@ -57,10 +57,22 @@ struct Panel {
     display: String,
     _driver: Killed,
     _display: Killed,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One panel at a time: two WebKit sessions on two cores make each other's waits time out.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Panel {
     fn start() -> Panel {
+        Self::start_with(&[])
+    }
+
+    /// A panel whose app sees `env` besides the harness's own environment.
+    fn start_with(env: &[(&str, &str)]) -> Panel {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let xvfb = require("Xvfb", "./scripts/test.sh installs xvfb");
         // test.sh says where cargo installed it; by hand, cargo's default place.
         let driver = require(
@@ -118,9 +130,18 @@ impl Panel {
         )
         .unwrap();
         let port = free_port();
+        let mut driver_command = Command::new(driver);
+        driver_command.envs(env.iter().copied());
         let driver_process = Killed(
-            Command::new(driver)
-                .args(["--port", &port.to_string()])
+            driver_command
+                // WebKitWebDriver's own port too: one left from an earlier panel on the default
+                // port would launch the app with that panel's environment.
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--native-port",
+                    &free_port().to_string(),
+                ])
                 .env("DISPLAY", &display)
                 .env("GATEHOUSE_HOME", home.path())
                 .env("GATEHOUSE_DATA", data_dir())
@@ -166,6 +187,7 @@ impl Panel {
             display,
             _driver: driver_process,
             _display: display_process,
+            _turn: turn,
         }
     }
 
@@ -462,11 +484,24 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     let mut panel = Panel::start();
     let ca = panel.home.path().join("certs/ca.pem");
 
-    // First run: the wizard, and no server until its choices are made.
+    // First run: the wizard, and no server until its choices are made. Gatehouse's own server
+    // is the choice already made.
     panel.wait_for(
         "the setup wizard",
-        "return document.querySelector('.wizard h2')?.textContent.includes('Who may connect')",
+        "return document.querySelector('.wizard h2')?.textContent.includes('Which server')",
         Duration::from_secs(30),
+    );
+    panel.wait_for(
+        "the own server chosen",
+        "const r = document.querySelector('.wizard input[type=radio]'); return r && r.checked",
+        Duration::from_secs(10),
+    );
+    panel.screenshot("wizard-server");
+    panel.click("wizard", "Next");
+    panel.wait_for(
+        "the network step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('Who may connect')",
+        Duration::from_secs(10),
     );
     let port = gatehouse_core::Settings::load(&panel.home.path().join("settings.toml"))
         .unwrap()
@@ -911,4 +946,105 @@ fn running(pid: u32) -> bool {
             !matches!(state, Some("Z" | "X"))
         })
         .unwrap_or(false)
+}
+
+#[test]
+fn the_wizard_guards_a_server_already_running_and_the_dashboard_shows_it() {
+    // An OpenAI-style server already running on this computer, answering anyone.
+    let port = free_port();
+    let mut upstream = Killed(
+        Command::new(crate::util::upstreams_python())
+            .arg(format!("{}/e2e/upstreams/echo.py", env!("CARGO_MANIFEST_DIR")))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_within("the upstream answers", Duration::from_secs(30), || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/health")).is_ok_and(|r| r.status() == 200)
+    });
+    let panel = Panel::start_with(&[("GATEHOUSE_DETECT_PORTS", &port.to_string())]);
+
+    // The wizard finds it, says what it is and that it answers without a key.
+    let found = panel.wait_for(
+        "the running server in the wizard",
+        "const l = [...document.querySelectorAll('.wizard label.detected')]; return l.length === 1 && l[0].textContent",
+        Duration::from_secs(30),
+    );
+    let found = found.as_str().unwrap();
+    assert!(found.contains("an OpenAI-compatible server"), "{found}");
+    assert!(found.contains(&format!("127.0.0.1:{port}")), "{found}");
+    assert!(found.contains("answers without a key: GET /v1/models"), "{found}");
+    panel.click_xpath("//label[contains(@class,'detected')]//input");
+    panel.screenshot("wizard-server-guard");
+    panel.click("wizard", "Next");
+    let settings = gatehouse_core::Settings::load(&panel.home.path().join("settings.toml")).unwrap();
+    assert_eq!(
+        settings.guard.upstream.as_deref(),
+        Some(&*format!("http://127.0.0.1:{port}"))
+    );
+    assert_eq!(settings.guard.preset, "openai");
+
+    panel.wait_for(
+        "the network step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('Who may connect')",
+        Duration::from_secs(10),
+    );
+    panel.click("wizard", "Next");
+    panel.click("wizard", "Create my first key");
+    let key = panel.text_of("the first key", ".created code.secret");
+    panel.click("wizard", "Next");
+    panel.wait_for(
+        "the TLS step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('TLS')",
+        Duration::from_secs(10),
+    );
+    panel.click("wizard", "Next");
+    panel.wait_for(
+        "the custom-Python step",
+        "return document.querySelector('.wizard input[role=switch]')",
+        Duration::from_secs(10),
+    );
+    panel.click("wizard", "Next");
+
+    // Review: the guard runs and the checklist proves it and the server behind it.
+    panel.wait_for_state("the guard ready in the review", "Ready", Duration::from_secs(60));
+    for title in [
+        "The guarded server is reached only through Gatehouse",
+        "Routes that change the guarded server need an admin key",
+        "Protected endpoints demand a valid key",
+    ] {
+        panel.wait_for(
+            &format!("{title} passing"),
+            &item_is(title, "pass"),
+            Duration::from_secs(60),
+        );
+    }
+    panel.click("wizard", "Finish and open the dashboard");
+    let line = panel.wait_for(
+        "the dashboard naming the guarded server",
+        &format!(
+            "const g = document.querySelector('.guarding'); return g && g.textContent.includes('127.0.0.1:{port}') && g.textContent"
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(line.as_str().unwrap().contains("openai preset"), "{line}");
+    panel.screenshot("dashboard-guard");
+
+    // And the server is behind it: no key, Gatehouse's refusal; the wizard's key, the server's answer.
+    let url = panel.server_url();
+    let client = reqwest::blocking::Client::new();
+    let anonymous = client.get(format!("{url}/v1/models")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let answer: Value = client
+        .get(format!("{url}/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["data"][0]["id"], "echo", "{answer}");
+    drop(panel);
+    let _ = upstream.0.kill();
 }

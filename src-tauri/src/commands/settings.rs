@@ -122,6 +122,13 @@ pub fn autostart_set(app: tauri::AppHandle, on: bool) -> CommandResult<()> {
     Ok(())
 }
 
+/// The inference servers already running on this computer, for the wizard's "Which server?".
+#[tauri::command]
+pub async fn servers_detect() -> Vec<gatehouse_core::detect::Detected> {
+    let ports = gatehouse_core::detect::ports_to_try();
+    gatehouse_core::detect::detect(&ports, std::time::Duration::from_secs(1)).await
+}
+
 /// The running server's public `/info`: TLS, the custom-Python switch and the sandbox layers.
 #[tauri::command]
 pub async fn server_info(state: Shared<'_>) -> CommandResult<serde_json::Value> {

@@ -6,6 +6,7 @@ import type {
   CertInfo,
   CertRow,
   CreatedKey,
+  Detected,
   ExportedCa,
   FixOutcome,
   Initialised,
@@ -52,6 +53,7 @@ export interface Backend {
   autostart(): Promise<boolean>;
   setAutostart(on: boolean): Promise<void>;
   serverInfo(): Promise<Record<string, unknown>>;
+  detectServers(): Promise<Detected[]>;
   models(keyId: string): Promise<ModelRow[]>;
   tryModel(keyId: string, head: number[], tail: number[]): Promise<TryResult>;
   copy(text: string): Promise<void>;
@@ -101,6 +103,7 @@ export const tauriBackend: Backend = {
   autostart: () => invoke("autostart_get"),
   setAutostart: (on) => invoke("autostart_set", { on }),
   serverInfo: () => invoke("server_info"),
+  detectServers: () => invoke("servers_detect"),
   models: (keyId) => invoke("models_index", { keyId }),
   tryModel: (keyId, head, tail) => invoke("model_try", { keyId, head, tail }),
   copy: (text) => writeText(text),

@@ -308,6 +308,53 @@ python_output_bytes: number,
  */
 allow_weaker_sandbox: boolean, };
 
+export type GuardSettings = { 
+/**
+ * The server Gatehouse guards, e.g. `http://127.0.0.1:11434`; it must listen on loopback
+ * only. Unset: Gatehouse serves its own ONNX models instead.
+ */
+upstream: string | null, 
+/**
+ * Which route table applies: ollama, openai, oip, tfserving or generic.
+ */
+preset: string, 
+/**
+ * The command that starts the upstream, when Gatehouse launches it; `{port}` becomes the
+ * loopback port Gatehouse picked for it.
+ */
+launch: Array<string>, 
+/**
+ * Environment for the launched upstream, after the preset's (`{port}` as above).
+ */
+launch_env: { [key in string]: string }, 
+/**
+ * Route rules ahead of the preset's: a path pattern (`*` one segment, `**` the rest) →
+ * `public` or a scope. The longest pattern is tried first.
+ */
+route_scopes: { [key in string]: string }, };
+
+export type Detected = { port: number, 
+/**
+ * The URL to guard it at (`http://127.0.0.1:PORT`).
+ */
+url: string, 
+/**
+ * What it looks like, in words: "Ollama", "an OpenAI-compatible server", …
+ */
+looks_like: string, 
+/**
+ * The preset that fits; none for a Gatehouse server, which needs no guard.
+ */
+preset: string | null, 
+/**
+ * Requests it answered without any credential, e.g. `GET /api/tags`.
+ */
+open: Array<string>, 
+/**
+ * Addresses beyond loopback it listens on: reachable around any guard until rebound.
+ */
+beyond_loopback: Array<string>, };
+
 export type CommandError = { message: string, };
 
 export type FixOutcome = { message: string, 

@@ -1,16 +1,48 @@
 import { describe, expect, it } from "vitest";
-import { commonName, expiryTone, fileEnds, networkChanges, reachOf, resumeAt, stepAfter } from "./setup";
+import { commonName, expiryTone, fileEnds, guardChanges, networkChanges, reachOf, resumeAt, stepAfter } from "./setup";
 import type { CertInfo } from "./types";
 
 describe("wizard", () => {
   it("resumes where it was left and walks both ways within its steps", () => {
     expect(resumeAt("tls")).toBe("tls");
-    expect(resumeAt("")).toBe("network");
-    expect(resumeAt("gone")).toBe("network");
+    expect(resumeAt("")).toBe("server");
+    expect(resumeAt("gone")).toBe("server");
+    expect(stepAfter("server", 1)).toBe("network");
     expect(stepAfter("network", 1)).toBe("key");
-    expect(stepAfter("network", -1)).toBe("network");
+    expect(stepAfter("network", -1)).toBe("server");
+    expect(stepAfter("server", -1)).toBe("server");
     expect(stepAfter("review", 1)).toBe("review");
     expect(stepAfter("python", -1)).toBe("tls");
+  });
+});
+
+describe("server choice", () => {
+  it("writes the guard settings for each kind of server", () => {
+    expect(guardChanges({ kind: "own" })).toEqual({
+      changes: [
+        { key: "guard.upstream", value: "" },
+        { key: "guard.launch", value: "" },
+      ],
+    });
+    expect(guardChanges({ kind: "running", url: "http://127.0.0.1:11434", preset: "ollama" })).toEqual({
+      changes: [
+        { key: "guard.upstream", value: "http://127.0.0.1:11434" },
+        { key: "guard.preset", value: "ollama" },
+        { key: "guard.launch", value: "" },
+      ],
+    });
+    expect(guardChanges({ kind: "launch", preset: "openai", command: "  llama-server  -m m.gguf --port {port} " })).toEqual({
+      changes: [
+        { key: "guard.upstream", value: "" },
+        { key: "guard.preset", value: "openai" },
+        { key: "guard.launch", value: "llama-server,-m,m.gguf,--port,{port}" },
+      ],
+    });
+  });
+
+  it("refuses a launch without a command or with a comma in it", () => {
+    expect(guardChanges({ kind: "launch", preset: "ollama", command: "  " })).toHaveProperty("problem", expect.stringContaining("ollama serve"));
+    expect(guardChanges({ kind: "launch", preset: "generic", command: "srv --a=1,2" })).toHaveProperty("problem", expect.stringContaining("commas"));
   });
 });
 

@@ -3,6 +3,7 @@
 import type { CertInfo, SettingChange, Settings } from "./types";
 
 export const wizardSteps = [
+  { id: "server", label: "Server" },
   { id: "network", label: "Network" },
   { id: "key", label: "API key" },
   { id: "tls", label: "TLS" },
@@ -13,12 +14,46 @@ export type WizardStep = (typeof wizardSteps)[number]["id"];
 
 /** Where a wizard resumes: the saved step if it is one, else the first. */
 export function resumeAt(saved: string): WizardStep {
-  return wizardSteps.find((s) => s.id === saved)?.id ?? "network";
+  return wizardSteps.find((s) => s.id === saved)?.id ?? "server";
 }
 
 export function stepAfter(step: WizardStep, by: 1 | -1): WizardStep {
   const index = wizardSteps.findIndex((s) => s.id === step);
   return wizardSteps[Math.min(wizardSteps.length - 1, Math.max(0, index + by))].id;
+}
+
+/** The server Gatehouse protects: its own, one already running, or one it starts. */
+export type ServerPick =
+  | { kind: "own" }
+  | { kind: "running"; url: string; preset: string }
+  | { kind: "launch"; preset?: string; command?: string };
+
+/** The [guard] settings for a pick, or what is wrong with it. */
+export function guardChanges(pick: ServerPick): { changes: SettingChange[] } | { problem: string } {
+  switch (pick.kind) {
+    case "own":
+      return { changes: [{ key: "guard.upstream", value: "" }, { key: "guard.launch", value: "" }] };
+    case "running":
+      return {
+        changes: [
+          { key: "guard.upstream", value: pick.url },
+          { key: "guard.preset", value: pick.preset },
+          { key: "guard.launch", value: "" },
+        ],
+      };
+    case "launch": {
+      const words = (pick.command ?? "").trim().split(/\s+/).filter((w) => w !== "");
+      if (words.length === 0) return { problem: "Give the command that starts the server, such as: ollama serve" };
+      if (words.some((w) => w.includes(","))) return { problem: "The command's words cannot contain commas; put such arguments in guard.launch in settings.toml." };
+      return {
+        changes: [
+          { key: "guard.upstream", value: "" },
+          { key: "guard.preset", value: pick.preset ?? "generic" },
+          { key: "guard.launch", value: words.join(",") },
+        ],
+      };
+    }
+  }
 }
 
 export type Reach = "loopback" | "all" | "lan" | "custom";

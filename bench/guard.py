@@ -1,0 +1,169 @@
+"""Guard mode's cost, measured against the same upstream in the same run: Seldon MLServer 1.7.1
+serving the tiny model (sigmoid) through its ONNX Runtime runtime, reached
+
+  - directly (plain HTTP, no key: what a guard stands in front of),
+  - through `gatehouse guard` (plain HTTP, API key, audit log on),
+  - through `gatehouse guard` over TLS with a key,
+  - through nginx doing the TF Serving guide's recipe (TLS, basic auth, proxy_pass), as written
+    (a new upstream connection per request) and tuned (upstream keep-alive).
+
+Part of bench/run.py; runs alone too, after a release build and ./scripts/test.sh's setup:
+
+    GATEHOUSE_DATA=~/.local/share/gatehouse python3 bench/guard.py
+
+Every server listens on 127.0.0.1; every load run is bounded by BENCH_SECONDS. Turns alternate
+(A, B, B, A, …) so the machine's drift hits each side alike.
+"""
+
+import base64
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import run
+
+UPSTREAMS_VENV = pathlib.Path(os.environ.get("GATEHOUSE_UPSTREAMS_VENV", run.DATA / "upstreams-venv"))
+SERVE_MLSERVER = run.ROOT / "tests" / "e2e" / "upstreams" / "mlserver" / "serve.py"
+INFER = "/v2/models/sigmoid/infer"
+
+
+@contextlib.contextmanager
+def mlserver():
+    http, grpc = run.free_port(), run.free_port()
+    server = subprocess.Popen([str(UPSTREAMS_VENV / "bin" / "python"), str(SERVE_MLSERVER),
+                               str(run.MODELS / "sigmoid" / "1" / "model.onnx"), str(http), str(grpc)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        run.wait_http(f"http://127.0.0.1:{http}/v2/health/ready")
+        yield http, server.pid
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def guard(upstream: int, tls_env: dict | None = None):
+    port = run.free_port()
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn",
+               "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000", **(tls_env or {})}
+        binary = str(run.ROOT / "target" / "release" / "gatehouse")
+        created = subprocess.run([binary, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+        key = json.loads(created)["key"]
+        server = subprocess.Popen([binary, "guard", "--preset", "oip", "--upstream", f"http://127.0.0.1:{upstream}",
+                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+        try:
+            scheme = "https" if tls_env else "http"
+            if tls_env:
+                run.wait_tcp(port)
+            else:
+                run.wait_http(f"http://127.0.0.1:{port}/_gatehouse/readiness")
+            yield f"{scheme}://127.0.0.1:{port}", f"Bearer {key}", server.pid
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def nginx(upstream: int, cert: pathlib.Path, key: pathlib.Path, keepalive: bool):
+    """The guide's server block, over TLS, with an htpasswd file made by openssl (apr1, what
+    `htpasswd` writes)."""
+    port = run.free_port()
+    with tempfile.TemporaryDirectory() as prefix:
+        hashed = subprocess.run(["openssl", "passwd", "-apr1", "bench-password"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        # nginx's workers run as an unprivileged user and read the file at each request.
+        os.chmod(prefix, 0o755)
+        (pathlib.Path(prefix) / "htpasswd").write_text(f"apiuser:{hashed}\n")
+        os.chmod(pathlib.Path(prefix) / "htpasswd", 0o644)
+        upstream_block = f"upstream model {{ server 127.0.0.1:{upstream}; keepalive 32; }}" if keepalive else ""
+        target = "http://model" if keepalive else f"http://127.0.0.1:{upstream}"
+        keepalive_lines = 'proxy_http_version 1.1;\n      proxy_set_header Connection "";' if keepalive else ""
+        (pathlib.Path(prefix) / "nginx.conf").write_text(f"""
+worker_processes auto;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  {upstream_block}
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location /v2/ {{
+      auth_basic "Restricted";
+      auth_basic_user_file {prefix}/htpasswd;
+      proxy_pass {target};
+      proxy_set_header Host $host;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      {keepalive_lines}
+    }}
+  }}
+}}
+""")
+        server = subprocess.Popen(["nginx", "-c", str(pathlib.Path(prefix) / "nginx.conf"), "-p", prefix],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            run.wait_tcp(port)
+            credentials = base64.b64encode(b"apiuser:bench-password").decode()
+            yield f"https://127.0.0.1:{port}", f"Basic {credentials}", server.pid
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def turns(sides: dict, body: pathlib.Path, connections: int) -> dict:
+    """Each side's mean req/s and p50 over alternating turns; sides: name → (base, authorization)."""
+    for base, authorization, _ in sides.values():
+        run.warm_up(f"{base}{INFER}", body, "", authorization)
+    results = {name: [] for name in sides}
+    names = list(sides)
+    order = []
+    for pair in range(run.PAIRS):
+        order += names if pair % 2 == 0 else list(reversed(names))
+    for name in order:
+        base, authorization, _ = sides[name]
+        result = run.wrk(f"{base}{INFER}", body, connections, "", authorization)
+        results[name].append(result)
+        print(f"  {name:18} sigmoid c={connections:<3} {result['rps']:>8.0f} req/s  p50 {result['p50_us']:>7.0f} µs", flush=True)
+    return {name: {"rps": sum(r["rps"] for r in rs) / len(rs), "p50_us": sum(r["p50_us"] for r in rs) / len(rs)}
+            for name, rs in results.items()}
+
+
+def measure(files: dict) -> dict:
+    body = files["sigmoid"]
+    with tempfile.TemporaryDirectory() as directory, mlserver() as (upstream, _):
+        ca, cert, key = run.make_certificate(pathlib.Path(directory))
+        tls_env = {"GATEHOUSE_TLS": "true", "SSL_CERTFILE": str(cert), "SSL_KEYFILE": str(key)}
+        with contextlib.ExitStack() as stack:
+            direct = (f"http://127.0.0.1:{upstream}", "", None)
+            guarded = stack.enter_context(guard(upstream))
+            print("guard mode: MLServer direct vs through `gatehouse guard` (plain HTTP, key required)", flush=True)
+            sixteen = turns({"direct": direct, "guard": guarded}, body, 16)
+            one = turns({"direct": direct, "guard": guarded}, body, 1)
+        with contextlib.ExitStack() as stack:
+            sides = {
+                "guard TLS + key": stack.enter_context(guard(upstream, tls_env)),
+                "nginx as written": stack.enter_context(nginx(upstream, cert, key, keepalive=False)),
+                "nginx keep-alive": stack.enter_context(nginx(upstream, cert, key, keepalive=True)),
+            }
+            print("guard mode: `gatehouse guard` (TLS + key) vs nginx (TLS + basic auth + proxy_pass)", flush=True)
+            against = turns(sides, body, 16)
+            against_one = turns(sides, body, 1)
+    return {"direct": sixteen["direct"], "guard": sixteen["guard"], "direct_1": one["direct"], "guard_1": one["guard"],
+            "against": against, "against_1": against_one}
+
+
+if __name__ == "__main__":
+    measured = measure(run.bodies())
+    print(json.dumps(measured, indent=2))
+    sys.exit(0)
