@@ -527,6 +527,15 @@ fn mlserver_behind_the_guard_answers_byte_for_byte_and_keeps_its_repository_for_
     let server = mlserver_guard();
     let info = split(server.client.get(server.url("/_gatehouse/info")).send().unwrap()).1;
     let upstream = info["guarding"]["upstream"].as_str().unwrap().to_string();
+    // Found on this computer as what it is, with the preset that fits.
+    let port = upstream.rsplit(':').next().unwrap();
+    let found = detected(port);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["preset"], "oip", "{found:?}");
+    assert!(
+        found[0]["looks_like"].as_str().unwrap().contains("mlserver"),
+        "{found:?}"
+    );
     // A request id makes MLServer's answer the same every time, so the two can be compared whole.
     let request = serde_json::json!({
         "id": "gatehouse-e2e",
@@ -750,4 +759,42 @@ fn the_supervisor_runs_a_guard_the_settings_describe_and_checks_it() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `gatehouse guard --detect --json` looking at `ports` only.
+fn detected(ports: &str) -> Vec<Value> {
+    let output = Command::new(gatehouse_bin())
+        .args(["guard", "--detect", "--json"])
+        .env("GATEHOUSE_DETECT_PORTS", ports)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn servers_running_here_are_found_with_what_they_answer_and_where_they_listen() {
+    let on_loopback = Echo::start("127.0.0.1");
+    let everywhere = Echo::start("0.0.0.0");
+    let nothing = free_port();
+    let found = detected(&format!("{},{},{nothing}", on_loopback.port, everywhere.port));
+    assert_eq!(found.len(), 2, "nothing listens on {nothing}: {found:#?}");
+    for server in &found {
+        assert_eq!(server["preset"], "openai", "{server}");
+        assert_eq!(server["looks_like"], "an OpenAI-compatible server");
+        let open = server["open"].to_string();
+        assert!(open.contains("GET /v1/models"), "{open}");
+    }
+    assert_eq!(found[0]["beyond_loopback"], serde_json::json!([]));
+    assert_eq!(found[1]["beyond_loopback"], serde_json::json!(["0.0.0.0"]));
+    // A guard is recognised as Gatehouse, which needs no guard of its own.
+    let server = guard(&on_loopback.url(), "openai", "");
+    let port = server.addr.rsplit(':').next().unwrap();
+    let found = detected(port);
+    assert_eq!(found[0]["looks_like"], "Gatehouse", "{found:?}");
+    assert_eq!(found[0]["preset"], Value::Null);
 }

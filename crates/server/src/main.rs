@@ -89,6 +89,13 @@ struct GuardArgs {
     /// Port Gatehouse listens on; 0 picks a free one (default 9001).
     #[arg(long)]
     port: Option<u16>,
+    /// List the inference servers running on this computer (what each looks like, the preset
+    /// that fits, what it answers without a key) instead of guarding one.
+    #[arg(long, conflicts_with_all = ["upstream", "launch", "command"])]
+    detect: bool,
+    /// With --detect: print JSON.
+    #[arg(long, requires = "detect")]
+    json: bool,
     /// The command that starts the server to guard (after `--`).
     #[arg(last = true)]
     command: Vec<String>,
@@ -150,7 +157,53 @@ fn apply_flags(settings: &mut Settings, flags: &[(&str, Option<String>)]) -> Res
     Ok(())
 }
 
+fn detect(json: bool) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ports = gatehouse_core::detect::ports_to_try();
+    let found = runtime.block_on(gatehouse_core::detect::detect(
+        &ports,
+        std::time::Duration::from_secs(1),
+    ));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&found).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    if found.is_empty() {
+        let ports: Vec<String> = ports.iter().map(ToString::to_string).collect();
+        eprintln!("no server answers on 127.0.0.1 ports {}", ports.join(", "));
+    }
+    for server in &found {
+        println!("{}  {}", server.url, server.looks_like);
+        match &server.preset {
+            Some(preset) => println!(
+                "    guard it:  gatehouse guard --preset {preset} --upstream {}",
+                server.url
+            ),
+            None => println!("    a Gatehouse server: it needs no guard"),
+        }
+        if !server.open.is_empty() {
+            println!("    answers without a key: {}", server.open.join(", "));
+        }
+        if !server.beyond_loopback.is_empty() {
+            println!(
+                "    listens beyond this computer on {}: rebind it to 127.0.0.1 first",
+                server.beyond_loopback.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn guard(args: GuardArgs, paths: Paths) -> Result<(), String> {
+    if args.detect {
+        return detect(args.json);
+    }
     let mut settings = effective_settings(&paths)?;
     apply_flags(
         &mut settings,
