@@ -59,21 +59,28 @@ install_python_and_models() {
     printf '%s' "$want" > "$stamp"
 }
 
-# The servers guard mode is tested in front of (scripts/upstreams.txt), in their own environment:
-# only the test command and the benchmark install them.
+# The servers guard mode is tested in front of, each set in an environment of its own (their pins
+# differ): MLServer and uvicorn with WebSockets (scripts/upstreams.txt), KServe with Triton's HTTP
+# client (scripts/upstreams-kserve.txt). Only the test command and the benchmark install them.
 GATEHOUSE_UPSTREAMS_VENV="$GATEHOUSE_DATA/upstreams-venv"
-export GATEHOUSE_UPSTREAMS_VENV
-install_upstreams() {
-    local stamp="$GATEHOUSE_UPSTREAMS_VENV/.setup-stamp"
+GATEHOUSE_KSERVE_VENV="$GATEHOUSE_DATA/kserve-venv"
+export GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV
+install_venv() {
+    local venv="$1" requirements="$2" what="$3"
+    local stamp="$venv/.setup-stamp"
     local want
-    want="$(sha256sum "$here/upstreams.txt" | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$GATEHOUSE_UPSTREAMS_VENV/bin/mlserver" ]; then
+    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
         return 0
     fi
-    say "installing the inference servers guard mode is tested with (MLServer, uvicorn with WebSockets)"
-    [ -x "$GATEHOUSE_UPSTREAMS_VENV/bin/python" ] || python3 -m venv "$GATEHOUSE_UPSTREAMS_VENV"
-    "$GATEHOUSE_UPSTREAMS_VENV/bin/pip" install --disable-pip-version-check -q -r "$here/upstreams.txt"
+    say "installing $what"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --disable-pip-version-check -q -r "$requirements"
     printf '%s' "$want" > "$stamp"
+}
+install_upstreams() {
+    install_venv "$GATEHOUSE_UPSTREAMS_VENV" "$here/upstreams.txt" "the servers guard mode is tested with (MLServer, uvicorn with WebSockets)"
+    install_venv "$GATEHOUSE_KSERVE_VENV" "$here/upstreams-kserve.txt" "KServe and Triton's HTTP client for guard mode's tests"
 }
 
 # The desktop panel: WebKitGTK and GTK for Tauri, the tray's indicator library, SVG icons.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::{
-    TestServer, create_key, default_models, gatehouse_bin, on_a_network_of_its_own, split, upstreams_python,
-    wait_until, wait_until_within,
+    TestServer, create_key, default_models, gatehouse_bin, kserve_python, on_a_network_of_its_own, split,
+    upstreams_python, wait_until, wait_until_within,
 };
 
 fn free_port() -> u16 {
@@ -797,4 +797,55 @@ fn servers_running_here_are_found_with_what_they_answer_and_where_they_listen() 
     let found = detected(port);
     assert_eq!(found[0]["looks_like"], "Gatehouse", "{found:?}");
     assert_eq!(found[0]["preset"], Value::Null);
+}
+
+#[test]
+fn triton_s_own_client_with_its_defaults_reaches_kserve_through_the_guard_with_a_key() {
+    let model = default_models().join("sigmoid/1/model.onnx");
+    let upstreams = format!("{}/e2e/upstreams/kserve", env!("CARGO_MANIFEST_DIR"));
+    let server = TestServer::builder()
+        .guard()
+        .arg("--preset")
+        .arg("oip")
+        .arg("--launch")
+        .arg("--")
+        .arg(kserve_python().to_str().unwrap())
+        .arg(&format!("{upstreams}/serve.py"))
+        .arg(model.to_str().unwrap())
+        .arg("{port}")
+        .start();
+    wait_guard_ready(&server);
+    let info = split(server.client.get(server.url("/_gatehouse/info")).send().unwrap()).1;
+    let upstream = info["guarding"]["upstream"].as_str().unwrap().to_string();
+    let triton = |address: &str, key: Option<&str>| {
+        let mut command = Command::new(kserve_python());
+        command.arg(format!("{upstreams}/triton_client.py")).arg(address);
+        if let Some(key) = key {
+            command.arg(key);
+        }
+        command.output().unwrap()
+    };
+    // Binary tensors in and out, the client's defaults: the same numbers directly and through
+    // the guard.
+    let direct = triton(&upstream, None);
+    assert!(
+        direct.status.success(),
+        "{}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    let guarded = triton(&server.addr, Some(&server.key));
+    assert!(
+        guarded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&guarded.stderr)
+    );
+    assert_eq!(guarded.stdout, direct.stdout);
+    let values: Vec<f64> = serde_json::from_slice(&guarded.stdout).unwrap();
+    assert_eq!(values.len(), 60);
+    assert!((values[0] - 1.0 / (1.0 + 3f64.exp())).abs() < 1e-6, "{values:?}");
+    // Without a key the client gets Gatehouse's refusal, in the client's own error.
+    let refused = triton(&server.addr, None);
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("401") && error.contains("API key"), "{error}");
 }

@@ -77,6 +77,20 @@ pub fn upstreams_python() -> PathBuf {
     python
 }
 
+/// The Python of KServe's environment (KServe and Triton's HTTP client).
+pub fn kserve_python() -> PathBuf {
+    let venv = std::env::var_os("GATEHOUSE_KSERVE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir().join("kserve-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing; run ./scripts/test.sh, which creates it",
+        python.display()
+    );
+    python
+}
+
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
 }
