@@ -118,12 +118,14 @@ fn each_kind_of_bad_inference_request_gets_a_precise_error() {
         &["no output `probabilities`", "`y`"],
     );
     assert_error(
-        infer(
-            json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": sixty}], "outputs": [{"name": "y", "parameters": {"binary_data": true}}]}),
+        server.post_raw(
+            "/v2/models/sigmoid/infer",
+            "application/octet-stream",
+            b"{}".to_vec(),
         ),
-        400,
-        "binary_data_unsupported",
-        &["binary_data=False"],
+        415,
+        "unsupported_media_type",
+        &["Inference-Header-Content-Length"],
     );
     assert_error(
         server.post_raw("/v2/models/sigmoid/infer", "text/plain", b"{}".to_vec()),

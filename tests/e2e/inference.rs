@@ -281,3 +281,142 @@ fn concurrent_requests_to_one_model_all_get_their_own_answer() {
         }
     });
 }
+
+#[test]
+fn triton_s_client_with_its_defaults_gets_onnx_runtime_s_answer_in_binary() {
+    let server = TestServer::start_default();
+    let script = format!(
+        "{}/e2e/upstreams/kserve/triton_client.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = |key: Option<&str>| {
+        let mut command = std::process::Command::new(crate::util::kserve_python());
+        command.arg(&script).arg(&server.addr);
+        if let Some(key) = key {
+            command.arg(key);
+        }
+        command.output().unwrap()
+    };
+    let output = run(Some(&server.key));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ours: Vec<f64> = serde_json::from_slice(&output.stdout).unwrap();
+    // The client's inputs, computed in f32 as numpy does, so ONNX Runtime sees the same floats.
+    let flat: Vec<f64> = (0..60u8).map(|i| f64::from(f32::from(i) / 10.0 - 3.0)).collect();
+    let reference = reference_outputs(
+        &default_models().join("sigmoid/1/model.onnx"),
+        json!({"x": {"datatype": "FP32", "shape": [3, 4, 5], "data": flat}}),
+    );
+    let theirs = floats(&reference["y"]["data"]);
+    assert_eq!((ours.len(), theirs.len()), (60, 60));
+    for (a, b) in ours.iter().zip(&theirs) {
+        // Binary both ways: the very float ONNX Runtime computed.
+        assert_eq!(*a as f32, *b as f32, "server {a}, ONNX Runtime {b}");
+    }
+    let refused = run(None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+}
+
+/// A binary request body: the JSON header, then `tail`.
+fn binary_request(server: &TestServer, header: &Value, tail: &[u8]) -> reqwest::blocking::Response {
+    let json = header.to_string();
+    let mut body = json.clone().into_bytes();
+    body.extend_from_slice(tail);
+    server
+        .client
+        .post(server.url("/v2/models/sigmoid/infer"))
+        .bearer_auth(&server.key)
+        .header("content-type", "application/octet-stream")
+        .header("inference-header-content-length", json.len().to_string())
+        .body(body)
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn binary_tensors_in_and_out_agree_with_json_and_wrong_lengths_are_named() {
+    let server = TestServer::start_default();
+    let flat: Vec<f32> = (0..60).map(|i| i as f32 / 10.0 - 3.0).collect();
+    let tail: Vec<u8> = flat.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let (status, by_json) = server.post_json(
+        "/v2/models/sigmoid/infer",
+        &json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": flat}]}),
+    );
+    assert_eq!(status, 200, "{by_json}");
+    let expected: Vec<f32> = floats(&by_json["outputs"][0]["data"])
+        .iter()
+        .map(|f| *f as f32)
+        .collect();
+
+    // Binary in, JSON out.
+    let header = json!({"id": "b1", "inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32",
+                                               "parameters": {"binary_data_size": 240}}]});
+    let response = binary_request(&server, &header, &tail);
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().unwrap();
+    assert_eq!(answer["id"], "b1");
+    assert_eq!(answer["outputs"], by_json["outputs"]);
+
+    // Binary in, binary out.
+    let mut header = header;
+    header["outputs"] = json!([{"name": "y", "parameters": {"binary_data": true}}]);
+    let response = binary_request(&server, &header, &tail);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/octet-stream");
+    let length: usize = response.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = response.bytes().unwrap();
+    let head: Value = serde_json::from_slice(&bytes[..length]).unwrap();
+    assert_eq!(
+        head["outputs"][0]["parameters"]["binary_data_size"], 240,
+        "{head}"
+    );
+    assert!(head["outputs"][0].get("data").is_none(), "{head}");
+    let values: Vec<f32> = bytes[length..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(values, expected);
+
+    // Lengths that do not add up are refused, each with the numbers.
+    let (status, body) = crate::util::split(binary_request(&server, &header, &tail[..200]));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_binary_request")),
+        "{body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains("240 bytes"), "{body}");
+    let mut short = header.clone();
+    short["inputs"][0]["parameters"]["binary_data_size"] = json!(200);
+    let (status, body) = crate::util::split(binary_request(&server, &short, &tail[..200]));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("wrong_data")),
+        "{body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains("200 bytes"), "{body}");
+    let (status, body) = crate::util::split(binary_request(
+        &server,
+        &header,
+        &[tail.clone(), vec![0; 4]].concat(),
+    ));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_binary_request")),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("4 bytes after the JSON header"),
+        "{body}"
+    );
+}

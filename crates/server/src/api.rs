@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::connections::Connection;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::JsonBody;
 use crate::models::{IndexEntry, LoadedModel, Repository};
+use crate::tensor::binary::{BinaryOutputs, InferBody};
 use crate::tensor::{InputTensor, OutputTensor, TensorSpec};
 
 /// Server metadata (`GET /v2`).
@@ -227,8 +227,8 @@ pub async fn model_version_ready(
 pub async fn infer(
     State(state): State<AppState>,
     Path(model): Path<String>,
-    JsonBody(request): JsonBody<InferenceRequest>,
-) -> Result<Json<InferenceResponse>, ApiError> {
+    InferBody(request): InferBody,
+) -> Result<Response, ApiError> {
     run_inference(&state, &model, None, request).await
 }
 
@@ -238,8 +238,8 @@ pub async fn infer(
 pub async fn infer_version(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
-    JsonBody(request): JsonBody<InferenceRequest>,
-) -> Result<Json<InferenceResponse>, ApiError> {
+    InferBody(request): InferBody,
+) -> Result<Response, ApiError> {
     run_inference(&state, &model, Some(&version), request).await
 }
 
@@ -326,46 +326,22 @@ async fn run_inference(
     name: &str,
     version: Option<&str>,
     request: InferenceRequest,
-) -> Result<Json<InferenceResponse>, ApiError> {
-    refuse_binary_extension(&request)?;
+) -> Result<Response, ApiError> {
     let model = loaded(state)?.get(name, version)?;
     let requested: Vec<String> = request.outputs.iter().flatten().map(|o| o.name.clone()).collect();
+    let binary = BinaryOutputs::of(&request);
     let (outputs, elapsed) = model.infer(&request.inputs, &requested).await?;
     state.metrics.observe_inference(&model, elapsed);
-    Ok(Json(InferenceResponse {
+    let response = InferenceResponse {
         model_name: model.name.clone(),
         model_version: model.version.to_string(),
         id: request.id,
         outputs,
-    }))
-}
-
-/// The binary tensor extension would silently change the response's shape for clients that ask for
-/// it; saying so up front is better than answering in a format they did not expect.
-fn refuse_binary_extension(request: &InferenceRequest) -> Result<(), ApiError> {
-    let asks = |parameters: &Option<Map<String, Value>>, key: &str| {
-        parameters
-            .as_ref()
-            .and_then(|p| p.get(key))
-            .is_some_and(|v| v != &Value::Bool(false) && !v.is_null())
     };
-    let binary_output = asks(&request.parameters, "binary_data_output")
-        || request
-            .outputs
-            .iter()
-            .flatten()
-            .any(|o| asks(&o.parameters, "binary_data"));
-    let binary_input = request
-        .inputs
-        .iter()
-        .any(|i| asks(&i.parameters, "binary_data_size"));
-    if binary_output || binary_input {
-        return Err(ApiError::bad_request(
-            "binary_data_unsupported",
-            "the binary tensor extension is not supported; request JSON tensors (binary_data=False in Triton's client)",
-        ));
+    if binary.any() {
+        return Ok(crate::tensor::binary::response(&response, &binary));
     }
-    Ok(())
+    Ok(Json(response).into_response())
 }
 
 /// Answers a panic inside a handler: the process keeps serving, the caller gets a plain 500.

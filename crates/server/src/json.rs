@@ -21,7 +21,15 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_content_type(request.headers().get(header::CONTENT_TYPE))?;
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+        let bytes = read_body(request, state).await?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// The whole body, within `limits.max_body_bytes`; too large or unreadable is a JSON error.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    {
+        Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -35,8 +43,7 @@ where
                     format!("the request body could not be read: {rejection}"),
                 )
             }
-        })?;
-        parse(&bytes).map(JsonBody)
+        })
     }
 }
 
@@ -72,8 +79,8 @@ pub fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), Api
         return Ok(());
     }
     let hint = if media_type == "application/octet-stream" {
-        " (the binary tensor extension is not supported: ask your client for JSON tensors, e.g. \
-         binary_data=False in Triton's client)"
+        " (a binary body needs the Inference-Header-Content-Length header of Triton's binary \
+         tensor extension, saying how long its JSON part is)"
     } else {
         ""
     };

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
+pub mod binary;
 mod diagnose;
 
 /// The tensor datatypes Gatehouse serves, with their OIP names.
@@ -116,9 +117,16 @@ pub struct InputTensor {
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<serde_json::Map<String, Value>>,
     /// Row-major elements, flat or nested to the tensor's shape. Kept as text until the model's
-    /// datatype is known, then read straight into that type (see `read_elements`).
-    #[schema(value_type = Vec<Object>)]
-    pub data: Box<RawValue>,
+    /// datatype is known, then read straight into that type (see `read_elements`). Absent when
+    /// the elements come as binary data after the JSON (`parameters.binary_data_size`).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub data: Option<Box<RawValue>>,
+    /// The elements as raw little-endian bytes (Triton's binary tensor extension), cut from the
+    /// request body after the JSON header.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub binary: Option<bytes::Bytes>,
 }
 
 /// Typed tensor elements; serialised as a flat JSON array.
@@ -249,9 +257,29 @@ fn typed_tensor<T: Element>(
     input: &InputTensor,
     datatype: DataType,
 ) -> Result<DynValue, ApiError> {
-    let elements = match read_elements::<T>(input.data.get(), dims, expected) {
-        Some(elements) => elements,
-        None => return Err(refusal::<T>(input, dims, expected, datatype)),
+    let elements = match (&input.binary, &input.data) {
+        (Some(bytes), _) => binary::elements::<T>(bytes, expected).map_err(|got| {
+            ApiError::bad_request(
+                "wrong_data",
+                format!(
+                    "the binary data holds {got} bytes; shape {:?} as {} takes {} ({} per element)",
+                    input.shape,
+                    datatype.name(),
+                    expected.saturating_mul(T::SIZE),
+                    T::SIZE
+                ),
+            )
+        })?,
+        (None, Some(data)) => match read_elements::<T>(data.get(), dims, expected) {
+            Some(elements) => elements,
+            None => return Err(refusal::<T>(input, dims, expected, datatype)),
+        },
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "missing_data",
+                "the input has neither `data` nor `parameters.binary_data_size` with binary data after the JSON",
+            ));
+        }
     };
     Tensor::from_array((shape, elements))
         .map(|t| t.into_dyn())
@@ -266,8 +294,9 @@ fn typed_tensor<T: Element>(
 /// Why the fast reader refused `input`: the first problem, named precisely, found by reading
 /// the request text again without building anything of it.
 fn refusal<T: Element>(input: &InputTensor, dims: &[usize], expected: usize, datatype: DataType) -> ApiError {
-    let (code, message) = diagnose::problem::<T>(input.data.get(), dims, expected, datatype.name())
-        .unwrap_or_else(|| {
+    let text = input.data.as_ref().map_or("", |d| d.get());
+    let (code, message) =
+        diagnose::problem::<T>(text, dims, expected, datatype.name()).unwrap_or_else(|| {
             let message = format!(
                 "`data` does not fit shape {:?} as {}",
                 input.shape,
@@ -282,7 +311,7 @@ fn refusal<T: Element>(input: &InputTensor, dims: &[usize], expected: usize, dat
 /// `as_u64`, `as_i64` and `as_f64`; the fast reader and the slow path share them, so both accept
 /// the same elements.
 #[derive(Debug, Clone, Copy)]
-enum Number {
+pub(crate) enum Number {
     Positive(u64),
     Negative(i64),
     Float(f64),
@@ -318,7 +347,11 @@ impl Number {
 }
 
 /// A tensor element type, and which JSON values are one of it.
-trait Element: PrimitiveTensorElementType + Debug + Clone + 'static {
+pub(crate) trait Element: PrimitiveTensorElementType + Debug + Clone + 'static {
+    /// Bytes per element in the binary extension (little-endian; BOOL is one byte).
+    const SIZE: usize;
+    /// One element from exactly `SIZE` little-endian bytes.
+    fn from_le(bytes: &[u8]) -> Self;
     fn from_number(n: Number) -> Option<Self>;
     fn from_bool(_: bool) -> Option<Self> {
         None
@@ -326,6 +359,10 @@ trait Element: PrimitiveTensorElementType + Debug + Clone + 'static {
 }
 
 impl Element for bool {
+    const SIZE: usize = 1;
+    fn from_le(bytes: &[u8]) -> bool {
+        bytes[0] != 0
+    }
     fn from_number(_: Number) -> Option<bool> {
         None
     }
@@ -338,6 +375,12 @@ impl Element for bool {
 macro_rules! integers {
     ($widest:ident: $($t:ty),*) => {$(
         impl Element for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn from_le(bytes: &[u8]) -> $t {
+                let mut word = [0u8; std::mem::size_of::<$t>()];
+                word.copy_from_slice(bytes);
+                <$t>::from_le_bytes(word)
+            }
             fn from_number(n: Number) -> Option<$t> {
                 n.$widest().and_then(|n| <$t>::try_from(n).ok())
             }
@@ -348,6 +391,10 @@ integers!(as_u64: u8, u16, u32, u64);
 integers!(as_i64: i8, i16, i32, i64);
 
 impl Element for f32 {
+    const SIZE: usize = 4;
+    fn from_le(bytes: &[u8]) -> f32 {
+        f32::from_bits(<u32 as Element>::from_le(bytes))
+    }
     fn from_number(n: Number) -> Option<f32> {
         // A value beyond f32's range is refused rather than served as infinity.
         Some(n.as_f64() as f32).filter(|n| n.is_finite() || n.is_nan())
@@ -355,6 +402,10 @@ impl Element for f32 {
 }
 
 impl Element for f64 {
+    const SIZE: usize = 8;
+    fn from_le(bytes: &[u8]) -> f64 {
+        f64::from_bits(<u64 as Element>::from_le(bytes))
+    }
     fn from_number(n: Number) -> Option<f64> {
         Some(n.as_f64())
     }

@@ -839,7 +839,8 @@ fn model_input(name: &str, value: &Value, datatype: &str) -> Result<InputTensor,
                 .unwrap_or(datatype)
                 .to_string(),
             parameters: None,
-            data: raw(&object["data"])?,
+            data: Some(raw(&object["data"])?),
+            binary: None,
         });
     }
     let mut scratch = Vec::new();
@@ -849,7 +850,8 @@ fn model_input(name: &str, value: &Value, datatype: &str) -> Result<InputTensor,
         shape: shape.iter().map(|d| *d as i64).collect(),
         datatype: datatype.to_string(),
         parameters: None,
-        data: raw(value)?,
+        data: Some(raw(value)?),
+        binary: None,
     })
 }
 
