@@ -26,15 +26,16 @@ import tempfile
 
 import run
 
-UPSTREAMS_VENV = pathlib.Path(os.environ.get("GATEHOUSE_UPSTREAMS_VENV", run.DATA / "upstreams-venv"))
-SERVE_MLSERVER = run.ROOT / "tests" / "e2e" / "upstreams" / "mlserver" / "serve.py"
 INFER = "/v2/models/sigmoid/infer"
 
 
 @contextlib.contextmanager
 def mlserver():
+    # Read here, not at import: run.py imports this module before it has its own constants.
+    venv = pathlib.Path(os.environ.get("GATEHOUSE_UPSTREAMS_VENV", run.DATA / "upstreams-venv"))
+    script = run.ROOT / "tests" / "e2e" / "upstreams" / "mlserver" / "serve.py"
     http, grpc = run.free_port(), run.free_port()
-    server = subprocess.Popen([str(UPSTREAMS_VENV / "bin" / "python"), str(SERVE_MLSERVER),
+    server = subprocess.Popen([str(venv / "bin" / "python"), str(script),
                                str(run.MODELS / "sigmoid" / "1" / "model.onnx"), str(http), str(grpc)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -3,7 +3,14 @@ local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
-wrk.headers["Content-Type"] = "application/json"
+-- A binary body (Triton's extension) says how long its JSON header is.
+local header_length = os.getenv("BENCH_HEADER_LENGTH")
+if header_length and header_length ~= "" then
+  wrk.headers["Content-Type"] = "application/octet-stream"
+  wrk.headers["Inference-Header-Content-Length"] = header_length
+else
+  wrk.headers["Content-Type"] = "application/json"
+end
 local key = os.getenv("BENCH_KEY")
 local authorization = os.getenv("BENCH_AUTH")
 if authorization and authorization ~= "" then

@@ -18,6 +18,7 @@ import urllib.request
 
 import connections
 import guard
+import tensors
 import panel
 import supervision
 import workflows
@@ -419,6 +420,7 @@ def main() -> None:
     idle = panel.measure()
     flood = connections.measure(serving)
     guarded = guard.measure(files)
+    large = tensors.measure()
     rows = [
         (f"tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s, {PAIRS} alternating turns each", alternated[0] / alternated[1], "≥ 20"),
         ("the same from the separate runs below", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "—"),
@@ -441,6 +443,8 @@ def main() -> None:
         ("guard (TLS + key) ÷ nginx (TLS + basic auth + proxy_pass, as the guide writes it) req/s, 16 connections", guarded["against"]["guard TLS + key"]["rps"] / guarded["against"]["nginx as written"]["rps"], "≥ 1.0"),
         ("guard (TLS + key) ÷ nginx with upstream keep-alive req/s, 16 connections", guarded["against"]["guard TLS + key"]["rps"] / guarded["against"]["nginx keep-alive"]["rps"], "—"),
         ("guard p50 ÷ nginx (as written) p50, 1 connection", guarded["against_1"]["guard TLS + key"]["p50_us"] / guarded["against_1"]["nginx as written"]["p50_us"], "≤ 1.0"),
+        ("a 1×3×224×224 FP32 input, 16 connections: binary ÷ JSON req/s", large[("binary", 16)]["rps"] / large[("json", 16)]["rps"], "—"),
+        ("the same, 1 connection: binary p50 (µs) — ONNX Runtime in-process takes floor_p50_us without any transport", large[("binary", 1)]["p50_us"], "—"),
         ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
         ("floor: a bare WebKitGTK window (MiniBrowser, about:blank; MB PSS, highest sample)", idle["webkit_floor_mb"], "—"),
         ("panel idle: CPU over a minute (% of one core)", idle["cpu_percent"], "< 1"),
