@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::connections::Connection;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::models::{IndexEntry, LoadedModel, Repository};
 use crate::tensor::binary::{BinaryOutputs, InferBody};
 use crate::tensor::{InputTensor, OutputTensor, TensorSpec};
@@ -286,14 +286,14 @@ pub async fn docs() -> Html<String> {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such endpoint; see /docs for the API")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint; see /docs for the API")
 }
 
 fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
     state
         .repository
         .get()
-        .ok_or_else(|| ApiError::unavailable("not_ready", "models are still loading; retry in a moment"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotReady, "models are still loading; retry in a moment"))
 }
 
 fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelMetadata>, ApiError> {

@@ -25,7 +25,7 @@ use gatehouse_core::paths::Paths;
 use gatehouse_core::wire::{Guarding, ServerInfo, routes};
 
 use crate::connections::Connection;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::perimeter::requests::RequestLimits;
 use crate::perimeter::{Gate, Perimeter};
 use crate::serve::{Frontend, StartError};
@@ -343,8 +343,7 @@ fn router(frontend: &Frontend, guard: Arc<Guard>) -> Router {
 async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if let Some(problem) = ambiguous(path) {
-        return ApiError::bad_request(
-            "ambiguous_path",
+        return ApiError::new(ErrorCode::AmbiguousPath,
             format!("the path {problem}; a server behind Gatehouse could read it as a different route than Gatehouse checked. Send the path in its plain form"),
         )
         .into_response();
@@ -411,8 +410,8 @@ async fn readiness(State(guard): State<Arc<Guard>>) -> Response {
     if ready {
         return Json(serde_json::json!({"status": "ready", "upstream": phase.name()})).into_response();
     }
-    ApiError::unavailable(
-        "upstream_not_ready",
+    ApiError::new(
+        ErrorCode::UpstreamNotReady,
         format!(
             "the guarded server is {}; retry shortly",
             match phase {

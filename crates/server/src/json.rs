@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A JSON request body of type `T`.
 #[derive(Debug)]
@@ -32,14 +32,13 @@ pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<By
         Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     "the request body is larger than the server accepts; send a smaller batch, or raise \
                      limits.max_body_bytes in the settings",
                 )
             } else {
-                ApiError::bad_request(
-                    "unreadable_body",
+                ApiError::new(
+                    ErrorCode::UnreadableBody,
                     format!("the request body could not be read: {rejection}"),
                 )
             }
@@ -50,17 +49,15 @@ pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<By
 /// Parses a JSON body, naming the line and column of the first problem.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| {
-        let code = if error.is_syntax() || error.is_eof() {
-            "malformed_json"
+        let (code, what) = if error.is_syntax() || error.is_eof() {
+            (ErrorCode::MalformedJson, "the body is not valid JSON")
         } else {
-            "invalid_request"
+            (
+                ErrorCode::InvalidRequest,
+                "the body does not have the expected shape",
+            )
         };
-        let what = if code == "malformed_json" {
-            "the body is not valid JSON"
-        } else {
-            "the body does not have the expected shape"
-        };
-        ApiError::bad_request(code, format!("{what}: {error}"))
+        ApiError::new(code, format!("{what}: {error}"))
     })
 }
 
@@ -85,8 +82,7 @@ pub fn check_content_type(value: Option<&header::HeaderValue>) -> Result<(), Api
         ""
     };
     Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         format!(
             "Content-Type `{media_type}` is not accepted; send application/json (with curl: -H 'Content-Type: application/json'){hint}"
         ),

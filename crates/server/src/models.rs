@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::tensor::{self, DataType, InputTensor, OutputTensor, TensorSpec};
 
 /// How the repository builds sessions.
@@ -209,8 +209,8 @@ impl Repository {
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ApiError> {
         let entry = self.models.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
-            ApiError::not_found(
-                "model_not_found",
+            ApiError::new(
+                ErrorCode::ModelNotFound,
                 format!(
                     "there is no model `{name}`; models here: {}",
                     if known.is_empty() {
@@ -222,24 +222,24 @@ impl Repository {
             )
         })?;
         let unavailable = |reason: &str| {
-            ApiError::unavailable(
-                "model_unavailable",
+            ApiError::new(
+                ErrorCode::ModelUnavailable,
                 format!("model `{name}` cannot be served: {reason}"),
             )
         };
         match version {
             Some(text) => {
                 let number: u64 = text.parse().map_err(|_| {
-                    ApiError::not_found(
-                        "version_not_found",
+                    ApiError::new(
+                        ErrorCode::VersionNotFound,
                         format!("`{text}` is not a version number of model `{name}`"),
                     )
                 })?;
                 match entry.versions.get(&number) {
                     Some(VersionState::Ready(model)) => Ok(model.clone()),
                     Some(VersionState::Unavailable(reason)) => Err(unavailable(reason)),
-                    None => Err(ApiError::not_found(
-                        "version_not_found",
+                    None => Err(ApiError::new(
+                        ErrorCode::VersionNotFound,
                         format!(
                             "model `{name}` has no version {number}; versions: {}",
                             entry.version_list()
@@ -495,7 +495,7 @@ impl LoadedModel {
         let permit = Arc::clone(&self.pool.available)
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::unavailable("shutting_down", "the server is shutting down"))?;
+            .map_err(|_| ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down"))?;
         let typical = self.typical_run_nanos.load(Ordering::Relaxed);
         if typical != 0 && typical < INLINE_RUN_BUDGET.as_nanos() as u64 {
             let _permit = permit;
@@ -510,8 +510,8 @@ impl LoadedModel {
         match result {
             Ok(outcome) => outcome,
             Err(join_error) if join_error.is_panic() => std::panic::resume_unwind(join_error.into_panic()),
-            Err(_) => Err(ApiError::unavailable(
-                "shutting_down",
+            Err(_) => Err(ApiError::new(
+                ErrorCode::ShuttingDown,
                 "the server is shutting down",
             )),
         }
@@ -520,8 +520,8 @@ impl LoadedModel {
     fn prepare(&self, inputs: &[InputTensor]) -> Result<Vec<(String, DynValue)>, ApiError> {
         for input in inputs {
             if !self.inputs.iter().any(|spec| spec.name == input.name) {
-                return Err(ApiError::bad_request(
-                    "unknown_input",
+                return Err(ApiError::new(
+                    ErrorCode::UnknownInput,
                     format!(
                         "model `{}` has no input `{}`; its inputs: {}",
                         self.name,
@@ -535,8 +535,8 @@ impl LoadedModel {
         for spec in &self.inputs {
             let mut matching = inputs.iter().filter(|i| i.name == spec.name);
             let input = matching.next().ok_or_else(|| {
-                ApiError::bad_request(
-                    "missing_input",
+                ApiError::new(
+                    ErrorCode::MissingInput,
                     format!(
                         "input `{}` ({} {:?}) is missing; model `{}` needs: {}",
                         spec.name,
@@ -548,8 +548,8 @@ impl LoadedModel {
                 )
             })?;
             if matching.next().is_some() {
-                return Err(ApiError::bad_request(
-                    "duplicate_input",
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateInput,
                     format!("input `{}` is given more than once", spec.name),
                 ));
             }
@@ -564,8 +564,8 @@ impl LoadedModel {
         }
         for name in requested {
             if !self.outputs.iter().any(|o| &o.name == name) {
-                return Err(ApiError::bad_request(
-                    "unknown_output",
+                return Err(ApiError::new(
+                    ErrorCode::UnknownOutput,
                     format!(
                         "model `{}` has no output `{name}`; its outputs: {}",
                         self.name,
@@ -596,15 +596,14 @@ impl LoadedModel {
         selected: &[String],
     ) -> Result<(Vec<OutputTensor>, Duration), ApiError> {
         let mut lease = self.pool.lease().map_err(|error| {
-            ApiError::unavailable(
-                "session_unavailable",
+            ApiError::new(ErrorCode::SessionUnavailable,
                 format!("model `{}` could not start another ONNX Runtime session for this request: {error}; retry, or lower inference.sessions_per_model", self.name),
             )
         })?;
         let started = Instant::now();
         let outputs = lease.session().run(values).map_err(|error| {
-            ApiError::bad_request(
-                "inference_failed",
+            ApiError::new(
+                ErrorCode::InferenceFailed,
                 format!("ONNX Runtime could not run model `{}`: {error}", self.name),
             )
         })?;

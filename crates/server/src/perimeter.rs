@@ -28,7 +28,7 @@ use gatehouse_core::keys::{Identity, KeyFile, KeySet, KeyStore, Refusal, Scope};
 use gatehouse_core::{Sensitive, Settings};
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use audit::AuditSink;
 use hosts::AllowedHosts;
@@ -290,8 +290,7 @@ async fn admit(
         metrics.rate_limited("address");
         line.refused("address_rate");
         return Err(refuse_for(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests from this address; slow down",
             wait,
         ));
@@ -305,7 +304,7 @@ async fn admit(
         metrics.auth_failure("missing");
         line.refused("missing_key");
         return Err(unauthorized(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "this endpoint needs an API key: send `Authorization: Bearer <key>` (or X-API-Key); \
              create one with `gatehouse keys create`",
         ));
@@ -357,8 +356,7 @@ async fn admit(
         metrics.auth_failure("cross_site");
         line.refused("cross_site");
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "cross_site_request_refused",
+            ErrorCode::CrossSiteRequestRefused,
             "a browser could have sent this Basic-authenticated request on its own; send it with \
              Content-Type: application/json, or use a Bearer or X-API-Key header",
         )
@@ -368,8 +366,7 @@ async fn admit(
         metrics.auth_failure("insufficient_scope");
         line.refused("insufficient_scope");
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            ErrorCode::InsufficientScope,
             format!(
                 "key {} does not have the `{}` scope this endpoint needs; create a key with --scope {}",
                 identity.key_id, gate.scope, gate.scope
@@ -381,8 +378,7 @@ async fn admit(
         metrics.rate_limited("key");
         line.refused("key_rate");
         return Err(refuse_for(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests with this key; slow down",
             wait,
         ));
@@ -416,8 +412,7 @@ async fn find_key(
     else {
         perimeter.metrics.rate_limited("unauthenticated_bodies");
         return Err(refuse_for(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             "too many requests with the key inside the body are being read at once; send the key \
              in an `Authorization: Bearer` or `X-API-Key` header instead",
             Duration::from_secs(1),
@@ -425,9 +420,7 @@ async fn find_key(
     };
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, perimeter.max_body_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+        ApiError::new(ErrorCode::PayloadTooLarge,
             "the request body is larger than the server accepts; send a smaller batch, or raise limits.max_body_bytes in the settings",
         )
         .into_response()
@@ -515,27 +508,29 @@ fn refusal_response(refusal: Refusal, key_id: Option<&str>) -> Response {
     let id = key_id.unwrap_or("?");
     match refusal {
         Refusal::Expired => unauthorized(
-            "expired_api_key",
+            ErrorCode::ExpiredApiKey,
             &format!("key {id} has expired; rotate it with `gatehouse keys rotate {id}`"),
         ),
         Refusal::Revoked => unauthorized(
-            "revoked_api_key",
+            ErrorCode::RevokedApiKey,
             &format!("key {id} was revoked; use another key"),
         ),
         Refusal::Malformed => unauthorized(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "that is not a Gatehouse API key (they start with gth_ and are 50 characters long)",
         ),
         Refusal::BadChecksum => unauthorized(
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "the API key is mistyped (its checksum does not match); copy it again",
         ),
-        Refusal::UnknownId | Refusal::WrongSecret => unauthorized("unauthorized", "the API key is not valid"),
+        Refusal::UnknownId | Refusal::WrongSecret => {
+            unauthorized(ErrorCode::Unauthorized, "the API key is not valid")
+        }
     }
 }
 
-fn unauthorized(code: &'static str, message: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
+fn unauthorized(code: ErrorCode, message: &str) -> Response {
+    let mut response = ApiError::new(code, message).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"gatehouse\", charset=\"UTF-8\""),
@@ -554,16 +549,11 @@ fn locked_out(subject: &Subject, left: Duration) -> Response {
              this one was not checked. Use a valid key: it is never refused"
             .to_string(),
     };
-    refuse_for(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_auth_failures",
-        &message,
-        left,
-    )
+    refuse_for(ErrorCode::TooManyAuthFailures, &message, left)
 }
 
-fn refuse_for(status: StatusCode, code: &'static str, message: &str, wait: Duration) -> Response {
-    let mut response = ApiError::new(status, code, message).into_response();
+fn refuse_for(code: ErrorCode, message: &str, wait: Duration) -> Response {
+    let mut response = ApiError::new(code, message).into_response();
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub mod binary;
 mod diagnose;
@@ -167,10 +167,10 @@ pub fn to_ort_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, 
 }
 
 fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, ApiError> {
-    let bad = ApiError::bad_request;
+    let bad = ApiError::new;
     let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
         bad(
-            "unknown_datatype",
+            ErrorCode::UnknownDatatype,
             format!(
                 "datatype `{}` is not one of {}",
                 input.datatype,
@@ -180,7 +180,7 @@ fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, Api
     })?;
     if datatype != spec.datatype {
         return Err(bad(
-            "wrong_datatype",
+            ErrorCode::WrongDatatype,
             format!(
                 "the model expects {}, the request has {}",
                 spec.datatype.name(),
@@ -190,7 +190,7 @@ fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, Api
     }
     if input.shape.len() != spec.shape.len() {
         return Err(bad(
-            "wrong_shape",
+            ErrorCode::WrongShape,
             format!(
                 "the model expects {} dimensions {}, the request has {} {:?}",
                 spec.shape.len(),
@@ -203,13 +203,13 @@ fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, Api
     for (axis, (&want, &got)) in spec.shape.iter().zip(&input.shape).enumerate() {
         if got < 0 {
             return Err(bad(
-                "wrong_shape",
+                ErrorCode::WrongShape,
                 format!("dimension {axis} is {got}; dimensions must be 0 or more"),
             ));
         }
         if want >= 0 && want != got {
             return Err(bad(
-                "wrong_shape",
+                ErrorCode::WrongShape,
                 format!(
                     "dimension {axis} must be {want} (model shape {}), the request has {got}",
                     shape_text(&spec.shape)
@@ -223,7 +223,7 @@ fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, Api
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| {
             bad(
-                "wrong_shape",
+                ErrorCode::WrongShape,
                 format!("shape {:?} has more elements than fit in memory", input.shape),
             )
         })?;
@@ -259,8 +259,8 @@ fn typed_tensor<T: Element>(
 ) -> Result<DynValue, ApiError> {
     let elements = match (&input.binary, &input.data) {
         (Some(bytes), _) => binary::elements::<T>(bytes, expected).map_err(|got| {
-            ApiError::bad_request(
-                "wrong_data",
+            ApiError::new(
+                ErrorCode::WrongData,
                 format!(
                     "the binary data holds {got} bytes; shape {:?} as {} takes {} ({} per element)",
                     input.shape,
@@ -275,8 +275,8 @@ fn typed_tensor<T: Element>(
             None => return Err(refusal::<T>(input, dims, expected, datatype)),
         },
         (None, None) => {
-            return Err(ApiError::bad_request(
-                "missing_data",
+            return Err(ApiError::new(
+                ErrorCode::MissingData,
                 "the input has neither `data` nor `parameters.binary_data_size` with binary data after the JSON",
             ));
         }
@@ -284,8 +284,8 @@ fn typed_tensor<T: Element>(
     Tensor::from_array((shape, elements))
         .map(|t| t.into_dyn())
         .map_err(|error| {
-            ApiError::bad_request(
-                "invalid_tensor",
+            ApiError::new(
+                ErrorCode::InvalidTensor,
                 format!("ONNX Runtime refused the tensor: {error}"),
             )
         })
@@ -302,9 +302,9 @@ fn refusal<T: Element>(input: &InputTensor, dims: &[usize], expected: usize, dat
                 input.shape,
                 datatype.name()
             );
-            ("wrong_data", message)
+            (ErrorCode::WrongData, message)
         });
-    ApiError::bad_request(code, message)
+    ApiError::new(code, message)
 }
 
 /// A JSON number as the parser reports it. The conversions below follow `serde_json::Value`'s

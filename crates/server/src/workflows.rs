@@ -12,14 +12,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::{Extension, Json};
 use gatehouse_core::keys::Scope;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::json::JsonBody;
 use crate::models::Repository;
 use crate::perimeter::Caller;
@@ -93,7 +92,7 @@ struct Plan {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_workflow", message)
+    ApiError::new(ErrorCode::InvalidWorkflow, message)
 }
 
 /// Parses the request, refusing python steps when they are off, then validates the DAG against the
@@ -121,8 +120,7 @@ fn plan(
     let has_python = steps_json.iter().any(|s| s.get("kind") == Some(&json!("python")));
     if has_python && !allow_python {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "custom_python_disabled",
+            ErrorCode::CustomPythonDisabled,
             "this workflow has a python step and custom Python is off on this server; an administrator can turn it on with `gatehouse settings set workflows.allow_custom_python true` (it lets anyone with a workflows key run code on this computer)",
         ));
     }
@@ -139,8 +137,7 @@ fn plan(
             .find(|s| matches!(s.op, Op::Model { .. } | Op::Labels { .. }))
     {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            ErrorCode::InsufficientScope,
             format!(
                 "step `{}` calls a model, which needs the `infer` scope; key {} has only {}; create a key with --scope workflows --scope infer",
                 step.name,
@@ -748,8 +745,7 @@ impl Results {
             return Ok(());
         }
         Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "workflow_too_large",
+            ErrorCode::WorkflowTooLarge,
             format!(
                 "after step `{step}` this workflow holds about {} MB of step results, more than the {} MB one \
                  workflow may hold (limits.workflow_memory_mb); send smaller inputs or split the workflow",
@@ -903,13 +899,7 @@ pub async fn run(
             .iter()
             .map(|(name, source)| (name.clone(), results.resolve(source, request_inputs)))
             .collect();
-        let at = |why: String| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "step_failed",
-                format!("step `{}`: {why}", step.name),
-            )
-        };
+        let at = |why: String| ApiError::new(ErrorCode::StepFailed, format!("step `{}`: {why}", step.name));
         let output = match &step.op {
             Op::Model { model, version } => {
                 let loaded = repository.get(model, version.as_deref())?;
@@ -919,9 +909,10 @@ pub async fn run(
                     .map(|spec| model_input(&spec.name, &inputs[&spec.name], spec.datatype.name()))
                     .collect::<Result<Vec<_>, String>>()
                     .map_err(at)?;
-                let (outputs, elapsed) = loaded.infer(&tensors, &[]).await.map_err(|e| {
-                    ApiError::new(e.status, e.code, format!("step `{}`: {}", step.name, e.message))
-                })?;
+                let (outputs, elapsed) = loaded
+                    .infer(&tensors, &[])
+                    .await
+                    .map_err(|e| ApiError::new(e.code, format!("step `{}`: {}", step.name, e.message)))?;
                 state.metrics.observe_inference(&loaded, elapsed);
                 let mut object = Map::new();
                 for output in outputs {
@@ -985,5 +976,5 @@ fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
     state
         .repository
         .get()
-        .ok_or_else(|| ApiError::unavailable("not_ready", "models are still loading; retry in a moment"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotReady, "models are still loading; retry in a moment"))
 }

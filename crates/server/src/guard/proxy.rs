@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::perimeter::Presentation;
 
@@ -130,8 +130,8 @@ impl Proxy {
         {
             Ok(uri) => uri,
             Err(error) => {
-                return ApiError::bad_request(
-                    "invalid_request",
+                return ApiError::new(
+                    ErrorCode::InvalidRequest,
                     format!("the request's path cannot be passed on: {error}"),
                 )
                 .into_response();
@@ -147,9 +147,7 @@ impl Proxy {
             Ok(Err(error)) => return self.failed(&error),
             Err(_) => {
                 self.metrics.upstream_error("timeout");
-                return ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
+                return ApiError::new(ErrorCode::UpstreamTimeout,
                     format!(
                         "the guarded server did not start answering within {} s; it may be loading a model: retry, or raise limits.request_timeout_seconds",
                         self.timeout.as_secs()
@@ -202,9 +200,7 @@ impl Proxy {
         }
         if error.is_connect() {
             self.metrics.upstream_error("unavailable");
-            return ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
+            return ApiError::new(ErrorCode::UpstreamUnavailable,
                 format!(
                     "the guarded server on {} is not answering; start it, or check `gatehouse guard`'s log for why it stopped",
                     self.upstream
@@ -215,8 +211,7 @@ impl Proxy {
         self.metrics.upstream_error("failed");
         tracing::warn!(event = "upstream_failed", error = %error, "the guarded server broke off the request");
         ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_failed",
+            ErrorCode::UpstreamFailed,
             "the guarded server closed the connection without a complete answer; its own log says why",
         )
         .into_response()
@@ -224,9 +219,7 @@ impl Proxy {
 }
 
 fn too_large() -> Response {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+    ApiError::new(ErrorCode::PayloadTooLarge,
         "the request body is larger than the server accepts; send a smaller one, or raise limits.max_body_bytes in the settings",
     )
     .into_response()

@@ -19,12 +19,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::connections::Connection;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
 /// The names and addresses a request may be addressed to.
@@ -158,9 +158,7 @@ pub async fn enforce(State(hosts): State<Arc<AllowedHosts>>, request: Request, n
         || "no Host header".to_string(),
         |h| format!("`{}`", h.chars().take(64).collect::<String>()),
     );
-    let mut response = ApiError::new(
-        StatusCode::MISDIRECTED_REQUEST,
-        "unknown_host",
+    let mut response = ApiError::new(ErrorCode::UnknownHost,
         format!(
             "this server does not answer to {shown}{}: it answers only to its own names ({}, its addresses and the names in its certificate); \
              if you reach it by another name, add it with `gatehouse settings set server.allowed_hosts NAME`",

@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::settings::LimitSettings;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -44,8 +43,7 @@ pub async fn enforce(State(limits): State<RequestLimits>, request: Request, next
     if uri_bytes > limits.max_uri_bytes {
         limits.metrics.rate_limited("uri_size");
         return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!(
                 "the request target is {uri_bytes} bytes, more than the {} accepted; send data in the body",
                 limits.max_uri_bytes
@@ -61,8 +59,7 @@ pub async fn enforce(State(limits): State<RequestLimits>, request: Request, next
     if header_bytes > limits.max_header_bytes {
         limits.metrics.rate_limited("header_size");
         return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             format!(
                 "the request headers are {header_bytes} bytes, more than the {} accepted",
                 limits.max_header_bytes
@@ -72,8 +69,8 @@ pub async fn enforce(State(limits): State<RequestLimits>, request: Request, next
     }
     let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
         limits.metrics.rate_limited("concurrency");
-        return ApiError::unavailable(
-            "overloaded",
+        return ApiError::new(
+            ErrorCode::Overloaded,
             "the server is handling as many requests as it allows; retry in a moment",
         )
         .into_response();
@@ -82,9 +79,7 @@ pub async fn enforce(State(limits): State<RequestLimits>, request: Request, next
         Ok(response) => response,
         Err(_) => {
             limits.metrics.rate_limited("timeout");
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
+            ApiError::new(ErrorCode::Timeout,
                 format!("the request took longer than {} s; send a smaller batch, or raise limits.request_timeout_seconds", limits.timeout.as_secs()),
             )
             .into_response()

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::{DataType, Element, OutputTensor, TensorData};
 use crate::api::{InferenceRequest, InferenceResponse};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The header that says how long the JSON part of a binary body is.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -52,14 +52,14 @@ pub fn parse_request(headers: &HeaderMap, body: Bytes) -> Result<InferenceReques
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_binary_request",
+            ApiError::new(
+                ErrorCode::InvalidBinaryRequest,
                 "Inference-Header-Content-Length is not a number of bytes",
             )
         })?;
     if length > body.len() {
-        return Err(ApiError::bad_request(
-            "invalid_binary_request",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBinaryRequest,
             format!(
                 "Inference-Header-Content-Length says the JSON is {length} bytes, the body has {}",
                 body.len()
@@ -73,8 +73,8 @@ pub fn parse_request(headers: &HeaderMap, body: Bytes) -> Result<InferenceReques
             continue;
         };
         let size = size.map_err(|()| {
-            ApiError::bad_request(
-                "invalid_binary_request",
+            ApiError::new(
+                ErrorCode::InvalidBinaryRequest,
                 format!(
                     "input `{}`: binary_data_size is not a number of bytes",
                     input.name
@@ -82,8 +82,8 @@ pub fn parse_request(headers: &HeaderMap, body: Bytes) -> Result<InferenceReques
             )
         })?;
         if input.data.is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_binary_request",
+            return Err(ApiError::new(
+                ErrorCode::InvalidBinaryRequest,
                 format!(
                     "input `{}` has both `data` and binary_data_size; send one",
                     input.name
@@ -91,8 +91,7 @@ pub fn parse_request(headers: &HeaderMap, body: Bytes) -> Result<InferenceReques
             ));
         }
         let end = offset.checked_add(size).filter(|end| *end <= body.len()).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_binary_request",
+            ApiError::new(ErrorCode::InvalidBinaryRequest,
                 format!(
                     "input `{}` says it has {size} bytes of binary data, but only {} are left in the body",
                     input.name,
@@ -104,8 +103,8 @@ pub fn parse_request(headers: &HeaderMap, body: Bytes) -> Result<InferenceReques
         offset = end;
     }
     if offset != body.len() {
-        return Err(ApiError::bad_request(
-            "invalid_binary_request",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBinaryRequest,
             format!(
                 "{} bytes after the JSON header belong to no input; each binary input needs parameters.binary_data_size",
                 body.len() - offset

@@ -10,6 +10,7 @@ use serde::Deserializer;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{Element, Number};
+use crate::error::ErrorCode;
 
 /// The first problem with `raw` as the data of a tensor of `T` with `dims` (and `expected`
 /// elements), in the order a reader meets them: structure first, then the element count, then
@@ -20,7 +21,7 @@ pub(super) fn problem<T: Element>(
     dims: &[usize],
     expected: usize,
     type_name: &str,
-) -> Option<(&'static str, String)> {
+) -> Option<(ErrorCode, String)> {
     let mut walk = Walk::<T> {
         dims,
         leaves: 0,
@@ -32,16 +33,16 @@ pub(super) fn problem<T: Element>(
     if (&mut reader).deserialize_any(Top { walk: &mut walk }).is_err() || reader.end().is_err() {
         let problem = walk.problem.take();
         return Some((
-            "wrong_data",
+            ErrorCode::WrongData,
             problem.unwrap_or_else(|| "`data` must be a JSON array".to_string()),
         ));
     }
     if let Some(problem) = walk.problem {
-        return Some(("wrong_data", problem));
+        return Some((ErrorCode::WrongData, problem));
     }
     if walk.leaves != expected {
         return Some((
-            "wrong_element_count",
+            ErrorCode::WrongElementCount,
             format!(
                 "shape {dims:?} needs {expected} elements, `data` has {}",
                 walk.leaves
@@ -50,7 +51,7 @@ pub(super) fn problem<T: Element>(
     }
     walk.bad.map(|(index, leaf)| {
         (
-            "wrong_data",
+            ErrorCode::WrongData,
             format!("element {index} is `{leaf}`, which is not a {type_name} value"),
         )
     })

@@ -31,11 +31,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Reads the request from stdin, runs the user's `run(inputs)`, writes its dict as JSON. Errors
 /// print the traceback of the user's code only (frames from `<workflow>`) and exit with 3.
@@ -117,46 +116,40 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub fn into_api_error(self, step: &str) -> ApiError {
-        let unprocessable = |code, message: String| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                code,
-                format!("python step `{step}` {message}"),
-            )
-        };
+        let unprocessable =
+            |code, message: String| ApiError::new(code, format!("python step `{step}` {message}"));
         match self {
             SandboxError::Raised(traceback) => {
-                unprocessable("python_error", format!("raised an error:\n{traceback}"))
+                unprocessable(ErrorCode::PythonError, format!("raised an error:\n{traceback}"))
             }
             SandboxError::Timeout(limit) => unprocessable(
-                "python_timeout",
+                ErrorCode::PythonTimeout,
                 format!(
                     "ran longer than {} s and was stopped; raise workflows.python_timeout_seconds if that is expected",
                     limit.as_secs()
                 ),
             ),
             SandboxError::Cpu(limit) => unprocessable(
-                "python_limit",
+                ErrorCode::PythonLimit,
                 format!("used more than {limit} s of CPU and was stopped (workflows.python_cpu_seconds)"),
             ),
             SandboxError::Memory(limit) => unprocessable(
-                "python_limit",
+                ErrorCode::PythonLimit,
                 format!(
                     "needed more than {} MiB of memory (workflows.python_memory_mb)",
                     limit / 1024 / 1024
                 ),
             ),
             SandboxError::Output(limit) => unprocessable(
-                "python_limit",
+                ErrorCode::PythonLimit,
                 format!("returned more than {limit} bytes of JSON (workflows.python_output_bytes)"),
             ),
             SandboxError::Forbidden => unprocessable(
-                "python_forbidden",
+                ErrorCode::PythonForbidden,
                 "tried to start another process, which the sandbox does not allow, and was stopped".into(),
             ),
             SandboxError::Incomplete(missing) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "sandbox_incomplete",
+                ErrorCode::SandboxIncomplete,
                 format!(
                     "python step `{step}` was not run: the sandbox lacks {} on this computer ({}); fix: run Gatehouse where the kernel allows them \
                      (unprivileged user namespaces, Landlock: Linux 5.13 or newer), or accept a weaker sandbox with \
@@ -170,8 +163,7 @@ impl SandboxError {
                 ),
             ),
             SandboxError::Unavailable(why) | SandboxError::NamespacesRefused(why) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "sandbox_unavailable",
+                ErrorCode::SandboxUnavailable,
                 format!("python step `{step}` could not run: {why}"),
             ),
         }
