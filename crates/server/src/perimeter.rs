@@ -7,6 +7,7 @@
 //! set in whole; a file that does not parse never removes access that existed.
 
 pub mod audit;
+pub mod denial;
 pub mod hosts;
 pub mod limits;
 pub mod requests;
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use audit::AuditSink;
+use denial::Denial;
 use hosts::AllowedHosts;
 use limits::{FailureGuard, Penalty, RateLimiter, Subject};
 
@@ -287,10 +289,9 @@ async fn admit(
         .address_limiter
         .check(&limits::address_group(address), now)
     {
-        metrics.rate_limited("address");
-        line.refused("address_rate");
+        let denial = line.deny(Denial::AddressRate, metrics);
         return Err(refuse_for(
-            ErrorCode::RateLimited,
+            denial.code(),
             "too many requests from this address; slow down",
             wait,
         ));
@@ -301,10 +302,9 @@ async fn admit(
 
     let (request, presented) = find_key(request, perimeter, gate.body_keys).await?;
     let Some((presentation, key)) = presented else {
-        metrics.auth_failure("missing");
-        line.refused("missing_key");
+        let denial = line.deny(Denial::MissingKey, metrics);
         return Err(unauthorized(
-            ErrorCode::Unauthorized,
+            denial.code(),
             "this endpoint needs an API key: send `Authorization: Bearer <key>` (or X-API-Key); \
              create one with `gatehouse keys create`",
         ));
@@ -317,9 +317,8 @@ async fn admit(
     let identity = match keys.verify(key.expose(), OffsetDateTime::now_utc()) {
         Ok(identity) => Arc::clone(identity),
         Err((refusal, key_id)) => {
-            metrics.auth_failure(refusal.reason());
             line.key_id = key_id.map(str::to_string);
-            line.refused(refusal.reason());
+            line.deny(Denial::Key(refusal), metrics);
             // A known key id is guessed at by its secret: its failures count together from
             // anywhere. Keys that name nothing count by where they come from.
             let subject = match (refusal, key_id) {
@@ -329,8 +328,7 @@ async fn admit(
                 _ => Subject::address(address),
             };
             if let Some(left) = perimeter.failures.locked(&subject, now) {
-                metrics.rate_limited("auth_guard");
-                line.refused("locked_out");
+                line.deny(Denial::LockedOut, metrics);
                 return Err(locked_out(&subject, left));
             }
             let penalty = perimeter.failures.record_failure(subject.clone(), now);
@@ -338,7 +336,8 @@ async fn admit(
                 tokio::time::sleep(delay).await;
             }
             if let Penalty::Lockout(left) = penalty {
-                metrics.rate_limited("auth_guard");
+                // The failure that tripped the guard stays this line's reason.
+                Denial::LockedOut.count(metrics);
                 return Err(locked_out(&subject, left));
             }
             return Err(refusal_response(refusal, key_id));
@@ -353,20 +352,18 @@ async fn admit(
     tracing::Span::current().record("key_id", identity.key_id.as_str());
 
     if presentation == Presentation::Basic && forgeable(&request, &perimeter.hosts) {
-        metrics.auth_failure("cross_site");
-        line.refused("cross_site");
+        let denial = line.deny(Denial::CrossSite, metrics);
         return Err(ApiError::new(
-            ErrorCode::CrossSiteRequestRefused,
+            denial.code(),
             "a browser could have sent this Basic-authenticated request on its own; send it with \
              Content-Type: application/json, or use a Bearer or X-API-Key header",
         )
         .into_response());
     }
     if !identity.scopes.contains(&gate.scope) {
-        metrics.auth_failure("insufficient_scope");
-        line.refused("insufficient_scope");
+        let denial = line.deny(Denial::InsufficientScope, metrics);
         return Err(ApiError::new(
-            ErrorCode::InsufficientScope,
+            denial.code(),
             format!(
                 "key {} does not have the `{}` scope this endpoint needs; create a key with --scope {}",
                 identity.key_id, gate.scope, gate.scope
@@ -375,10 +372,9 @@ async fn admit(
         .into_response());
     }
     if let Err(wait) = perimeter.key_limiter.check(&identity.key_id, now) {
-        metrics.rate_limited("key");
-        line.refused("key_rate");
+        let denial = line.deny(Denial::KeyRate, metrics);
         return Err(refuse_for(
-            ErrorCode::RateLimited,
+            denial.code(),
             "too many requests with this key; slow down",
             wait,
         ));
@@ -410,7 +406,7 @@ async fn find_key(
     let Ok(Ok(_turn)) =
         tokio::time::timeout(UNAUTHENTICATED_WAIT, perimeter.unauthenticated_bodies.acquire()).await
     else {
-        perimeter.metrics.rate_limited("unauthenticated_bodies");
+        Denial::UnauthenticatedBodies.count(&perimeter.metrics);
         return Err(refuse_for(
             ErrorCode::Busy,
             "too many requests with the key inside the body are being read at once; send the key \
@@ -506,27 +502,16 @@ fn forgeable(request: &Request, hosts: &AllowedHosts) -> bool {
 
 fn refusal_response(refusal: Refusal, key_id: Option<&str>) -> Response {
     let id = key_id.unwrap_or("?");
-    match refusal {
-        Refusal::Expired => unauthorized(
-            ErrorCode::ExpiredApiKey,
-            &format!("key {id} has expired; rotate it with `gatehouse keys rotate {id}`"),
-        ),
-        Refusal::Revoked => unauthorized(
-            ErrorCode::RevokedApiKey,
-            &format!("key {id} was revoked; use another key"),
-        ),
-        Refusal::Malformed => unauthorized(
-            ErrorCode::Unauthorized,
-            "that is not a Gatehouse API key (they start with gth_ and are 50 characters long)",
-        ),
-        Refusal::BadChecksum => unauthorized(
-            ErrorCode::Unauthorized,
-            "the API key is mistyped (its checksum does not match); copy it again",
-        ),
-        Refusal::UnknownId | Refusal::WrongSecret => {
-            unauthorized(ErrorCode::Unauthorized, "the API key is not valid")
+    let message = match refusal {
+        Refusal::Expired => format!("key {id} has expired; rotate it with `gatehouse keys rotate {id}`"),
+        Refusal::Revoked => format!("key {id} was revoked; use another key"),
+        Refusal::Malformed => {
+            "that is not a Gatehouse API key (they start with gth_ and are 50 characters long)".into()
         }
-    }
+        Refusal::BadChecksum => "the API key is mistyped (its checksum does not match); copy it again".into(),
+        Refusal::UnknownId | Refusal::WrongSecret => "the API key is not valid".into(),
+    };
+    unauthorized(Denial::Key(refusal).code(), &message)
 }
 
 fn unauthorized(code: ErrorCode, message: &str) -> Response {
@@ -629,9 +614,12 @@ impl AuditLine {
         self.key_presented_as = Some(presentation.name());
     }
 
-    fn refused(&mut self, reason: &'static str) {
+    /// Records `denial` in this line and in the metrics; gives it back for its error code.
+    fn deny(&mut self, denial: Denial, metrics: &Metrics) -> Denial {
+        denial.count(metrics);
         self.outcome = "refused";
-        self.reason = Some(reason);
+        self.reason = Some(denial.reason());
+        denial
     }
 
     fn finish(&mut self, status: StatusCode, latency: Duration) {
