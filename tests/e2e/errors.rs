@@ -134,6 +134,16 @@ fn each_kind_of_bad_inference_request_gets_a_precise_error() {
         &["text/plain", "application/json"],
     );
     assert_error(server.get("/v2/no/such/thing"), 404, "not_found", &["/docs"]);
+    // The repository index takes an object, `null` or nothing; an array is not read as one.
+    assert_error(
+        server.post_raw("/v2/repository/index", "application/json", b"[]".to_vec()),
+        400,
+        "invalid_request",
+        &["object"],
+    );
+    let (status, index) = server.post_raw("/v2/repository/index", "application/json", b"null".to_vec());
+    assert_eq!(status, 200, "{index}");
+    assert_eq!(index.as_array().map(Vec::len), Some(2), "{index}");
 
     // Magika's input is INT32: a float or an out-of-range integer is refused, not truncated.
     let mut features = vec![json!(1); 2048];

@@ -147,7 +147,7 @@ pub async fn info(
     Json(info)
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, description = "OpenMetrics text format", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
@@ -253,7 +253,7 @@ pub struct IndexRequest {
 
 #[utoipa::path(post, path = "/v2/repository/index", tag = "inference",
     request_body(content = Option<IndexRequest>),
-    responses((status = 200, body = Vec<IndexEntry>)))]
+    responses((status = 200, body = Vec<IndexEntry>), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn repository_index(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -261,10 +261,18 @@ pub async fn repository_index(
 ) -> Result<Json<Vec<IndexEntry>>, ApiError> {
     // Triton's clients send an empty body with no type; any body that is sent is JSON.
     crate::json::check_content_type(headers.get(header::CONTENT_TYPE))?;
-    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // An empty body, or `null`, asks for every model.
+    let text = body.trim_ascii();
+    let request: IndexRequest = if text.is_empty() || text == b"null" {
         IndexRequest::default()
-    } else {
+    } else if text.starts_with(b"{") {
         crate::json::parse(&body)?
+    } else {
+        // serde would read a struct from an array too; the body is an object or nothing.
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the body is an object such as {\"ready\": true}, or empty",
+        ));
     };
     let mut rows = loaded(&state)?.index();
     if request.ready {

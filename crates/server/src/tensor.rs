@@ -110,6 +110,8 @@ pub struct TensorSpec {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct InputTensor {
     pub name: String,
+    /// Whole numbers; `3.0` is read as 3, as JSON Schema's `integer` allows.
+    #[serde(deserialize_with = "whole_numbers")]
     pub shape: Vec<i64>,
     #[schema(example = "FP32")]
     pub datatype: String,
@@ -127,6 +129,23 @@ pub struct InputTensor {
     #[serde(skip)]
     #[schema(ignore)]
     pub binary: Option<bytes::Bytes>,
+}
+
+/// A shape's dimensions: integers, or floats with no fraction (some clients write `224.0`).
+fn whole_numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+    let numbers = Vec::<serde_json::Number>::deserialize(deserializer)?;
+    numbers
+        .iter()
+        .map(|n| {
+            n.as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| de::Error::custom(format!("shape dimension {n} is not a whole number")))
+        })
+        .collect()
 }
 
 /// Typed tensor elements; serialised as a flat JSON array.
@@ -641,6 +660,17 @@ fn shape_text(shape: &[i64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shape_dimensions_may_be_written_as_whole_floats_only() {
+        let input: InputTensor =
+            serde_json::from_str(r#"{"name":"x","shape":[3.0,4],"datatype":"FP32","data":[]}"#).unwrap();
+        assert_eq!(input.shape, [3, 4]);
+        let error =
+            serde_json::from_str::<InputTensor>(r#"{"name":"x","shape":[3.5],"datatype":"FP32","data":[]}"#)
+                .unwrap_err();
+        assert!(error.to_string().contains("3.5 is not a whole number"), "{error}");
+    }
 
     #[test]
     fn datatype_names_round_trip() {
