@@ -454,6 +454,10 @@ impl TestServer {
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
     pub fn terminate(&mut self) -> (Option<i32>, String) {
+        // A server that already stopped by itself is not there to signal.
+        if let Some(status) = self.child.try_wait().expect("wait") {
+            return (status.code(), self.log());
+        }
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -475,6 +479,23 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// Waits for the server to exit on its own; its exit code and log.
+    pub fn wait_exit(&mut self, within: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {within:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

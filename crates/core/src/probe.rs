@@ -112,6 +112,17 @@ impl Endpoint {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
     }
+
+    /// Whether the host is this computer: loopback, or its own network address (a server exposed
+    /// on the network is still this computer's, and its configuration can be read).
+    pub fn is_this_computer(&self) -> bool {
+        self.is_loopback()
+            || self
+                .host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| crate::net::network_address() == Some(ip))
+    }
 }
 
 /// Certificates the prober trusts and, for servers that demand one, the client certificate it shows.

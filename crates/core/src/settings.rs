@@ -49,6 +49,9 @@ pub struct ServerSettings {
     /// `localhost`, the host name, its addresses and the names in its certificate. Requests to
     /// any other name get 421: the defence against DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// When set (RFC 3339), the address above holds until then and loopback after: a
+    /// time-limited exposure (`gatehouse expose --for 1h`). Unset, the address is deliberate.
+    pub exposed_until: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -59,6 +62,7 @@ impl Default for ServerSettings {
             models: None,
             metrics_access: "auto".into(),
             allowed_hosts: Vec::new(),
+            exposed_until: None,
         }
     }
 }
@@ -408,6 +412,8 @@ impl Settings {
     pub fn effective(path: &Path) -> Result<Settings, SettingsError> {
         let mut settings = Settings::load(path)?;
         settings.apply_environment(|name| std::env::var(name).ok())?;
+        // An exposure whose time is up is loopback, whoever reads the settings and whenever.
+        crate::exposure::apply(&mut settings, time::OffsetDateTime::now_utc());
         Ok(settings)
     }
 
@@ -788,6 +794,15 @@ impl Settings {
                 "use info, debug or warn",
             );
         }
+        if let Some(text) = &self.server.exposed_until
+            && time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_err()
+        {
+            add(
+                "server.exposed_until",
+                format!("`{text}` is not a date and time"),
+                "write it as RFC 3339, e.g. 2026-12-02T18:00:00Z, or remove it; `gatehouse expose --for 1h` writes it for you",
+            );
+        }
         for (field, message, fix) in self.guard.problems() {
             add(field, message, &fix);
         }
@@ -874,6 +889,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("server.models", Kind::Text),
     ("server.metrics_access", Kind::Text),
     ("server.allowed_hosts", Kind::List),
+    ("server.exposed_until", Kind::Text),
     ("tls.enabled", Kind::Bool),
     ("tls.cert", Kind::Text),
     ("tls.key", Kind::Text),

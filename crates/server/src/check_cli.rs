@@ -62,7 +62,7 @@ fn check(args: CheckArgs, paths: &Paths) -> Result<ExitCode, String> {
                 checklist::check_gatehouse(&checklist::local_url(&settings), paths, &settings, options).await
             }
             Some(url) => {
-                let local = gatehouse_core::probe::Endpoint::parse(url).is_ok_and(|e| e.is_loopback());
+                let local = gatehouse_core::probe::Endpoint::parse(url).is_ok_and(|e| e.is_this_computer());
                 if local
                     && checklist::is_gatehouse(url, checklist::local_identity(paths), options.timeout).await
                 {

@@ -50,6 +50,9 @@ enum Command {
     /// server you already run, e.g. `gatehouse guard --preset ollama --upstream http://127.0.0.1:11434`
     /// or `gatehouse guard --preset ollama --launch -- ollama serve`.
     Guard(GuardArgs),
+    /// Open the server to the network for a while (TLS and keys required); it goes back to this
+    /// computer only by itself when the time is up, also across restarts.
+    Expose(ExposeArgs),
     /// Run the server and keep it running: restart after crashes and on settings changes.
     Supervise(supervise_cli::SuperviseArgs),
     /// Print a completion script for bash, zsh or fish, e.g.
@@ -68,6 +71,19 @@ struct ServeArgs {
     /// Model repository directory (`<name>/<version>/model.onnx`).
     #[arg(long)]
     models: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ExposeArgs {
+    /// How long: 15m, 1h, 8h (at most 7d). Without --for or --stop, shows the exposure.
+    #[arg(long = "for", value_name = "DURATION", conflicts_with = "stop")]
+    window: Option<String>,
+    /// The address to listen on (default: this computer's network address).
+    #[arg(long, requires = "window")]
+    host: Option<String>,
+    /// End the exposure now: back to 127.0.0.1.
+    #[arg(long)]
+    stop: bool,
 }
 
 #[derive(clap::Args)]
@@ -120,6 +136,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args, paths),
         Command::Guard(args) => guard(args, paths),
+        Command::Expose(args) => expose(args, &paths),
         Command::Settings(command) => settings(command, &paths),
         Command::Keys(command) => keys_cli::run(command, &paths),
         Command::Certs(command) => certs_cli::run(command, &paths),
@@ -153,6 +170,56 @@ fn apply_flags(settings: &mut Settings, flags: &[(&str, Option<String>)]) -> Res
                 problem.to_string()
             })?;
         }
+    }
+    Ok(())
+}
+
+fn expose(args: ExposeArgs, paths: &Paths) -> Result<(), String> {
+    use gatehouse_core::exposure;
+    let file = paths.settings_file();
+    let audit = gatehouse_core::audit::AuditLog::new(paths.audit_log());
+    if args.stop {
+        exposure::stop(&file, &audit, "cli").map_err(|e| e.to_string())?;
+        eprintln!(
+            "exposure ended: listening on 127.0.0.1 (this computer only) from the next start; a running supervisor restarts the server now"
+        );
+        return Ok(());
+    }
+    let Some(window) = args.window else {
+        let settings = effective_settings(paths)?;
+        match exposure::deadline(&settings) {
+            Some(until) => println!(
+                "open on {}:{} until {until}",
+                settings.server.host, settings.server.port
+            ),
+            None => println!(
+                "listening on {}:{}, with no deadline",
+                settings.server.host, settings.server.port
+            ),
+        }
+        return Ok(());
+    };
+    let window = exposure::parse_window(&window).map_err(|e| e.to_string())?;
+    let host = args.host.unwrap_or_else(|| {
+        gatehouse_core::net::network_address().map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string())
+    });
+    let now = time::OffsetDateTime::now_utc();
+    let (_, until) = exposure::start(&file, &audit, &host, window, now, "cli").map_err(|e| e.to_string())?;
+    let settings = effective_settings(paths)?;
+    println!("open on {host}:{} until {until}", settings.server.port);
+    eprintln!("`gatehouse expose --stop` ends it early; a running supervisor restarts the server now");
+    let certificate = settings
+        .tls
+        .cert
+        .clone()
+        .unwrap_or_else(|| gatehouse_core::certs::CertFiles::new(paths.certs_dir()).server_cert());
+    if let Ok(info) = gatehouse_core::certs::inspect("server", &certificate)
+        && host != "0.0.0.0"
+        && !info.names.iter().any(|name| *name == host)
+    {
+        eprintln!(
+            "warning: the server certificate does not name {host}, so clients there will refuse it; fix: `gatehouse certs init --host {host}`"
+        );
     }
     Ok(())
 }

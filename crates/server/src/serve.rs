@@ -66,6 +66,8 @@ pub struct Frontend {
     pub audit: Option<AuditSink>,
     pub hosts: Arc<AllowedHosts>,
     pub perimeter: Arc<Perimeter>,
+    /// When a time-limited exposure ends (`server.exposed_until`, beyond loopback only).
+    deadline: Option<time::OffsetDateTime>,
 }
 
 impl Frontend {
@@ -131,7 +133,9 @@ impl Frontend {
         }
         let scheme = if tls_files.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}", reachable(address));
+        let deadline = gatehouse_core::exposure::deadline(&settings).filter(|_| !address.ip().is_loopback());
         Ok(Frontend {
+            deadline,
             settings,
             paths,
             address,
@@ -194,6 +198,10 @@ impl Frontend {
                 "no API keys exist yet, so every protected endpoint answers 401; create one with `gatehouse keys create`"
             );
         }
+        if let Some(deadline) = self.deadline {
+            tracing::warn!(event = "exposed_until", addr = %self.address, until = %deadline,
+                "open beyond this computer until {deadline}; then back to this computer only");
+        }
         if !self.address.ip().is_loopback() && !self.tls() {
             tracing::warn!(event = "exposed", addr = %self.address,
                 "listening beyond this computer without TLS; keys and data cross the network in plain text");
@@ -205,12 +213,13 @@ impl Frontend {
     pub async fn serve(self, app: axum::Router) {
         let limits = Arc::new(ConnectionLimits::new(&self.settings.limits, self.metrics.clone()));
         let listeners = self.listeners.into_vec();
+        let shutdown = stop_at(self.deadline, self.paths.clone());
         match (self.tls_files, self.tls_config) {
             (Some(files), Some(config)) => {
                 crate::tls::watch(files, config.clone());
                 let (sender, incoming) = tokio::sync::mpsc::channel(256);
                 crate::tls::accept(listeners, config, limits.clone(), sender);
-                connections::serve(incoming, app, limits, shutdown_signal()).await;
+                connections::serve(incoming, app, limits, shutdown).await;
             }
             _ => {
                 let (sender, incoming) = tokio::sync::mpsc::channel(256);
@@ -218,7 +227,7 @@ impl Frontend {
                     connections::accept_plain(listener, limits.clone(), sender.clone());
                 }
                 drop(sender);
-                connections::serve(incoming, app, limits, shutdown_signal()).await;
+                connections::serve(incoming, app, limits, shutdown).await;
             }
         }
         self.perimeter.flush_usage();
@@ -363,6 +372,33 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Completes at SIGINT or SIGTERM, or when a time-limited exposure ends: then the settings go
+/// back to loopback (audited) and the server stops, so that whoever starts it next — a
+/// supervisor at once, on the settings change — starts it on this computer only.
+async fn stop_at(deadline: Option<time::OffsetDateTime>, paths: Paths) {
+    let Some(deadline) = deadline else {
+        return shutdown_signal().await;
+    };
+    let left = (deadline - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+    let wait = std::time::Duration::try_from(left).unwrap_or_default();
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = tokio::time::sleep(wait) => {
+            let file = paths.settings_file();
+            let audit = AuditLog::new(paths.audit_log());
+            let ended = tokio::task::spawn_blocking(move || gatehouse_core::exposure::stop(&file, &audit, "deadline")).await;
+            match ended {
+                Ok(Ok(_)) => tracing::warn!(event = "exposure_ended", until = %deadline,
+                    "the exposure ended: settings.toml is back on 127.0.0.1 and the server stops; it listens on this computer only from its next start"),
+                Ok(Err(error)) => tracing::error!(event = "exposure_end_failed", %error,
+                    "the exposure ended but settings.toml could not be changed; the server stops, and starts on loopback anyway because the deadline has passed"),
+                Err(_) => {}
+            }
+            bounded_grace();
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -379,12 +415,16 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
+    bounded_grace();
+}
+
+/// Past the grace period after a stop, the process exits even if a client holds a request open.
+fn bounded_grace() {
     tracing::info!(
         event = "shutting_down",
         grace_seconds = crate::SHUTDOWN_GRACE.as_secs(),
         "finishing in-flight requests"
     );
-    // Past the grace period the process exits even if a client holds a request open.
     tokio::spawn(async {
         tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
         tracing::warn!(

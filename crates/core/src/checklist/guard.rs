@@ -50,7 +50,14 @@ pub(super) async fn items(
         Box::pin(around_the_guard(prober, upstream)),
         Box::pin(admin_routes(prober, &guarding.preset, settings)),
     );
-    let mut items = vec![exposure, host_check, around, admin, auth, public];
+    let mut items = vec![
+        super::items::with_deadline(exposure, settings),
+        host_check,
+        around,
+        admin,
+        auth,
+        public,
+    ];
     items.extend(transport);
     items.push(cors);
     items.push(metrics);

@@ -302,7 +302,7 @@ pub async fn gatehouse(
         metrics_protected(&prober, info.loopback_only, &["/metrics", "/docs"]),
     );
     let mut items = vec![
-        exposure,
+        with_deadline(exposure, settings),
         host_check,
         auth,
         key_in_url(info.keys_in_url.as_deref()),
@@ -409,6 +409,32 @@ pub(super) async fn exposure(prober: &Prober, loopback_only: bool, tls: bool, au
             fix,
         )
     }
+}
+
+/// An exposure with a deadline says when it ends: still a warning (it is open now), but one that
+/// ends by itself, unlike an address set for good.
+pub(super) fn with_deadline(mut item: Item, settings: &Settings) -> Item {
+    let Some(until) = crate::exposure::deadline(settings) else {
+        return item;
+    };
+    if item.status == Status::Pass {
+        return item;
+    }
+    let left = until - OffsetDateTime::now_utc();
+    let minutes = left.whole_minutes().max(0);
+    item.summary = format!(
+        "{}; until {until} ({} h {} min left), then back to this computer only",
+        item.summary,
+        minutes / 60,
+        minutes % 60
+    );
+    item.evidence
+        .push(evidence("settings.toml server.exposed_until", until.to_string()));
+    item.fix = Some(Fix::SetSetting {
+        key: "server.host".into(),
+        value: "127.0.0.1".into(),
+    });
+    item
 }
 
 /// The addresses probed besides the server's own: `GATEHOUSE_PROBE_ADDRESSES` (comma-separated)
