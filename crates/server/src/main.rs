@@ -215,7 +215,7 @@ fn expose(args: ExposeArgs, paths: &Paths) -> Result<(), String> {
         .unwrap_or_else(|| gatehouse_core::certs::CertFiles::new(paths.certs_dir()).server_cert());
     if let Ok(info) = gatehouse_core::certs::inspect("server", &certificate)
         && host != "0.0.0.0"
-        && !info.names.iter().any(|name| *name == host)
+        && !info.names.contains(&host)
     {
         eprintln!(
             "warning: the server certificate does not name {host}, so clients there will refuse it; fix: `gatehouse certs init --host {host}`"
