@@ -140,7 +140,12 @@ metrics_access: string,
  * `localhost`, the host name, its addresses and the names in its certificate. Requests to
  * any other name get 421: the defence against DNS rebinding.
  */
-allowed_hosts: Array<string>, };
+allowed_hosts: Array<string>, 
+/**
+ * When set (RFC 3339), the address above holds until then and loopback after: a
+ * time-limited exposure (`gatehouse expose --for 1h`). Unset, the address is deliberate.
+ */
+exposed_until: string | null, };
 
 export type TlsSettings = { 
 /**
