@@ -22,12 +22,14 @@ pub struct TrayView {
     pub icon: &'static str,
     /// The menu's first line, e.g. "Ready at http://127.0.0.1:9001".
     pub line: String,
+    /// In guard mode, the server behind Gatehouse, e.g. "Guarding 127.0.0.1:11434 (ollama)".
+    pub guarding: Option<String>,
     pub can_start: bool,
     pub can_stop: bool,
 }
 
 impl TrayView {
-    pub fn of(status: &Status) -> TrayView {
+    pub fn of(status: &Status, guard: &gatehouse_core::guard::GuardSettings) -> TrayView {
         let (icon, line) = match status.state {
             State::Stopped => ("stopped", "Stopped".to_string()),
             State::Starting => ("starting", "Starting…".to_string()),
@@ -40,9 +42,23 @@ impl TrayView {
             State::CrashLooping => ("crashed", "Crashed repeatedly: stopped".to_string()),
         };
         let running = matches!(status.state, State::Starting | State::Ready | State::Degraded);
+        // Gatehouse's readiness waits for the upstream's health route, so "Ready" covers both.
+        let guarding = match (&guard.upstream, guard.launch.first()) {
+            (Some(upstream), _) => Some(format!(
+                "Guarding {} ({})",
+                upstream.trim_start_matches("http://"),
+                guard.preset
+            )),
+            (None, Some(program)) => Some(format!(
+                "Guarding {program}, started by Gatehouse ({})",
+                guard.preset
+            )),
+            (None, None) => None,
+        };
         TrayView {
             icon,
             line,
+            guarding,
             can_start: !running,
             can_stop: running,
         }
@@ -62,6 +78,11 @@ fn icon(name: &str) -> Option<Image<'static>> {
 
 fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<tauri::Wry>> {
     let line = MenuItem::with_id(app, "state", &view.line, false, None::<&str>)?;
+    let guarding = view
+        .guarding
+        .as_deref()
+        .map(|text| MenuItem::with_id(app, "guarding", text, false, None::<&str>))
+        .transpose()?;
     let start = MenuItem::with_id(app, "start", "Start", view.can_start, None::<&str>)?;
     let stop = MenuItem::with_id(app, "stop", "Stop", view.can_stop, None::<&str>)?;
     let restart = MenuItem::with_id(app, "restart", "Restart", view.can_stop, None::<&str>)?;
@@ -70,25 +91,26 @@ fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<tauri::Wry>> {
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let separator2 = PredefinedMenuItem::separator(app)?;
-    Menu::with_items(
-        app,
-        &[
-            &line,
-            &separator,
-            &start,
-            &stop,
-            &restart,
-            &separator2,
-            &open,
-            &copy,
-            &quit,
-        ],
-    )
+    let mut items: Vec<&dyn tauri::menu::IsMenuItem<tauri::Wry>> = vec![&line];
+    if let Some(guarding) = &guarding {
+        items.push(guarding);
+    }
+    items.extend([
+        &separator as &dyn tauri::menu::IsMenuItem<tauri::Wry>,
+        &start,
+        &stop,
+        &restart,
+        &separator2,
+        &open,
+        &copy,
+        &quit,
+    ]);
+    Menu::with_items(app, &items)
 }
 
 pub fn build(app: &AppHandle) -> tauri::Result<()> {
-    let status = app.state::<Arc<AppState>>().supervisor.status();
-    let view = TrayView::of(&status);
+    let state = app.state::<Arc<AppState>>();
+    let view = TrayView::of(&state.supervisor.status(), &guard_settings(&state));
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip("Gatehouse")
         .menu(&menu(app, &view)?)
@@ -100,18 +122,30 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
+/// The `[guard]` settings the server runs with (default when the file cannot be read: the
+/// server's own start reports that).
+fn guard_settings(state: &AppState) -> gatehouse_core::guard::GuardSettings {
+    gatehouse_core::Settings::effective(&state.paths.settings_file())
+        .map(|s| s.guard)
+        .unwrap_or_default()
+}
+
 /// Brings the tray in line with the server's state.
 pub fn refresh(app: &AppHandle) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
-    let status = app.state::<Arc<AppState>>().supervisor.status();
-    let view = TrayView::of(&status);
+    let state = app.state::<Arc<AppState>>();
+    let view = TrayView::of(&state.supervisor.status(), &guard_settings(&state));
     let _ = tray.set_icon(icon(view.icon));
     if let Ok(menu) = menu(app, &view) {
         let _ = tray.set_menu(Some(menu));
     }
-    let _ = tray.set_tooltip(Some(format!("Gatehouse: {}", view.line)));
+    let tooltip = match &view.guarding {
+        Some(guarding) => format!("Gatehouse: {}; {guarding}", view.line),
+        None => format!("Gatehouse: {}", view.line),
+    };
+    let _ = tray.set_tooltip(Some(tooltip));
 }
 
 fn handle(app: &AppHandle, id: &str) {
@@ -185,21 +219,46 @@ mod tests {
 
     #[test]
     fn each_state_has_its_icon_line_and_actions() {
-        let ready = TrayView::of(&status(State::Ready, Some("http://127.0.0.1:9001")));
+        let own = gatehouse_core::guard::GuardSettings::default();
+        let ready = TrayView::of(&status(State::Ready, Some("http://127.0.0.1:9001")), &own);
+        assert_eq!(ready.guarding, None);
         assert_eq!(ready.icon, "ready");
         assert_eq!(ready.line, "Ready at http://127.0.0.1:9001");
         assert!(ready.can_stop && !ready.can_start);
-        let degraded = TrayView::of(&status(State::Degraded, Some("http://127.0.0.1:9001")));
+        let degraded = TrayView::of(&status(State::Degraded, Some("http://127.0.0.1:9001")), &own);
         assert_eq!(degraded.icon, "warning");
-        let stopped = TrayView::of(&status(State::Stopped, None));
+        let stopped = TrayView::of(&status(State::Stopped, None), &own);
         assert_eq!(
             (stopped.icon, stopped.can_start, stopped.can_stop),
             ("stopped", true, false)
         );
-        let looping = TrayView::of(&status(State::CrashLooping, None));
+        let looping = TrayView::of(&status(State::CrashLooping, None), &own);
         assert_eq!(looping.icon, "crashed");
         assert!(looping.line.contains("stopped"));
-        assert_eq!(TrayView::of(&status(State::Starting, None)).icon, "starting");
+        assert_eq!(
+            TrayView::of(&status(State::Starting, None), &own).icon,
+            "starting"
+        );
+        let guarded = gatehouse_core::guard::GuardSettings {
+            upstream: Some("http://127.0.0.1:11434".into()),
+            preset: "ollama".into(),
+            ..Default::default()
+        };
+        let view = TrayView::of(&status(State::Ready, Some("http://127.0.0.1:9001")), &guarded);
+        assert_eq!(
+            view.guarding.as_deref(),
+            Some("Guarding 127.0.0.1:11434 (ollama)")
+        );
+        let launched = gatehouse_core::guard::GuardSettings {
+            launch: vec!["ollama".into(), "serve".into()],
+            preset: "ollama".into(),
+            ..Default::default()
+        };
+        let view = TrayView::of(&status(State::Ready, None), &launched);
+        assert_eq!(
+            view.guarding.as_deref(),
+            Some("Guarding ollama, started by Gatehouse (ollama)")
+        );
         for name in ["stopped", "starting", "ready", "warning", "crashed"] {
             assert!(icon(name).is_some(), "{name} icon decodes");
         }
