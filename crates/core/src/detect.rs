@@ -70,7 +70,7 @@ async fn one(port: u16, timeout: Duration) -> Option<Detected> {
     if answers.iter().all(|(_, answer)| answer.is_none()) {
         return None;
     }
-    let (looks_like, preset) = fingerprint(port, &answers);
+    let (looks_like, preset) = fingerprint(&answers);
     let open = answers
         .iter()
         .filter(|(path, answer)| {
@@ -95,7 +95,7 @@ async fn one(port: u16, timeout: Duration) -> Option<Detected> {
 }
 
 /// What the answers say the server is, and the preset for it.
-fn fingerprint(port: u16, answers: &[(&str, Option<HttpResponse>)]) -> (String, Option<String>) {
+fn fingerprint(answers: &[(&str, Option<HttpResponse>)]) -> (String, Option<String>) {
     let ok = |path: &str| {
         answers
             .iter()
@@ -144,7 +144,6 @@ fn fingerprint(port: u16, answers: &[(&str, Option<HttpResponse>)]) -> (String, 
     {
         return ("an OpenAI-compatible server".into(), preset("openai"));
     }
-    let _ = port;
     ("an HTTP server".into(), preset("generic"))
 }
 
@@ -161,7 +160,7 @@ mod tests {
     }
 
     fn looks(answers: &[(&str, Option<HttpResponse>)]) -> (String, Option<String>) {
-        fingerprint(8000, answers)
+        fingerprint(answers)
     }
 
     #[test]

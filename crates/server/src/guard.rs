@@ -128,6 +128,17 @@ pub struct Guard {
     metrics_protected: bool,
 }
 
+impl Guard {
+    /// Whether the upstream answers its preset's health route (2xx), or, for a preset without
+    /// one, accepts a connection.
+    async fn upstream_healthy(&self) -> bool {
+        match self.table.preset.health {
+            Some(path) => self.proxy.status_of(path).await.is_ok_and(|s| s.is_success()),
+            None => tokio::net::TcpStream::connect(self.proxy.upstream).await.is_ok(),
+        }
+    }
+}
+
 /// Runs the guard until SIGINT or SIGTERM.
 pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let guard_settings = settings.guard.clone();
@@ -223,7 +234,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     } else {
         None
     };
-    tokio::spawn(watch(guard.clone(), preset.health));
+    tokio::spawn(watch(guard.clone()));
     tracing::info!(event = "guarding", preset = preset.name, upstream = %upstream.address, launched = launching,
         "guarding {} on {}", preset.servers, upstream.address);
     frontend.announce();
@@ -254,7 +265,7 @@ fn refuse_if_exposed(port: u16) -> Result<(), StartError> {
 
 /// Follows the upstream's health: marks a launched one ready when its health route first
 /// answers, and stops the guard if it turns out to listen beyond loopback.
-async fn watch(guard: Arc<Guard>, health: Option<&'static str>) {
+async fn watch(guard: Arc<Guard>) {
     let started = Instant::now();
     let port = guard.proxy.upstream.port();
     let mut checked_exposure = false;
@@ -264,10 +275,7 @@ async fn watch(guard: Arc<Guard>, health: Option<&'static str>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let healthy = match health {
-            Some(path) => guard.proxy.status_of(path).await.is_ok_and(|s| s.is_success()),
-            None => tokio::net::TcpStream::connect(guard.proxy.upstream).await.is_ok(),
-        };
+        let healthy = guard.upstream_healthy().await;
         if healthy && !checked_exposure {
             checked_exposure = true;
             if let Err(error) = refuse_if_exposed(port) {
@@ -313,10 +321,7 @@ fn router(frontend: &Frontend, guard: Arc<Guard>) -> Router {
     let metrics = Router::new().route(routes::METRICS, get(metrics));
     let metrics = if guard.metrics_protected {
         metrics.route_layer(axum::middleware::from_fn_with_state(
-            Gate {
-                body_keys: false,
-                ..Gate::new(guard.perimeter.clone(), Scope::Metrics)
-            },
+            Gate::headers_only(guard.perimeter.clone(), Scope::Metrics),
             crate::perimeter::authenticate,
         ))
     } else {
@@ -351,10 +356,7 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     match guard.table.access(request.method().as_str(), path) {
         Access::Public => next.run(request).await,
         Access::Key(scope) => {
-            let gate = Gate {
-                body_keys: false,
-                ..Gate::new(guard.perimeter.clone(), scope)
-            };
+            let gate = Gate::headers_only(guard.perimeter.clone(), scope);
             crate::perimeter::authenticate_as(&gate, request, next).await
         }
     }
@@ -401,10 +403,7 @@ async fn readiness(State(guard): State<Arc<Guard>>) -> Response {
     let phase = guard.upstream.phase();
     let ready = match phase {
         Phase::Ready => true,
-        Phase::External => match guard.table.preset.health {
-            Some(path) => guard.proxy.status_of(path).await.is_ok_and(|s| s.is_success()),
-            None => tokio::net::TcpStream::connect(guard.proxy.upstream).await.is_ok(),
-        },
+        Phase::External => guard.upstream_healthy().await,
         _ => false,
     };
     if ready {

@@ -242,6 +242,14 @@ impl Gate {
             body_keys: true,
         }
     }
+
+    /// A gate that takes keys from headers and the query only (a guard's).
+    pub fn headers_only(perimeter: Arc<Perimeter>, scope: Scope) -> Gate {
+        Gate {
+            body_keys: false,
+            ..Gate::new(perimeter, scope)
+        }
+    }
 }
 
 /// The key a request was authenticated with, for handlers and the audit line.

@@ -26,7 +26,9 @@ use crate::perimeter::Presentation;
 pub struct Proxy {
     client: Client<HttpConnector, Body>,
     pub upstream: SocketAddr,
+    /// The upstream's address as a `Host` header and as a URI authority, made once.
     authority: HeaderValue,
+    uri_authority: axum::http::uri::Authority,
     /// Until the upstream's response headers; a body may stream for as long as it likes.
     timeout: Duration,
     max_body_bytes: usize,
@@ -71,6 +73,10 @@ impl Proxy {
             upstream,
             authority: HeaderValue::from_str(&upstream.to_string())
                 .expect("a socket address is a valid header value"),
+            uri_authority: upstream
+                .to_string()
+                .parse()
+                .expect("a socket address is a valid authority"),
             timeout,
             max_body_bytes,
             tls,
@@ -124,7 +130,7 @@ impl Proxy {
         parts.headers.insert(header::HOST, self.authority.clone());
         parts.uri = match Uri::builder()
             .scheme("http")
-            .authority(self.upstream.to_string())
+            .authority(self.uri_authority.clone())
             .path_and_query(path_and_query)
             .build()
         {
