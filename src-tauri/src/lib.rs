@@ -137,6 +137,8 @@ pub fn run() {
             commands::settings::autostart_set,
             commands::settings::server_info,
             commands::settings::servers_detect,
+            commands::settings::expose_start,
+            commands::settings::expose_stop,
             commands::models::models_index,
             commands::models::model_try,
         ])

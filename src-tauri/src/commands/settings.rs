@@ -33,13 +33,49 @@ pub fn settings_change(state: Shared<'_>, changes: Vec<SettingChange>) -> Comman
         .collect();
     let audit = AuditLog::new(state.paths.audit_log());
     let changed = gatehouse_core::settings::change(&state.paths.settings_file(), &audit, &pairs, "panel")?;
+    restart_if_running(&state);
+    Ok(changed.settings)
+}
+
+/// Opens the server to this computer's network address for `window` (`15m`, `1h`, …): TLS and
+/// keys required, back on loopback by itself at the deadline. Restarts a running server.
+#[tauri::command]
+pub fn expose_start(state: Shared<'_>, window: String) -> CommandResult<Settings> {
+    use gatehouse_core::exposure;
+    let window = exposure::parse_window(&window)?;
+    let host = gatehouse_core::net::network_address().ok_or(
+        "this computer has no network address (no interface with a route is up), so there is nothing to open it to",
+    )?;
+    let audit = AuditLog::new(state.paths.audit_log());
+    let now = time::OffsetDateTime::now_utc();
+    let (changed, _) = exposure::start(
+        &state.paths.settings_file(),
+        &audit,
+        &host.to_string(),
+        window,
+        now,
+        "panel",
+    )?;
+    restart_if_running(&state);
+    Ok(changed.settings)
+}
+
+/// Ends an exposure now: back to this computer only.
+#[tauri::command]
+pub fn expose_stop(state: Shared<'_>) -> CommandResult<Settings> {
+    let audit = AuditLog::new(state.paths.audit_log());
+    let changed = gatehouse_core::exposure::stop(&state.paths.settings_file(), &audit, "panel")?;
+    restart_if_running(&state);
+    Ok(changed.settings)
+}
+
+fn restart_if_running(state: &crate::AppState) {
     if !matches!(
         state.supervisor.status().state,
         ServerState::Stopped | ServerState::CrashLooping
     ) {
         state.supervisor.restart();
     }
-    Ok(changed.settings)
 }
 
 /// What the Network page offers besides "this computer only" and "all interfaces".

@@ -54,6 +54,8 @@ export interface Backend {
   setAutostart(on: boolean): Promise<void>;
   serverInfo(): Promise<Record<string, unknown>>;
   detectServers(): Promise<Detected[]>;
+  exposeFor(window: string): Promise<Settings>;
+  exposeStop(): Promise<Settings>;
   models(keyId: string): Promise<ModelRow[]>;
   tryModel(keyId: string, head: number[], tail: number[]): Promise<TryResult>;
   copy(text: string): Promise<void>;
@@ -104,6 +106,8 @@ export const tauriBackend: Backend = {
   setAutostart: (on) => invoke("autostart_set", { on }),
   serverInfo: () => invoke("server_info"),
   detectServers: () => invoke("servers_detect"),
+  exposeFor: (window) => invoke("expose_start", { window }),
+  exposeStop: () => invoke("expose_stop"),
   models: (keyId) => invoke("models_index", { keyId }),
   tryModel: (keyId, head, tail) => invoke("model_try", { keyId, head, tail }),
   copy: (text) => writeText(text),

@@ -1,8 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone } from "./format";
+import { ago, bytes, curlLine, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft } from "./format";
 import type { Item, KeyRecord, Report } from "./types";
 
 describe("format", () => {
+  it("says how long an exposure has left, and nothing once it is over", () => {
+    const now = Date.parse("2026-12-02T12:00:00Z");
+    expect(timeLeft("2026-12-02T12:42:00Z", now)).toBe("42 min left");
+    expect(timeLeft("2026-12-02T13:05:00Z", now)).toBe("1 h 5 min left");
+    expect(timeLeft("2026-12-02T14:00:00Z", now)).toBe("2 h left");
+    expect(timeLeft("2026-12-02T12:00:20Z", now)).toBe("1 min left");
+    expect(timeLeft("2026-12-02T11:59:00Z", now)).toBeNull();
+    expect(timeLeft(null, now)).toBeNull();
+    expect(timeLeft("not a time", now)).toBeNull();
+  });
+
   it("gives every state a tone", () => {
     expect(stateTone("ready")).toBe("good");
     expect(stateTone("degraded")).toBe("warn");

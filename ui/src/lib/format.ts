@@ -97,3 +97,15 @@ export function logDetails(fields: unknown): string {
     .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
     .join(" ");
 }
+
+/** How long an exposure has left, in words ("42 min left", "1 h 5 min left"); null once it is over. */
+export function timeLeft(until: string | null | undefined, now: number = Date.now()): string | null {
+  if (!until) return null;
+  const ms = Date.parse(until) - now;
+  if (!(ms > 0)) return null;
+  const minutes = Math.ceil(ms / 60000);
+  if (minutes < 60) return `${minutes} min left`;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  return rest === 0 ? `${hours} h left` : `${hours} h ${rest} min left`;
+}
