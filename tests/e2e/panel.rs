@@ -994,6 +994,12 @@ fn the_wizard_guards_a_server_already_running_and_the_dashboard_shows_it() {
     panel.click("wizard", "Next");
     panel.click("wizard", "Create my first key");
     let key = panel.text_of("the first key", ".created code.secret");
+    // The line to try it calls the guarded server's own model list.
+    panel.wait_for(
+        "a curl line for the guarded server",
+        "return document.querySelector('.created code.curl')?.textContent.endsWith('/v1/models')",
+        Duration::from_secs(10),
+    );
     panel.click("wizard", "Next");
     panel.wait_for(
         "the TLS step",

@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft } from "./format";
+import { ago, bytes, curlLine, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft, tryPath } from "./format";
 import type { Item, KeyRecord, Report } from "./types";
 
 describe("format", () => {
+  it("tries a route the guarded server has, or a default model on Gatehouse's own", () => {
+    expect(tryPath(null)).toBe("/v2/models/magika");
+    expect(tryPath({ upstream: null, launch: [], preset: "ollama" })).toBe("/v2/models/magika");
+    expect(tryPath({ upstream: "http://127.0.0.1:11434", launch: [], preset: "ollama" })).toBe("/api/tags");
+    expect(tryPath({ upstream: null, launch: ["llama-server"], preset: "openai" })).toBe("/v1/models");
+    expect(tryPath({ upstream: "http://127.0.0.1:8000", launch: [], preset: "oip" })).toBe("/v2");
+  });
+
   it("says how long an exposure has left, and nothing once it is over", () => {
     const now = Date.parse("2026-12-02T12:00:00Z");
     expect(timeLeft("2026-12-02T12:42:00Z", now)).toBe("42 min left");
@@ -48,6 +56,7 @@ describe("format", () => {
     expect(curlLine("http://127.0.0.1:9001")).toContain('Bearer $GATEHOUSE_KEY" http://127.0.0.1:9001/v2/models/magika');
     expect(curlLine("https://127.0.0.1:9001", "$K", "/c/ca.pem")).toBe('curl --cacert /c/ca.pem -H "Authorization: Bearer $K" https://127.0.0.1:9001/v2/models/magika');
     expect(curlLine("http://127.0.0.1:9001", "$K", "/c/ca.pem")).not.toContain("cacert");
+    expect(curlLine("http://127.0.0.1:9001", "$K", null, "/api/tags")).toMatch(/9001\/api\/tags$/);
   });
 
   it("notices a checklist change but not a re-run that found the same", () => {

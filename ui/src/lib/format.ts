@@ -57,9 +57,27 @@ export function ago(iso: string, now: number = Date.now()): string {
 }
 
 /** The curl line that tries the server with a key (trusting the local CA when it speaks TLS). */
-export function curlLine(url: string, key = "$GATEHOUSE_KEY", cacert: string | null = null): string {
+export function curlLine(url: string, key = "$GATEHOUSE_KEY", cacert: string | null = null, path = "/v2/models/magika"): string {
   const trust = url.startsWith("https:") && cacert ? ` --cacert ${cacert}` : "";
-  return `curl${trust} -H "Authorization: Bearer ${key}" ${url}/v2/models/magika`;
+  return `curl${trust} -H "Authorization: Bearer ${key}" ${url}${path}`;
+}
+
+/** A read-only route an inference key may call: one of the default models on Gatehouse's own
+ * server, or the guarded server's model list. */
+export function tryPath(guard: { upstream?: string | null; launch: string[]; preset: string } | null | undefined): string {
+  if (!guard || (!guard.upstream && guard.launch.length === 0)) return "/v2/models/magika";
+  switch (guard.preset) {
+    case "ollama":
+      return "/api/tags";
+    case "openai":
+      return "/v1/models";
+    case "oip":
+      return "/v2";
+    case "tfserving":
+      return "/v1/models/MODEL";
+    default:
+      return "/";
+  }
 }
 
 /** Points for an SVG polyline of `values` in a `width`×`height` box (missing values skipped). */
