@@ -85,11 +85,10 @@ fn exposure_ends(lan: std::net::IpAddr) {
     let mut server = builder.start();
     let addr = server.listening["addr"].as_str().unwrap().to_string();
     assert!(addr.starts_with(&format!("{lan}:")), "{addr}");
-    assert!(
-        server.log().contains("\"event\":\"exposed_until\""),
-        "{}",
-        server.log()
-    );
+    // Logged right after the `listening` line, which is what `start` waits for.
+    crate::util::wait_until("the deadline in the log", || {
+        server.log().contains("\"event\":\"exposed_until\"")
+    });
     // The checklist shows the exposure with its end.
     let output = Command::new(gatehouse_bin())
         .args(["check", "--json", "--url", &format!("https://{addr}")])

@@ -50,38 +50,25 @@ pub fn default_models() -> PathBuf {
 }
 
 pub fn python() -> PathBuf {
-    let venv = std::env::var_os("GATEHOUSE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data_dir().join("venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing; run ./scripts/test.sh, which creates it",
-        python.display()
-    );
-    python
+    venv_python("GATEHOUSE_VENV", "venv")
 }
 
 /// The Python of the environment the guard's upstream servers run in (MLServer, uvicorn with
 /// WebSockets), which `scripts/test.sh` installs from `scripts/upstreams.txt`.
 pub fn upstreams_python() -> PathBuf {
-    let venv = std::env::var_os("GATEHOUSE_UPSTREAMS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data_dir().join("upstreams-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing; run ./scripts/test.sh, which creates it",
-        python.display()
-    );
-    python
+    venv_python("GATEHOUSE_UPSTREAMS_VENV", "upstreams-venv")
 }
 
 /// The Python of KServe's environment (KServe and Triton's HTTP client).
 pub fn kserve_python() -> PathBuf {
-    let venv = std::env::var_os("GATEHOUSE_KSERVE_VENV")
+    venv_python("GATEHOUSE_KSERVE_VENV", "kserve-venv")
+}
+
+/// `bin/python` of the environment `variable` names, else `directory` under the data directory.
+fn venv_python(variable: &str, directory: &str) -> PathBuf {
+    let venv = std::env::var_os(variable)
         .map(PathBuf::from)
-        .unwrap_or_else(|| data_dir().join("kserve-venv"));
+        .unwrap_or_else(|| data_dir().join(directory));
     let python = venv.join("bin/python");
     assert!(
         python.exists(),

@@ -284,15 +284,7 @@ fn guard(args: GuardArgs, paths: Paths) -> Result<(), String> {
     if args.launch || !args.command.is_empty() {
         settings.guard.launch = args.command;
     }
-    settings.validate().map_err(|e| e.to_string())?;
-    gatehouse_server::telemetry::init(&settings.log.level)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(gatehouse_server::guard::run(settings, paths))
-        .map_err(|e| e.to_string())
+    run_server(settings, paths, true)
 }
 
 fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
@@ -309,16 +301,22 @@ fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
         // A relative --models is relative to where the command was typed.
         *models = std::env::current_dir().map_err(|e| e.to_string())?.join(&*models);
     }
+    let guarding = settings.guard.active();
+    run_server(settings, paths, guarding)
+}
+
+/// Validates, starts logging and runs Gatehouse's ONNX server, or with `guard` the guard. `[guard]`
+/// in the settings makes `serve` a guard, so the supervisor, the panel and the tray, which run
+/// `serve`, get whichever server the settings describe.
+fn run_server(settings: Settings, paths: Paths, guard: bool) -> Result<(), String> {
     settings.validate().map_err(|e| e.to_string())?;
     gatehouse_server::telemetry::init(&settings.log.level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    // `[guard]` in the settings makes this Gatehouse a guard: the supervisor, the panel and the
-    // tray run `serve` and get whichever server the settings describe.
     let run = async {
-        if settings.guard.active() {
+        if guard {
             gatehouse_server::guard::run(settings, paths).await
         } else {
             gatehouse_server::serve::run(settings, paths).await
