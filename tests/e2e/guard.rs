@@ -604,6 +604,86 @@ fn mlserver_behind_the_guard_answers_byte_for_byte_and_keeps_its_repository_for_
     );
 }
 
+/// The first server-sent event of MLServer's `infer_stream` on the tokens model, with the time it
+/// arrived, and the rest of the events.
+fn stream_tokens(server: &TestServer, url: String, key: Option<&str>) -> (f64, Vec<Value>) {
+    let request = serde_json::json!({
+        "inputs": [{"name": "count", "shape": [1], "datatype": "INT32", "data": [5]}]
+    });
+    let mut builder = server.client.post(url).json(&request);
+    if let Some(key) = key {
+        builder = builder.bearer_auth(key);
+    }
+    let response = builder.send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "{:?}",
+        response.headers()
+    );
+    let mut events = Vec::new();
+    let mut first_arrived = 0.0;
+    for line in BufReader::new(response).lines() {
+        let line = line.unwrap();
+        if let Some(data) = line.strip_prefix("data: ") {
+            if events.is_empty() {
+                first_arrived = now();
+            }
+            events.push(serde_json::from_str::<Value>(data).unwrap());
+        }
+    }
+    (first_arrived, events)
+}
+
+fn output(event: &Value, name: &str) -> f64 {
+    event["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap()["data"][0]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn mlserver_s_stream_reaches_the_client_event_by_event_through_the_guard() {
+    let server = mlserver_guard();
+    let info = split(server.client.get(server.url("/_gatehouse/info")).send().unwrap()).1;
+    let upstream = info["guarding"]["upstream"].as_str().unwrap().to_string();
+    let route = "/v2/models/tokens/infer_stream";
+    let (status, body) = split(server.client.post(server.url(route)).send().unwrap());
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+
+    let (direct_first, direct) = stream_tokens(&server, format!("http://{upstream}{route}"), None);
+    let (guarded_first, guarded) = stream_tokens(&server, server.url(route), Some(&server.key));
+    assert_eq!(guarded.len(), 5, "{guarded:?}");
+    let tokens: Vec<f64> = guarded.iter().map(|e| output(e, "token")).collect();
+    assert_eq!(tokens, [0.0, 1.0, 2.0, 3.0, 4.0]);
+    // MLServer writes its events 200 ms apart; the first was here before it wrote the last, so
+    // the guard passed each on as it came instead of collecting the body.
+    let last_sent = output(&guarded[4], "sent");
+    assert!(
+        guarded_first < last_sent - 0.3,
+        "the first event arrived {:.3} s after the last was written",
+        guarded_first - last_sent
+    );
+    let through_guard = guarded_first - output(&guarded[0], "sent");
+    let direct_delay = direct_first - output(&direct[0], "sent");
+    eprintln!(
+        "first event after it was written: {:.1} ms through the guard, {:.1} ms direct",
+        through_guard * 1e3,
+        direct_delay * 1e3
+    );
+    assert!(
+        through_guard < direct_delay + 0.05,
+        "the first event took {through_guard:.3} s through the guard against {direct_delay:.3} s direct"
+    );
+}
+
 /// `gatehouse check --url URL --json` from `home`, probing 127.0.0.2 and `lan` as this
 /// computer's other addresses.
 fn report(home: &std::path::Path, url: &str, lan: std::net::IpAddr) -> (i32, Value) {

@@ -258,6 +258,7 @@ pub const PRESETS: &[Preset] = &[
             rule(READ, "/v2/models/*/versions/*", INFER),
             rule(READ, "/v2/models/*/versions/*/ready", INFER),
             rule(ANY, "/v2/models/*/versions/*/infer", INFER),
+            rule(ANY, "/v2/models/*/versions/*/infer_stream", INFER),
             rule(ANY, "/v2/models/*/versions/*/generate", INFER),
             rule(ANY, "/v2/models/*/versions/*/generate_stream", INFER),
             rule(&["POST"], "/v2/repository/index", INFER),

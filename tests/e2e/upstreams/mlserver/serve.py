@@ -1,4 +1,5 @@
-"""Starts MLServer on one model directory the test made: python serve.py MODEL.onnx HTTP_PORT GRPC_PORT.
+"""Starts MLServer on a copy of the model the test names, beside a streaming model `tokens`:
+python serve.py MODEL.onnx HTTP_PORT GRPC_PORT.
 
 Writes MLServer's settings.json and model-settings.json into a scratch directory next to a copy of
 the model, bound to 127.0.0.1 with its metrics server off, then runs `mlserver start` there.
@@ -12,7 +13,8 @@ import tempfile
 model, http_port, grpc_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 here = os.path.dirname(os.path.abspath(__file__))
 work = tempfile.mkdtemp(prefix="gatehouse-mlserver-")
-shutil.copy(os.path.join(here, "onnx_runtime.py"), work)
+for runtime in ("onnx_runtime.py", "tokens.py"):
+    shutil.copy(os.path.join(here, runtime), work)
 os.makedirs(os.path.join(work, "sigmoid"))
 shutil.copy(model, os.path.join(work, "sigmoid", "model.onnx"))
 with open(os.path.join(work, "settings.json"), "w") as f:
@@ -30,6 +32,9 @@ with open(os.path.join(work, "sigmoid", "model-settings.json"), "w") as f:
         "implementation": "onnx_runtime.OnnxModel",
         "parameters": {"uri": os.path.join(work, "sigmoid", "model.onnx")},
     }, f)
+os.makedirs(os.path.join(work, "tokens"))
+with open(os.path.join(work, "tokens", "model-settings.json"), "w") as f:
+    json.dump({"name": "tokens", "implementation": "tokens.Tokens"}, f)
 os.chdir(work)
 sys.path.insert(0, work)
 mlserver = os.path.join(os.path.dirname(sys.executable), "mlserver")
