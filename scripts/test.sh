@@ -41,6 +41,8 @@ XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c '
     printf "gatehouse-tests" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
     exec cargo test --locked --workspace --no-fail-fast
 ' 2>&1 | tee "$log" || status=$?
+step "reliability suite, short run (fuzz targets, regression inputs)"
+./scripts/reliability.sh --short || status=1
 # One closing line for the whole suite, summed over every test binary cargo ran.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -39,15 +39,8 @@ pub enum ExposeError {
 pub fn parse_window(text: &str) -> Result<time::Duration, ExposeError> {
     let invalid = || ExposeError::Duration(text.to_string());
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let count: i64 = number.parse().map_err(|_| invalid())?;
-    let window = match unit {
-        "s" => time::Duration::seconds(count),
-        "m" => time::Duration::minutes(count),
-        "h" => time::Duration::hours(count),
-        "d" => time::Duration::days(count),
-        _ => return Err(invalid()),
-    };
+    let (count, unit) = crate::duration::count_and_unit(text).ok_or_else(invalid)?;
+    let window = crate::duration::span(count, unit).ok_or_else(invalid)?;
     if count <= 0 || window > LONGEST {
         return Err(invalid());
     }

@@ -248,17 +248,11 @@ pub fn parse_duration(text: &str) -> Result<Option<time::Duration>, KeyError> {
     if text == "never" {
         return Ok(None);
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let count: i64 = number.parse().map_err(|_| invalid())?;
-    if count <= 0 || count > 3650 * 24 * 60 {
+    let (count, unit) = crate::duration::count_and_unit(text).ok_or_else(invalid)?;
+    if count <= 0 || count > 3650 * 24 * 60 || !matches!(unit, 'd' | 'h' | 'm') {
         return Err(invalid());
     }
-    match unit {
-        "d" => Ok(Some(time::Duration::days(count))),
-        "h" => Ok(Some(time::Duration::hours(count))),
-        "m" => Ok(Some(time::Duration::minutes(count))),
-        _ => Err(invalid()),
-    }
+    crate::duration::span(count, unit).map(Some).ok_or_else(invalid)
 }
 
 /// Why a presented key was refused.

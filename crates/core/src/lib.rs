@@ -13,6 +13,7 @@ pub mod audit;
 pub mod certs;
 pub mod checklist;
 pub mod detect;
+pub mod duration;
 pub mod exposure;
 pub mod fsutil;
 pub mod guard;

@@ -397,7 +397,8 @@ impl Settings {
         })
     }
 
-    fn parse(text: &str) -> Result<Settings, String> {
+    /// The text of a settings file read as [`Settings::load`] reads it; the message names the line.
+    pub fn parse(text: &str) -> Result<Settings, String> {
         toml::from_str(text).map_err(|error| {
             let position = error.span().map(|span| {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;

@@ -965,11 +965,20 @@ pub async fn validate(
     JsonBody(request): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let repository = loaded(&state)?;
-    let plan = plan(&request, repository, state.allow_custom_python, caller.as_deref())?;
-    Ok(Json(json!({
-        "valid": true,
-        "order": plan.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-    })))
+    let order = order_of(&request, repository, state.allow_custom_python, caller.as_deref())?;
+    Ok(Json(json!({ "valid": true, "order": order })))
+}
+
+/// The order `request`'s steps would run in against `repository`, or why it cannot run: every
+/// check `run` makes before it runs anything.
+pub fn order_of(
+    request: &Value,
+    repository: &Repository,
+    allow_python: bool,
+    caller: Option<&Caller>,
+) -> Result<Vec<String>, ApiError> {
+    let plan = plan(request, repository, allow_python, caller)?;
+    Ok(plan.steps.into_iter().map(|s| s.name).collect())
 }
 
 fn loaded(state: &AppState) -> Result<&Repository, ApiError> {

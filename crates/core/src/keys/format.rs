@@ -85,7 +85,9 @@ pub fn hash_text(key: &str) -> String {
 /// Reads `sha256:<64 hex digits>` back into bytes.
 pub fn parse_hash_text(text: &str) -> Option<[u8; 32]> {
     let hex = text.strip_prefix("sha256:")?;
-    if hex.len() != 64 {
+    // Hex digits only: a multi-byte character would split mid-character below, and
+    // `from_str_radix` would take a sign (`+f`) as part of a number.
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -175,6 +177,11 @@ mod tests {
         let text = hash_text("gth_example");
         assert_eq!(parse_hash_text(&text), Some(hash("gth_example")));
         assert_eq!(parse_hash_text("md5:abc"), None);
+        // Found by the api_key fuzz target: a non-ASCII character among the 64 bytes panicked,
+        // so a damaged keys.toml took the server down instead of being reported.
+        let with_bom = format!("sha256:\u{feff}{}", "0".repeat(61));
+        assert_eq!(parse_hash_text(&with_bom), None);
+        assert_eq!(parse_hash_text(&format!("sha256:{}", "+f".repeat(32))), None);
     }
 
     #[test]
