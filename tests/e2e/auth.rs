@@ -635,3 +635,95 @@ fn audit_lines_record_requests_and_key_changes_and_no_key_is_ever_logged() {
         "last use is written back at shutdown: {harness}"
     );
 }
+
+#[test]
+fn a_key_that_names_its_models_runs_only_those_directly_and_through_a_workflow() {
+    let server = TestServer::start_default();
+    let created = server.create_key(&[
+        "--name",
+        "demo",
+        "--scope",
+        "infer",
+        "--scope",
+        "workflows",
+        "--model",
+        "sigmoid",
+    ]);
+    assert_eq!(created["models"], json!(["sigmoid"]), "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    let post = |path: &str, body: &Value| {
+        split(
+            server
+                .client
+                .post(server.url(path))
+                .bearer_auth(&key)
+                .json(body)
+                .send()
+                .unwrap(),
+        )
+    };
+    wait_until("the new key is accepted", || {
+        post("/v2/models/sigmoid/infer", &sigmoid_body()).0 == 200
+    });
+    let (status, body) = post("/v2/models/sigmoid/versions/1/infer", &sigmoid_body());
+    assert_eq!(status, 200, "{body}");
+    // Another model, and one that does not exist, get the same answer: the key learns nothing of
+    // what else is served.
+    for model in ["magika", "no-such-model"] {
+        let (status, body) = post(&format!("/v2/models/{model}/infer"), &sigmoid_body());
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("model_not_allowed")),
+            "{body}"
+        );
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.contains(&id) && message.contains("sigmoid") && message.contains(model),
+            "{message}"
+        );
+    }
+    let (status, body) = post("/v2/models/magika/versions/1/infer", &sigmoid_body());
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("model_not_allowed")),
+        "{body}"
+    );
+    let workflow = |model: &str| {
+        json!({"workflow": {"steps": [{"name": "run", "kind": "model", "model": model, "inputs": {"x": "$inputs.x"}}],
+                            "outputs": {"y": "$steps.run"}},
+               "inputs": {"x": sigmoid_body()["inputs"][0].clone()}})
+    };
+    let (status, body) = post("/v1/workflows/validate", &workflow("sigmoid"));
+    assert_eq!(status, 200, "{body}");
+    for route in ["/v1/workflows/validate", "/v1/workflows/run"] {
+        let (status, body) = post(route, &workflow("magika"));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("model_not_allowed")),
+            "{route}: {body}"
+        );
+        assert!(
+            body["error"].as_str().unwrap().starts_with("step `run`"),
+            "{body}"
+        );
+    }
+    // A key without `--model` still runs every model.
+    let (status, body) = split(
+        server
+            .client
+            .post(server.url("/v2/models/magika/infer"))
+            .bearer_auth(&server.key)
+            .json(&json!({"inputs": [{"name": "bytes", "shape": [1, 2048], "datatype": "INT32", "data": vec![256; 2048]}]}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    // A name no model directory can have is refused when the key is made.
+    let output = crate::util::keys_command(
+        server.home.path(),
+        &["create", "--no-keychain", "--model", "../magika"],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`../magika` is not a model name"));
+}

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 pub use keychain::Keychain;
-pub use store::{KeyStore, NewKey};
+pub use store::{KeySpec, KeyStore, NewKey};
 
 /// What a key may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -119,6 +119,10 @@ pub struct KeyRecord {
     /// `sha256:<hex>` of the whole key.
     pub hash: String,
     pub storage: Storage,
+    /// The only models this key may run (inference and workflow model steps); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "bindings", ts(optional, as = "Option<Vec<String>>"))]
+    pub models: Vec<String>,
 }
 
 impl KeyRecord {
@@ -224,6 +228,10 @@ pub enum KeyError {
     )]
     InvalidName,
     #[error(
+        "`{given}` is not a model name; fix: give --model the name of a model directory, such as `magika`"
+    )]
+    InvalidModel { given: String },
+    #[error(
         "{path} is not a valid key file: {message}; fix: correct it, or restore {path}.bak (keys in the \
          keychain are unaffected)"
     )]
@@ -290,6 +298,14 @@ pub struct Identity {
     pub key_id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// The only models the key may run; empty: any.
+    pub models: Vec<String>,
+}
+
+impl Identity {
+    pub fn may_run(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
 }
 
 struct Verifier {
@@ -318,6 +334,7 @@ impl KeySet {
                     key_id: record.id.clone(),
                     name: record.name.clone(),
                     scopes: record.scopes.clone(),
+                    models: record.models.clone(),
                 });
                 Some((
                     record.id.clone(),
@@ -398,6 +415,7 @@ mod tests {
             rotated_to: None,
             hash: format::hash_text(key),
             storage: Storage::HashOnly,
+            models: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::connections::Connection;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::models::{IndexEntry, LoadedModel, Repository};
+use crate::perimeter::Caller;
 use crate::tensor::binary::{BinaryOutputs, InferBody};
 use crate::tensor::{InputTensor, OutputTensor, TensorSpec};
 
@@ -227,8 +228,10 @@ pub async fn model_version_ready(
 pub async fn infer(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    caller: Option<Extension<Caller>>,
     InferBody(request): InferBody,
 ) -> Result<Response, ApiError> {
+    may_run(caller.as_deref(), &model)?;
     run_inference(&state, &model, None, request).await
 }
 
@@ -238,8 +241,10 @@ pub async fn infer(
 pub async fn infer_version(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
+    caller: Option<Extension<Caller>>,
     InferBody(request): InferBody,
 ) -> Result<Response, ApiError> {
+    may_run(caller.as_deref(), &model)?;
     run_inference(&state, &model, Some(&version), request).await
 }
 
@@ -327,6 +332,22 @@ fn readiness_of(state: &AppState, name: &str, version: Option<&str>) -> Result<J
         version: model.version.to_string(),
         ready: true,
     }))
+}
+
+/// Refuses a key that names its models when `model` is not one of them. Checked before the model
+/// is looked up, so the answer does not tell such a key which other models exist.
+pub fn may_run(caller: Option<&Caller>, model: &str) -> Result<(), ApiError> {
+    match caller {
+        Some(Caller(identity)) if !identity.may_run(model) => Err(ApiError::new(
+            ErrorCode::ModelNotAllowed,
+            format!(
+                "key {} may run only {}, not `{model}`; create a key with --model {model} for it",
+                identity.key_id,
+                identity.models.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn run_inference(

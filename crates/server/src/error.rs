@@ -64,6 +64,7 @@ error_codes! {
     ExpiredApiKey => ("expired_api_key", UNAUTHORIZED, "the key has expired"),
     RevokedApiKey => ("revoked_api_key", UNAUTHORIZED, "the key was revoked"),
     InsufficientScope => ("insufficient_scope", FORBIDDEN, "the key lacks the scope the endpoint needs"),
+    ModelNotAllowed => ("model_not_allowed", FORBIDDEN, "the key may run only the models it names, and not this one"),
     CrossSiteRequestRefused => ("cross_site_request_refused", FORBIDDEN, "a Basic-authenticated request a browser could have forged"),
     TooManyAuthFailures => ("too_many_auth_failures", TOO_MANY_REQUESTS, "locked out after repeated authentication failures"),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "over the key's or the address's request rate"),

@@ -21,6 +21,10 @@ pub enum KeysCommand {
         /// infer, workflows, metrics or admin; repeat for several (default: infer).
         #[arg(long = "scope")]
         scopes: Vec<Scope>,
+        /// Only this model may be run with the key (inference and workflow model steps); repeat
+        /// for several (default: every model).
+        #[arg(long = "model")]
+        models: Vec<String>,
         /// Lifetime such as 90d, 12h or 30m, or `never` (default: 90d).
         #[arg(long)]
         expires: Option<String>,
@@ -77,6 +81,7 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
         KeysCommand::Create {
             name,
             scopes,
+            models,
             expires,
             no_keychain,
             json,
@@ -84,7 +89,17 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
             let lifetime = lifetime(expires.as_deref())?;
             let keychain = keychain(no_keychain).map_err(text)?;
             let (new, unaudited) = store
-                .create_audited(keychain.as_ref(), &name, &scopes, lifetime, &audit, Actor::Cli)
+                .create_audited(
+                    keychain.as_ref(),
+                    &gatehouse_core::keys::KeySpec {
+                        name: &name,
+                        scopes: &scopes,
+                        models: &models,
+                        lifetime,
+                    },
+                    &audit,
+                    Actor::Cli,
+                )
                 .map_err(text)?;
             if let Some(error) = unaudited {
                 unaudited_warning(&error);
@@ -186,6 +201,7 @@ fn describe(record: &KeyRecord) -> Value {
         "id": record.id,
         "name": record.name,
         "scopes": record.scopes,
+        "models": record.models,
         "state": record.state(OffsetDateTime::now_utc()),
         "created": stamp(Some(record.created)),
         "expires": record.expires.map(|_| stamp(record.expires)),

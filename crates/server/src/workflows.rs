@@ -151,6 +151,13 @@ fn plan(
             ),
         ));
     }
+    // A key that names its models runs only those, through a workflow as through `/infer`.
+    for step in &steps {
+        if let Op::Model { model, .. } | Op::Labels { model } = &step.op {
+            crate::api::may_run(caller, model)
+                .map_err(|e| ApiError::new(e.code, format!("step `{}`: {}", step.name, e.message)))?;
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     for step in &steps {
         if !seen.insert(step.name.as_str()) {

@@ -44,9 +44,12 @@ pub fn key_create(
     // Best effort, as in the CLI: the key exists whether or not its audit line could be written.
     let (created, _unaudited) = KeyStore::new(state.paths.keys_file()).create_audited(
         Some(&keychain),
-        &name,
-        &scopes,
-        lifetime,
+        &keys::KeySpec {
+            name: &name,
+            scopes: &scopes,
+            models: &[],
+            lifetime,
+        },
         &AuditLog::new(state.paths.audit_log()),
         Actor::Panel,
     )?;

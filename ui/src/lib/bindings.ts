@@ -96,7 +96,11 @@ rotated_to?: string | null,
 /**
  * `sha256:<hex>` of the whole key.
  */
-hash: string, storage: Storage, };
+hash: string, storage: Storage, 
+/**
+ * The only models this key may run (inference and workflow model steps); empty: any.
+ */
+models?: Array<string>, };
 
 export type CertInfo = { 
 /**

@@ -95,9 +95,12 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             // The checklist's own `checklist_fix_applied` line follows; this one is the key's.
             let (created, _unaudited) = KeyStore::new(paths.keys_file()).create_audited(
                 Some(&keychain),
-                name,
-                scopes,
-                lifetime,
+                &crate::keys::KeySpec {
+                    name,
+                    scopes,
+                    models: &[],
+                    lifetime,
+                },
                 &crate::audit::AuditLog::new(paths.audit_log()),
                 crate::audit::Actor::Checklist,
             )?;

@@ -29,6 +29,18 @@ pub struct KeyStore {
     path: PathBuf,
 }
 
+/// What a new key is: its label, what it may do, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec<'a> {
+    pub name: &'a str,
+    /// Infer when empty.
+    pub scopes: &'a [Scope],
+    /// The only models it may run; any when empty.
+    pub models: &'a [String],
+    /// Never expires when `None`.
+    pub lifetime: Option<time::Duration>,
+}
+
 impl KeyStore {
     pub fn new(path: PathBuf) -> KeyStore {
         KeyStore { path }
@@ -62,35 +74,47 @@ impl KeyStore {
             .ok_or_else(|| KeyError::UnknownKey { id: id.to_string() })
     }
 
-    /// Creates a key with `scopes` (infer when empty) that expires after `lifetime` (never when
-    /// `None`). With a keychain the key is stored there; without, only its hash is kept.
     /// [`create`](Self::create), then the `key_created` audit event for `actor`: the one way the
     /// CLI, the panel and the checklist's fix make a key. An audit line that cannot be written
     /// comes back beside the key, which exists either way.
     pub fn create_audited(
         &self,
         keychain: Option<&Keychain>,
-        name: &str,
-        scopes: &[Scope],
-        lifetime: Option<time::Duration>,
+        spec: &KeySpec<'_>,
         audit: &crate::audit::AuditLog,
         actor: crate::audit::Actor,
     ) -> Result<(NewKey, Option<std::io::Error>), KeyError> {
-        let created = self.create(keychain, name, scopes, lifetime)?;
+        let created = self.create(keychain, spec)?;
         let unaudited = audit.key_change("key_created", &created.record, actor).err();
         Ok((created, unaudited))
     }
 
-    pub fn create(
-        &self,
-        keychain: Option<&Keychain>,
-        name: &str,
-        scopes: &[Scope],
-        lifetime: Option<time::Duration>,
-    ) -> Result<NewKey, KeyError> {
+    /// Creates the key `spec` describes. With a keychain the key is stored there; without, only
+    /// its hash is kept.
+    pub fn create(&self, keychain: Option<&Keychain>, spec: &KeySpec<'_>) -> Result<NewKey, KeyError> {
+        let KeySpec {
+            name,
+            scopes,
+            models,
+            lifetime,
+        } = *spec;
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(KeyError::InvalidName);
         }
+        // The names a model directory can have: nothing a path or a glob could be read into.
+        if let Some(model) = models.iter().find(|m| {
+            m.is_empty()
+                || m.len() > 64
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                || m.starts_with('.')
+        }) {
+            return Err(KeyError::InvalidModel { given: model.clone() });
+        }
+        let mut models = models.to_vec();
+        models.sort();
+        models.dedup();
         let mut scopes = if scopes.is_empty() {
             vec![Scope::Infer]
         } else {
@@ -111,6 +135,7 @@ impl KeyStore {
             last_used: None,
             rotated_to: None,
             hash: format::hash_text(key.expose()),
+            models,
             storage: if keychain.is_some() {
                 Storage::Keychain
             } else {
@@ -184,7 +209,15 @@ impl KeyStore {
         if old.state(now()) == KeyState::Revoked {
             return Err(KeyError::AlreadyRevoked { id: id.to_string() });
         }
-        let new = self.create(keychain, &old.name, &old.scopes, lifetime)?;
+        let new = self.create(
+            keychain,
+            &KeySpec {
+                name: &old.name,
+                scopes: &old.scopes,
+                models: &old.models,
+                lifetime,
+            },
+        )?;
         let old = self.update(|file| {
             let record = find(file, id)?;
             let end = now() + grace;
@@ -287,9 +320,12 @@ mod tests {
         let new = store
             .create(
                 None,
-                "ci",
-                &[Scope::Metrics, Scope::Infer, Scope::Infer],
-                Some(DEFAULT_LIFETIME),
+                &KeySpec {
+                    name: "ci",
+                    scopes: &[Scope::Metrics, Scope::Infer, Scope::Infer],
+                    models: &[],
+                    lifetime: Some(DEFAULT_LIFETIME),
+                },
             )
             .unwrap();
         assert_eq!(new.record.scopes, vec![Scope::Infer, Scope::Metrics]);
@@ -309,7 +345,17 @@ mod tests {
     #[test]
     fn revoke_and_rotate_change_the_records() {
         let (_dir, store) = store();
-        let first = store.create(None, "laptop", &[Scope::Infer], None).unwrap();
+        let first = store
+            .create(
+                None,
+                &KeySpec {
+                    name: "laptop",
+                    scopes: &[Scope::Infer],
+                    models: &[],
+                    lifetime: None,
+                },
+            )
+            .unwrap();
         let (new, old) = store
             .rotate(None, &first.record.id, ROTATION_GRACE, Some(DEFAULT_LIFETIME))
             .unwrap();
@@ -338,7 +384,17 @@ mod tests {
     fn a_broken_file_is_reported_and_not_overwritten() {
         let (_dir, store) = store();
         std::fs::write(store.path(), "[[key]]\nid = 3\n").unwrap();
-        let error = store.create(None, "x", &[], None).unwrap_err();
+        let error = store
+            .create(
+                None,
+                &KeySpec {
+                    name: "x",
+                    scopes: &[],
+                    models: &[],
+                    lifetime: None,
+                },
+            )
+            .unwrap_err();
         assert!(matches!(error, KeyError::Malformed { .. }), "{error}");
         assert_eq!(
             std::fs::read_to_string(store.path()).unwrap(),
@@ -350,12 +406,74 @@ mod tests {
     fn names_are_checked() {
         let (_dir, store) = store();
         assert!(matches!(
-            store.create(None, "", &[], None),
+            store.create(
+                None,
+                &KeySpec {
+                    name: "",
+                    scopes: &[],
+                    models: &[],
+                    lifetime: None
+                }
+            ),
             Err(KeyError::InvalidName)
         ));
         assert!(matches!(
-            store.create(None, "a\nb", &[], None),
+            store.create(
+                None,
+                &KeySpec {
+                    name: "a\nb",
+                    scopes: &[],
+                    models: &[],
+                    lifetime: None
+                }
+            ),
             Err(KeyError::InvalidName)
         ));
+    }
+
+    #[test]
+    fn model_names_are_checked_kept_sorted_and_survive_rotation() {
+        let (_dir, store) = store();
+        for bad in ["", "../magika", ".hidden", "a b", "mag*", "é"] {
+            let error = store
+                .create(
+                    None,
+                    &KeySpec {
+                        name: "demo",
+                        scopes: &[],
+                        models: &[bad.to_string()],
+                        lifetime: None,
+                    },
+                )
+                .unwrap_err();
+            assert!(
+                matches!(&error, KeyError::InvalidModel { given } if given == bad),
+                "{bad:?}: {error}"
+            );
+        }
+        let models = ["tiny".to_string(), "magika".to_string(), "tiny".to_string()];
+        let created = store
+            .create(
+                None,
+                &KeySpec {
+                    name: "demo",
+                    scopes: &[],
+                    models: &models,
+                    lifetime: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(created.record.models, ["magika", "tiny"]);
+        let (new, _old) = store
+            .rotate(None, &created.record.id, ROTATION_GRACE, None)
+            .unwrap();
+        assert_eq!(new.record.models, ["magika", "tiny"]);
+        let reread = store.load().unwrap();
+        assert!(
+            reread
+                .keys
+                .iter()
+                .all(|record| record.models == ["magika", "tiny"])
+        );
     }
 }
