@@ -20,7 +20,7 @@ if ! [ -x "$TAURI_DRIVER" ]; then
     cargo install tauri-driver --locked --version 2.0.5 >&2
 fi
 export TAURI_DRIVER
-export GATEHOUSE_DATA GATEHOUSE_VENV GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV
+export GATEHOUSE_DATA GATEHOUSE_VENV GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV GATEHOUSE_KUBERNETES_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"
 cargo fmt --all --check

@@ -7,6 +7,7 @@
 mod auth;
 mod checklist;
 mod errors;
+mod export;
 mod exposure;
 mod guard;
 mod hardening;

@@ -64,6 +64,11 @@ pub fn kserve_python() -> PathBuf {
     venv_python("GATEHOUSE_KSERVE_VENV", "kserve-venv")
 }
 
+/// The Python with kubernetes-validate, for the Kubernetes export's manifests.
+pub fn kubernetes_python() -> PathBuf {
+    venv_python("GATEHOUSE_KUBERNETES_VENV", "kubernetes-venv")
+}
+
 /// `bin/python` of the environment `variable` names, else `directory` under the data directory.
 fn venv_python(variable: &str, directory: &str) -> PathBuf {
     let venv = std::env::var_os(variable)

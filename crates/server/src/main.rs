@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod certs_cli;
 mod check_cli;
+mod export_cli;
 mod keys_cli;
 mod supervise_cli;
 
@@ -53,6 +54,10 @@ enum Command {
     /// Open the server to the network for a while (TLS and keys required); it goes back to this
     /// computer only by itself when the time is up, also across restarts.
     Expose(ExposeArgs),
+    /// Write this computer's posture (models, keys, TLS, who may connect) for another platform:
+    /// `gatehouse export kubernetes` makes KServe and Kubernetes manifests.
+    #[command(subcommand)]
+    Export(export_cli::ExportCommand),
     /// Run the server and keep it running: restart after crashes and on settings changes.
     Supervise(supervise_cli::SuperviseArgs),
     /// Print a completion script for bash, zsh or fish, e.g.
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         Command::Keys(command) => keys_cli::run(command, &paths),
         Command::Certs(command) => certs_cli::run(command, &paths),
         Command::Check(args) => return check_cli::run(args, &paths),
+        Command::Export(command) => export_cli::run(command, &paths),
         Command::Supervise(args) => return supervise_cli::run(args, &paths),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
