@@ -26,7 +26,7 @@ const ALL: [Presentation; 5] = [
     Presentation::Body,
 ];
 
-fn sigmoid_body() -> Value {
+pub fn sigmoid_body() -> Value {
     json!({"inputs": [{"name": "x", "shape": [3, 4, 5], "datatype": "FP32", "data": vec![0.5; 60]}]})
 }
 

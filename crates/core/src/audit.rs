@@ -1,7 +1,11 @@
-//! The audit log: one JSON object per line, appended, never rewritten. Each line is written with a
-//! single `write` on a file opened with `O_APPEND`, so lines from the server and from the CLI
-//! (key changes) interleave whole. Rotation renames `audit.jsonl` to `audit.jsonl.1` (and so on)
-//! once it passes a size.
+//! The audit log: one JSON object per line, appended, never rewritten, each line chained to the
+//! one before by its hash ([`chain`]). Writers (the server, the CLI, the panel) take a lock on
+//! `audit/.lock`, read where the chain stands from the end of the file, and append their lines
+//! with one `write`, so lines from several processes interleave whole and in chain order.
+//! Rotation renames `audit.jsonl` to `audit.jsonl.1` (and so on) once it passes a size, under the
+//! same lock; the next line chains to the last line of `audit.jsonl.1`.
+
+pub mod chain;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -47,17 +51,47 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends complete lines (each must end with `\n`) in one write.
+    fn lock(&self) -> std::io::Result<std::fs::File> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fsutil::ensure_private_dir(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(fsutil::PRIVATE_FILE_MODE)
+            .open(dir.join(".lock"))?;
+        lock.lock()?;
+        Ok(lock)
+    }
+
+    /// Appends complete lines (each a JSON object ending with `\n`) in one write, each given
+    /// its place in the chain.
     pub fn append(&self, lines: &[u8]) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            fsutil::ensure_private_dir(dir)?;
+        let _lock = self.lock()?;
+        let (mut head, torn) = chain::current_head(&self.path, KEEP_ROTATED)?;
+        let mut out = Vec::with_capacity(lines.len() + lines.len() / 2);
+        if torn {
+            out.push(b'\n');
+        }
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            chain::seal(line, &mut head, &mut out);
         }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(fsutil::PRIVATE_FILE_MODE)
             .open(&self.path)?;
-        file.write_all(lines)
+        file.write_all(&out)
+    }
+
+    /// Where the chain stands (`seq` 0 and all zeros before the first line).
+    pub fn head(&self) -> std::io::Result<chain::Head> {
+        Ok(chain::current_head(&self.path, KEEP_ROTATED)?.0)
+    }
+
+    /// Checks the whole chain, across the rotated files.
+    pub fn verify(&self) -> std::io::Result<chain::Verdict> {
+        chain::verify(&self.path, KEEP_ROTATED)
     }
 
     /// Appends one event as a JSON line with the current time.
@@ -111,6 +145,7 @@ impl AuditLog {
 
     /// Rotates when the file has grown past `limit` bytes.
     pub fn rotate_if_larger(&self, limit: u64) -> std::io::Result<bool> {
+        let _lock = self.lock()?;
         let size = match std::fs::metadata(&self.path) {
             Ok(meta) => meta.len(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),

@@ -14,6 +14,7 @@ pub mod certs;
 pub mod checklist;
 pub mod detect;
 pub mod duration;
+pub mod events;
 pub mod export;
 pub mod exposure;
 pub mod fsutil;

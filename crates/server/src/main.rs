@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod audit_cli;
 mod certs_cli;
 mod check_cli;
 mod export_cli;
@@ -45,6 +46,12 @@ enum Command {
     /// The local CA, the server certificate and client certificates for mutual TLS.
     #[command(subcommand)]
     Certs(certs_cli::CertsCommand),
+    /// Read the audit log (`tail`) and check that none of it was changed (`verify`).
+    #[command(subcommand)]
+    Audit(audit_cli::AuditCommand),
+    /// Security events derived from the audit log: bursts of failed keys, lockouts, a key from a
+    /// new or a second address, a revoked key still tried, exposure, custom Python, certificates.
+    Events(audit_cli::EventsArgs),
     /// Prove the server's security controls by probing it (exit status 1 when an item fails).
     Check(check_cli::CheckArgs),
     /// Put Gatehouse's perimeter (keys, TLS, limits, audit, checklist) in front of an inference
@@ -146,6 +153,8 @@ fn main() -> ExitCode {
         Command::Keys(command) => keys_cli::run(command, &paths),
         Command::Certs(command) => certs_cli::run(command, &paths),
         Command::Check(args) => return check_cli::run(args, &paths),
+        Command::Audit(command) => return audit_cli::run(command, &paths),
+        Command::Events(args) => return audit_cli::events(args, &paths),
         Command::Export(command) => export_cli::run(command, &paths),
         Command::Supervise(args) => return supervise_cli::run(args, &paths),
         Command::Completions { shell } => {
@@ -317,6 +326,9 @@ fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
 fn run_server(settings: Settings, paths: Paths, guard: bool) -> Result<(), String> {
     settings.validate().map_err(|e| e.to_string())?;
     gatehouse_server::telemetry::init(&settings.log.level)?;
+    if settings.audit.enabled {
+        watch_events(paths.clone());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -329,6 +341,39 @@ fn run_server(settings: Settings, paths: Paths, guard: bool) -> Result<(), Strin
         }
     };
     runtime.block_on(run).map_err(|e| e.to_string())
+}
+
+/// Turns what the audit log records into security events every second, and logs the warnings:
+/// the feed is current while a server runs, whoever reads it.
+fn watch_events(paths: Paths) {
+    let spawned = std::thread::Builder::new()
+        .name("gatehouse-events".into())
+        .spawn(move || {
+            use gatehouse_core::events;
+            let mut complained = false;
+            // Whoever derived an event (this server, the CLI, the panel), the log shows it.
+            let mut follow = events::Follow::from_now(&paths);
+            loop {
+                match events::catch_up(&paths, time::OffsetDateTime::now_utc()) {
+                    Ok(_) => {
+                        complained = false;
+                        for event in follow.recorded().iter().filter(|e| e.severity >= events::Severity::Warning) {
+                            tracing::warn!(event = "security_event", kind = %event.kind, "{}", event.summary);
+                        }
+                    }
+                    Err(error) if !complained => {
+                        complained = true;
+                        tracing::warn!(event = "security_events_unavailable", %error,
+                            "security events could not be derived from the audit log; `gatehouse events` catches up later");
+                    }
+                    Err(_) => {}
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(event = "security_events_unavailable", %error, "the security event thread could not start");
+    }
 }
 
 fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {
