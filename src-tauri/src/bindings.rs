@@ -62,6 +62,9 @@ pub fn typescript() -> String {
         models::ModelRow,
         models::Guess,
         models::TryResult,
+        gatehouse_core::events::Severity,
+        gatehouse_core::events::Event,
+        crate::alerts::Notification,
     );
     format!("{}\n", out.trim_end())
 }

@@ -3,6 +3,7 @@
 //! every change to the window as `app://` events, keeps the tray icon in step, and answers the
 //! window's commands with thin wrappers over core (`commands`), whose one error type the UI shows.
 
+mod alerts;
 #[cfg(test)]
 mod bindings;
 mod commands;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub supervisor: Supervisor,
     pub paths: Paths,
     pub last_report: Mutex<Option<Report>>,
+    /// The desktop notifications raised for security events, latest last.
+    pub notifications: Mutex<Vec<alerts::Notification>>,
 }
 
 /// The `gatehouse` binary the panel supervises: `GATEHOUSE_BIN`, else the one next to the app.
@@ -77,11 +80,13 @@ pub fn run() {
                 supervisor: supervisor.clone(),
                 paths,
                 last_report: Mutex::new(None),
+                notifications: Mutex::new(Vec::new()),
             }));
             tray::build(app.handle())?;
             #[cfg(unix)]
             quit_on_signal(app.handle().clone());
             events::forward(app.handle().clone(), supervisor.clone());
+            alerts::watch(app.handle().clone(), app.state::<Arc<AppState>>().inner().clone());
             let (handle, shared) = (app.handle().clone(), app.state::<Arc<AppState>>().inner().clone());
             tauri::async_runtime::spawn(gatehouse_core::supervisor::keep_checked(
                 supervisor.clone(),
@@ -117,6 +122,8 @@ pub fn run() {
             commands::server::apply_fix,
             commands::server::logs,
             commands::server::samples,
+            commands::server::security_events,
+            commands::server::notifications,
             commands::keys::keys_list,
             commands::keys::key_create,
             commands::keys::key_reveal,

@@ -24,12 +24,34 @@ pub struct TrayView {
     pub line: String,
     /// In guard mode, the server behind Gatehouse, e.g. "Guarding 127.0.0.1:11434 (ollama)".
     pub guarding: Option<String>,
+    /// While the server is open to the network for a while, e.g. "Open to your network: 42 min
+    /// left"; the menu then offers to end it, else to open it for 15 min or an hour.
+    pub exposure: Option<String>,
     pub can_start: bool,
     pub can_stop: bool,
 }
 
+/// "42 min left", "1 h 5 min left"; `None` once the deadline has passed (the panel's words too).
+pub fn time_left(until: time::OffsetDateTime, now: time::OffsetDateTime) -> Option<String> {
+    let seconds = (until - now).whole_seconds();
+    if seconds <= 0 {
+        return None;
+    }
+    let minutes = (seconds + 59) / 60;
+    Some(match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min left"),
+        (h, 0) => format!("{h} h left"),
+        (h, m) => format!("{h} h {m} min left"),
+    })
+}
+
 impl TrayView {
-    pub fn of(status: &Status, guard: &gatehouse_core::guard::GuardSettings) -> TrayView {
+    pub fn of(
+        status: &Status,
+        guard: &gatehouse_core::guard::GuardSettings,
+        exposed_until: Option<time::OffsetDateTime>,
+        now: time::OffsetDateTime,
+    ) -> TrayView {
         let (icon, line) = match status.state {
             State::Stopped => ("stopped", "Stopped".to_string()),
             State::Starting => ("starting", "Starting…".to_string()),
@@ -55,10 +77,14 @@ impl TrayView {
             )),
             (None, None) => None,
         };
+        let exposure = exposed_until
+            .and_then(|until| time_left(until, now))
+            .map(|left| format!("Open to your network: {left}"));
         TrayView {
             icon,
             line,
             guarding,
+            exposure,
             can_start: !running,
             can_stop: running,
         }
@@ -83,6 +109,35 @@ fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<tauri::Wry>> {
         .as_deref()
         .map(|text| MenuItem::with_id(app, "guarding", text, false, None::<&str>))
         .transpose()?;
+    let exposure = match &view.exposure {
+        Some(text) => vec![
+            MenuItem::with_id(app, "exposure", text, false, None::<&str>)?,
+            MenuItem::with_id(
+                app,
+                "expose_stop",
+                "Back to this computer only",
+                true,
+                None::<&str>,
+            )?,
+        ],
+        None => vec![
+            MenuItem::with_id(
+                app,
+                "expose_15m",
+                "Open to my network for 15 min",
+                true,
+                None::<&str>,
+            )?,
+            MenuItem::with_id(
+                app,
+                "expose_1h",
+                "Open to my network for 1 hour",
+                true,
+                None::<&str>,
+            )?,
+        ],
+    };
+    let separator3 = PredefinedMenuItem::separator(app)?;
     let start = MenuItem::with_id(app, "start", "Start", view.can_start, None::<&str>)?;
     let stop = MenuItem::with_id(app, "stop", "Stop", view.can_stop, None::<&str>)?;
     let restart = MenuItem::with_id(app, "restart", "Restart", view.can_stop, None::<&str>)?;
@@ -100,7 +155,15 @@ fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<tauri::Wry>> {
         &start,
         &stop,
         &restart,
-        &separator2,
+        &separator3,
+    ]);
+    items.extend(
+        exposure
+            .iter()
+            .map(|item| item as &dyn tauri::menu::IsMenuItem<tauri::Wry>),
+    );
+    items.extend([
+        &separator2 as &dyn tauri::menu::IsMenuItem<tauri::Wry>,
         &open,
         &copy,
         &quit,
@@ -110,7 +173,7 @@ fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<tauri::Wry>> {
 
 pub fn build(app: &AppHandle) -> tauri::Result<()> {
     let state = app.state::<Arc<AppState>>();
-    let view = TrayView::of(&state.supervisor.status(), &guard_settings(&state));
+    let view = view(&state);
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip("Gatehouse")
         .menu(&menu(app, &view)?)
@@ -122,12 +185,16 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
-/// The `[guard]` settings the server runs with (default when the file cannot be read: the
-/// server's own start reports that).
-fn guard_settings(state: &AppState) -> gatehouse_core::guard::GuardSettings {
-    gatehouse_core::Settings::effective(&state.paths.settings_file())
-        .map(|s| s.guard)
-        .unwrap_or_default()
+/// The tray's view of the settings the server runs with (defaults when the file cannot be read:
+/// the server's own start reports that).
+fn view(state: &AppState) -> TrayView {
+    let settings = gatehouse_core::Settings::effective(&state.paths.settings_file()).unwrap_or_default();
+    TrayView::of(
+        &state.supervisor.status(),
+        &settings.guard,
+        gatehouse_core::exposure::deadline(&settings),
+        time::OffsetDateTime::now_utc(),
+    )
 }
 
 /// Brings the tray in line with the server's state.
@@ -136,15 +203,16 @@ pub fn refresh(app: &AppHandle) {
         return;
     };
     let state = app.state::<Arc<AppState>>();
-    let view = TrayView::of(&state.supervisor.status(), &guard_settings(&state));
+    let view = view(&state);
     let _ = tray.set_icon(icon(view.icon));
     if let Ok(menu) = menu(app, &view) {
         let _ = tray.set_menu(Some(menu));
     }
-    let tooltip = match &view.guarding {
-        Some(guarding) => format!("Gatehouse: {}; {guarding}", view.line),
-        None => format!("Gatehouse: {}", view.line),
-    };
+    let mut tooltip = format!("Gatehouse: {}", view.line);
+    for extra in [&view.guarding, &view.exposure].into_iter().flatten() {
+        tooltip.push_str("; ");
+        tooltip.push_str(extra);
+    }
     let _ = tray.set_tooltip(Some(tooltip));
 }
 
@@ -163,6 +231,21 @@ fn handle(app: &AppHandle, id: &str) {
             }
         }
         "quit" => quit(app),
+        "expose_15m" | "expose_1h" | "expose_stop" => {
+            let done = match id {
+                "expose_15m" => crate::commands::settings::expose(&state, "15m").map(|_| ()),
+                "expose_1h" => crate::commands::settings::expose(&state, "1h").map(|_| ()),
+                _ => crate::commands::settings::end_exposure(&state).map(|_| ()),
+            };
+            // Refused (no TLS or no keys yet): say why and how to fix it where the click was.
+            if let Err(error) = done {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    crate::alerts::notify(&state, "Gatehouse could not change the exposure", &error.message);
+                });
+            }
+            refresh(app);
+        }
         _ => {}
     }
 }
@@ -220,23 +303,34 @@ mod tests {
     #[test]
     fn each_state_has_its_icon_line_and_actions() {
         let own = gatehouse_core::guard::GuardSettings::default();
-        let ready = TrayView::of(&status(State::Ready, Some("http://127.0.0.1:9001")), &own);
+        let now = time::OffsetDateTime::now_utc();
+        let ready = TrayView::of(
+            &status(State::Ready, Some("http://127.0.0.1:9001")),
+            &own,
+            None,
+            now,
+        );
         assert_eq!(ready.guarding, None);
         assert_eq!(ready.icon, "ready");
         assert_eq!(ready.line, "Ready at http://127.0.0.1:9001");
         assert!(ready.can_stop && !ready.can_start);
-        let degraded = TrayView::of(&status(State::Degraded, Some("http://127.0.0.1:9001")), &own);
+        let degraded = TrayView::of(
+            &status(State::Degraded, Some("http://127.0.0.1:9001")),
+            &own,
+            None,
+            now,
+        );
         assert_eq!(degraded.icon, "warning");
-        let stopped = TrayView::of(&status(State::Stopped, None), &own);
+        let stopped = TrayView::of(&status(State::Stopped, None), &own, None, now);
         assert_eq!(
             (stopped.icon, stopped.can_start, stopped.can_stop),
             ("stopped", true, false)
         );
-        let looping = TrayView::of(&status(State::CrashLooping, None), &own);
+        let looping = TrayView::of(&status(State::CrashLooping, None), &own, None, now);
         assert_eq!(looping.icon, "crashed");
         assert!(looping.line.contains("stopped"));
         assert_eq!(
-            TrayView::of(&status(State::Starting, None), &own).icon,
+            TrayView::of(&status(State::Starting, None), &own, None, now).icon,
             "starting"
         );
         let guarded = gatehouse_core::guard::GuardSettings {
@@ -244,7 +338,12 @@ mod tests {
             preset: "ollama".into(),
             ..Default::default()
         };
-        let view = TrayView::of(&status(State::Ready, Some("http://127.0.0.1:9001")), &guarded);
+        let view = TrayView::of(
+            &status(State::Ready, Some("http://127.0.0.1:9001")),
+            &guarded,
+            None,
+            now,
+        );
         assert_eq!(
             view.guarding.as_deref(),
             Some("Guarding 127.0.0.1:11434 (ollama)")
@@ -254,10 +353,40 @@ mod tests {
             preset: "ollama".into(),
             ..Default::default()
         };
-        let view = TrayView::of(&status(State::Ready, None), &launched);
+        let view = TrayView::of(&status(State::Ready, None), &launched, None, now);
         assert_eq!(
             view.guarding.as_deref(),
             Some("Guarding ollama, started by Gatehouse (ollama)")
+        );
+        assert_eq!(ready.exposure, None);
+        let open = TrayView::of(
+            &status(State::Ready, Some("https://192.168.1.20:9001")),
+            &own,
+            Some(now + time::Duration::minutes(42)),
+            now,
+        );
+        assert_eq!(
+            open.exposure.as_deref(),
+            Some("Open to your network: 42 min left")
+        );
+        let over = TrayView::of(
+            &status(State::Ready, None),
+            &own,
+            Some(now - time::Duration::seconds(1)),
+            now,
+        );
+        assert_eq!(over.exposure, None, "a deadline that passed is no exposure");
+        assert_eq!(
+            time_left(now + time::Duration::minutes(65), now).as_deref(),
+            Some("1 h 5 min left")
+        );
+        assert_eq!(
+            time_left(now + time::Duration::seconds(20), now).as_deref(),
+            Some("1 min left")
+        );
+        assert_eq!(
+            time_left(now + time::Duration::hours(2), now).as_deref(),
+            Some("2 h left")
         );
         for name in ["stopped", "starting", "ready", "warning", "crashed"] {
             assert!(icon(name).is_some(), "{name} icon decodes");

@@ -875,6 +875,31 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     panel.click("header", "Start");
     panel.wait_for_state("the server ready again", "Ready", Duration::from_secs(60));
 
+    // Someone guesses keys: one security event on the Events page, and one desktop notification
+    // (raised through the notification service; under Xvfb none answers, which the page says).
+    for guess in 0..12 {
+        let status = status_with_key(&url, &format!("gth_guess{guess:03}notakey"), &ca);
+        assert!(matches!(status, 401 | 429), "guess {guess}: {status}");
+    }
+    panel.click("nav", "Events");
+    panel.wait_for(
+        "the burst on the Events page",
+        "return [...document.querySelectorAll('ul.events li')].find(li => li.textContent.includes('failed authentications from 127.0.0.1'))",
+        Duration::from_secs(20),
+    );
+    // Notifications come at most every 30 s, so an earlier one may hold this one back that long.
+    panel.wait_for(
+        "the notification it raised",
+        "return [...document.querySelectorAll('.notes li')].find(li => li.textContent.includes('failed authentications'))",
+        Duration::from_secs(45),
+    );
+    let page = panel.text_of("the Events page", "main");
+    assert!(
+        !page.contains("gth_guess"),
+        "no key that was tried is shown: {page}"
+    );
+    panel.screenshot("events");
+
     panel.click("nav", "Logs");
     panel.wait_for(
         "the log page",

@@ -28,6 +28,8 @@ const WINDOW: i64 = 60;
 const ROTATE_BYTES: u64 = 1024 * 1024;
 /// How long the same finding stays quiet after it was said.
 const QUIET: i64 = 600;
+/// The id in the checklist's never-issued probe key (`gth_probe000…`).
+pub(crate) const CHECKLIST_PROBE_KEY_ID: &str = "probe000";
 /// Addresses remembered per key, keys remembered.
 const MAX_ADDRESSES: usize = 64;
 const MAX_KEYS: usize = 4096;
@@ -182,6 +184,11 @@ impl State {
                     _ => {}
                 }
                 if status == 401 {
+                    // A request without a key is a client not configured yet, not a guess; the
+                    // checklist's own probe key is well known and tried on every run.
+                    if text("reason") == "missing_key" || key.as_deref() == Some(CHECKLIST_PROBE_KEY_ID) {
+                        return;
+                    }
                     let times = self.failures.entry(address.clone()).or_default();
                     times.push(now);
                     times.retain(|t| now - t < WINDOW);
@@ -497,6 +504,20 @@ mod tests {
             "{}",
             events[0].summary
         );
+    }
+
+    #[test]
+    fn the_checklists_probes_and_requests_without_a_key_are_no_burst() {
+        let lines: Vec<Value> = (0..30)
+            .flat_map(|i| {
+                let time = format!("2026-12-03T10:00:{i:02}Z");
+                [
+                    request(&time, "127.0.0.1", None, 401, Some("missing_key")),
+                    request(&time, "127.0.0.1", Some("probe000"), 401, Some("unknown_id")),
+                ]
+            })
+            .collect();
+        assert_eq!(run(&lines), []);
     }
 
     #[test]

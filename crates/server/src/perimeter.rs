@@ -325,7 +325,12 @@ async fn admit(
     let identity = match keys.verify(key.expose(), OffsetDateTime::now_utc()) {
         Ok(identity) => Arc::clone(identity),
         Err((refusal, key_id)) => {
-            line.key_id = key_id.map(str::to_string);
+            // An id that names no key is recorded too (ids are public): the security events tell
+            // the checklist's own probe from a guess by it.
+            let presented_id = (refusal == Refusal::UnknownId)
+                .then(|| gatehouse_core::keys::format::parse(key.expose()).ok())
+                .flatten();
+            line.key_id = key_id.or(presented_id).map(str::to_string);
             line.deny(Denial::Key(refusal), metrics);
             // A known key id is guessed at by its secret: its failures count together from
             // anywhere. Keys that name nothing count by where they come from.

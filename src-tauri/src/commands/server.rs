@@ -80,3 +80,26 @@ pub fn logs(state: Shared<'_>) -> Vec<LogLine> {
 pub fn samples(state: Shared<'_>) -> Vec<Sample> {
     state.supervisor.samples()
 }
+
+/// The latest security events, oldest first, after catching up on the audit log.
+#[tauri::command]
+pub async fn security_events(state: Shared<'_>) -> CommandResult<Vec<gatehouse_core::events::Event>> {
+    let paths = state.paths.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        gatehouse_core::events::catch_up(&paths, time::OffsetDateTime::now_utc())?;
+        gatehouse_core::events::recent(&paths, 200)
+    })
+    .await?;
+    read.map_err(|e| CommandError {
+        message: format!(
+            "the security events could not be read: {e}; fix: check that {} is readable and writable",
+            state.paths.config_dir.display()
+        ),
+    })
+}
+
+/// The desktop notifications raised for security events.
+#[tauri::command]
+pub fn notifications(state: Shared<'_>) -> Vec<crate::alerts::Notification> {
+    state.notifications.lock().map(|n| n.clone()).unwrap_or_default()
+}

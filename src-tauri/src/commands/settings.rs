@@ -41,8 +41,20 @@ pub fn settings_change(state: Shared<'_>, changes: Vec<SettingChange>) -> Comman
 /// keys required, back on loopback by itself at the deadline. Restarts a running server.
 #[tauri::command]
 pub fn expose_start(state: Shared<'_>, window: String) -> CommandResult<Settings> {
+    expose(&state, &window)
+}
+
+/// Ends an exposure now: back to this computer only.
+#[tauri::command]
+pub fn expose_stop(state: Shared<'_>) -> CommandResult<Settings> {
+    end_exposure(&state)
+}
+
+/// Opens the server to this computer's network address for `window` (`15m`, `1h`), from the
+/// panel or the tray, and restarts a running server on it.
+pub fn expose(state: &crate::AppState, window: &str) -> CommandResult<Settings> {
     use gatehouse_core::exposure;
-    let window = exposure::parse_window(&window)?;
+    let window = exposure::parse_window(window)?;
     let host = gatehouse_core::net::network_address().ok_or(
         "this computer has no network address (no interface with a route is up), so there is nothing to open it to",
     )?;
@@ -56,16 +68,14 @@ pub fn expose_start(state: Shared<'_>, window: String) -> CommandResult<Settings
         now,
         "panel",
     )?;
-    restart_if_running(&state);
+    restart_if_running(state);
     Ok(changed.settings)
 }
 
-/// Ends an exposure now: back to this computer only.
-#[tauri::command]
-pub fn expose_stop(state: Shared<'_>) -> CommandResult<Settings> {
+pub fn end_exposure(state: &crate::AppState) -> CommandResult<Settings> {
     let audit = AuditLog::new(state.paths.audit_log());
     let changed = gatehouse_core::exposure::stop(&state.paths.settings_file(), &audit, "panel")?;
-    restart_if_running(&state);
+    restart_if_running(state);
     Ok(changed.settings)
 }
 

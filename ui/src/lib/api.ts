@@ -15,8 +15,10 @@ import type {
   LogLine,
   ModelRow,
   NetworkChoices,
+  Notification,
   Report,
   Sample,
+  SecurityEvent,
   SettingChange,
   Settings,
   Status,
@@ -34,6 +36,8 @@ export interface Backend {
   applyFix(id: string): Promise<FixOutcome>;
   logs(): Promise<LogLine[]>;
   samples(): Promise<Sample[]>;
+  securityEvents(): Promise<SecurityEvent[]>;
+  notifications(): Promise<Notification[]>;
   keys(): Promise<KeyRecord[]>;
   createKey(name: string, scopes: string[], expires: string): Promise<CreatedKey>;
   revealKey(id: string): Promise<string>;
@@ -67,6 +71,7 @@ export interface Handlers {
   checklist: (report: Report) => void;
   sample: (sample: Sample) => void;
   log: (line: LogLine) => void;
+  securityEvent: (event: SecurityEvent) => void;
 }
 
 /** The text of an error thrown by a command, whatever its shape. */
@@ -86,6 +91,8 @@ export const tauriBackend: Backend = {
   applyFix: (id) => invoke("apply_fix", { id }),
   logs: () => invoke("logs"),
   samples: () => invoke("samples"),
+  securityEvents: () => invoke("security_events"),
+  notifications: () => invoke("notifications"),
   keys: () => invoke("keys_list"),
   createKey: (name, scopes, expires) => invoke("key_create", { name, scopes, expires }),
   revealKey: (id) => invoke("key_reveal", { id }),
@@ -117,6 +124,7 @@ export const tauriBackend: Backend = {
       checklist: "app://checklist",
       sample: "app://sample",
       log: "app://log",
+      securityEvent: "app://security-event",
     };
     const stops = await Promise.all(
       (Object.keys(handlers) as (keyof Handlers)[]).map((key) =>

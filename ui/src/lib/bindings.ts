@@ -423,3 +423,31 @@ export type TryResult = { guesses: Array<Guess>, elapsed_ms: number,
  * The request body, saved so the `curl` line can send it again.
  */
 request_file: string, curl: string, };
+
+export type Severity = "info" | "warning" | "critical";
+
+export type Event = { 
+/**
+ * RFC 3339, from the audit line that gave rise to it.
+ */
+time: string, severity: Severity, 
+/**
+ * `auth_burst`, `lockout`, `new_address`, `two_addresses`, `revoked_key_used`,
+ * `expired_key_used`, `exposure_opened`, `exposure_closed`, `custom_python_on`,
+ * `certificate_expiring`.
+ */
+kind: string, 
+/**
+ * What happened, in words.
+ */
+summary: string, 
+/**
+ * The facts it rests on: addresses, key ids, counts, audit `seq` numbers.
+ */
+evidence: Record<string, unknown>, };
+
+export type Notification = { title: string, body: string, 
+/**
+ * The desktop took it (a notification service answered); false where none runs.
+ */
+delivered: boolean, };

@@ -1,8 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft, tryPath } from "./format";
+import { ago, bytes, curlLine, eventEvidence, withEvent, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft, tryPath } from "./format";
 import type { Item, KeyRecord, Report } from "./types";
 
 describe("format", () => {
+  it("says a security event's evidence in one line, the audit line last", () => {
+    expect(eventEvidence({ address: "10.0.0.9", failures: 12, window_seconds: 60, audit_seq: 42 })).toBe("address 10.0.0.9 · 12 failures · audit #42");
+    expect(eventEvidence({ key_id: "k1", addresses: ["127.0.0.2", "127.0.0.3"] })).toBe("key k1 · from 127.0.0.2 and 127.0.0.3");
+    expect(eventEvidence({ certificate: "/c/server.pem", days_left: 3 })).toBe("certificate /c/server.pem · days left 3");
+    expect(eventEvidence({})).toBe("");
+  });
+
+  it("adds a live security event once, however it arrives", () => {
+    const burst = { time: "2026-12-03T10:00:00Z", kind: "auth_burst", summary: "10 failed" };
+    const lockout = { time: "2026-12-03T10:00:01Z", kind: "lockout", summary: "locked out" };
+    expect(withEvent([burst], burst, 10)).toEqual([burst]);
+    expect(withEvent([burst], lockout, 10)).toEqual([burst, lockout]);
+    expect(withEvent([burst], lockout, 1)).toEqual([lockout]);
+  });
+
   it("tries a route the guarded server has, or a default model on Gatehouse's own", () => {
     expect(tryPath(null)).toBe("/v2/models/magika");
     expect(tryPath({ upstream: null, launch: [], preset: "ollama" })).toBe("/v2/models/magika");

@@ -127,3 +127,32 @@ export function timeLeft(until: string | null | undefined, now: number = Date.no
   const rest = minutes % 60;
   return rest === 0 ? `${hours} h left` : `${hours} h ${rest} min left`;
 }
+
+/** A security event's evidence as one line: `address 10.0.0.9 · key abc · 12 failures · audit #42`. */
+export function eventEvidence(evidence: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+  for (const [key, value] of Object.entries(evidence)) {
+    if (value === null || value === undefined || value === "") continue;
+    if (key === "audit_seq") continue;
+    if (key === "key_id") parts.push(`key ${text(value)}`);
+    else if (key === "addresses" && Array.isArray(value)) parts.push(`from ${value.join(" and ")}`);
+    else if (key === "failures") parts.push(`${text(value)} failures`);
+    else if (key === "window_seconds") continue;
+    else parts.push(`${key.replace(/_/g, " ")} ${text(value)}`);
+  }
+  if (evidence.audit_seq !== undefined) parts.push(`audit #${text(evidence.audit_seq)}`);
+  return parts.join(" · ");
+}
+
+/** The tone a severity is shown in. */
+export function severityTone(severity: "info" | "warning" | "critical"): "bad" | "warn" | "idle" {
+  return severity === "critical" ? "bad" : severity === "warning" ? "warn" : "idle";
+}
+
+/** `events` with `event` added at the end unless it is already there (the page's first read and
+ * the live feed can both bring the same one), at most `keep` of the latest. */
+export function withEvent<T extends { time: string; kind: string; summary: string }>(events: T[], event: T, keep: number): T[] {
+  const same = (e: T) => e.time === event.time && e.kind === event.kind && e.summary === event.summary;
+  return events.some(same) ? events : [...events, event].slice(-keep);
+}

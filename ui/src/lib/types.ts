@@ -2,3 +2,4 @@
 // with the few names the pages use for them.
 export type * from "./bindings";
 export type { State as ServerState } from "./bindings";
+export type { Event as SecurityEvent } from "./bindings";

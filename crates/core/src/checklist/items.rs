@@ -511,11 +511,17 @@ pub(super) async fn host_check(prober: &Prober) -> Item {
     )
 }
 
-/// A key that is well-formed but was never issued.
-const WRONG_KEY: &str = "gth_probe000wrongwrongwrongwrongwrongwrongwrong0000";
+/// A key that is well-formed (checksum included) but was never issued. Its id, `probe000`, is
+/// how the security events tell the checklist's own attempt from a guess.
+fn wrong_key() -> String {
+    crate::keys::format::with_checksum(&format!(
+        "gth_{}wrongwrongwrongwrongwrongwrongwr",
+        crate::events::CHECKLIST_PROBE_KEY_ID
+    ))
+}
 
 pub(super) async fn authentication(prober: &Prober) -> Item {
-    let bearer = format!("Bearer {WRONG_KEY}");
+    let bearer = format!("Bearer {}", wrong_key());
     let wrong_key = [("Authorization", bearer.as_str())];
     let (anonymous, wrong) = tokio::join!(
         prober.request("GET", "/v2", &[], &[]),
@@ -1562,6 +1568,14 @@ pub fn local_identity(paths: &Paths) -> TlsIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_key_is_well_formed_and_names_the_id_security_events_leave_out() {
+        assert_eq!(
+            crate::keys::format::parse(&wrong_key()),
+            Ok(crate::events::CHECKLIST_PROBE_KEY_ID)
+        );
+    }
 
     #[test]
     fn every_item_has_its_text() {
