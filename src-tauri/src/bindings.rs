@@ -53,6 +53,7 @@ pub fn typescript() -> String {
         crate::error::CommandError,
         server::FixOutcome,
         keys_page::CreatedKey,
+        keys_page::Share,
         certs_page::CertRow,
         certs_page::IssuedClient,
         certs_page::ExportedCa,

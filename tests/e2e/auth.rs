@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, create_key, split, wait_until};
+use crate::util::{self, TestServer, create_key, split, wait_until};
 
 #[derive(Clone, Copy, Debug)]
 enum Presentation {
@@ -689,6 +689,39 @@ fn a_key_that_names_its_models_runs_only_those_directly_and_through_a_workflow()
         (403, Some("model_not_allowed")),
         "{body}"
     );
+    // Nor does it see the other models: metadata, readiness and the repository index alike.
+    let get = |path: &str| {
+        split(
+            server
+                .client
+                .get(server.url(path))
+                .bearer_auth(&key)
+                .send()
+                .unwrap(),
+        )
+    };
+    for path in [
+        "/v2/models/magika",
+        "/v2/models/magika/ready",
+        "/v2/models/magika/versions/1",
+    ] {
+        let (status, body) = get(path);
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("model_not_allowed")),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(get("/v2/models/sigmoid").0, 200);
+    let (status, index) = post("/v2/repository/index", &json!({}));
+    assert_eq!(status, 200, "{index}");
+    let names: Vec<&str> = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sigmoid"], "{index}");
     let workflow = |model: &str| {
         json!({"workflow": {"steps": [{"name": "run", "kind": "model", "model": model, "inputs": {"x": "$inputs.x"}}],
                             "outputs": {"y": "$steps.run"}},
@@ -726,4 +759,56 @@ fn a_key_that_names_its_models_runs_only_those_directly_and_through_a_workflow()
     );
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("`../magika` is not a model name"));
+}
+
+#[test]
+fn a_demo_key_comes_with_a_card_to_share_and_stops_working_when_its_time_is_up() {
+    let server = TestServer::start_default();
+    let output = util::keys_command(
+        server.home.path(),
+        &[
+            "create",
+            "--no-keychain",
+            "--name",
+            "demo",
+            "--model",
+            "sigmoid",
+            "--expires",
+            "2s",
+            "--share",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The key alone on stdout, for scripts; the card for people on stderr.
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("gth_") && !key.contains('\n'), "{key}");
+    let card = String::from_utf8_lossy(&output.stderr);
+    for part in [
+        "Gatehouse endpoint: http://127.0.0.1:9001",
+        "Valid until:",
+        "Models: sigmoid",
+        key.as_str(),
+        "█",
+    ] {
+        assert!(card.contains(part), "`{part}` missing from the card: {card}");
+    }
+    let infer = || {
+        split(
+            server
+                .client
+                .post(server.url("/v2/models/sigmoid/infer"))
+                .bearer_auth(&key)
+                .json(&sigmoid_body())
+                .send()
+                .unwrap(),
+        )
+    };
+    wait_until("the demo key is accepted", || infer().0 == 200);
+    wait_until("the demo key has expired", || infer().0 == 401);
+    let (_, body) = infer();
+    assert_eq!(body["code"], "expired_api_key", "{body}");
 }

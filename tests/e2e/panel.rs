@@ -610,6 +610,34 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     wait_until_within("the revoked key being refused", Duration::from_secs(2), || {
         status_with_key(&url, &second, &ca) == 401
     });
+    // A demo key: half an hour, one model, handed over with a card and its QR code.
+    panel.fill("form.create input[placeholder='every model']", "sigmoid");
+    panel.script(
+        "const s = document.querySelector('form.create select'); s.value = '30m'; \
+         s.dispatchEvent(new Event('change', { bubbles: true })); return true",
+    );
+    panel.click("form", "Create key");
+    let demo = panel.text_of("the demo key", ".created code.secret");
+    let card = panel.text_of("the share card", ".created .share");
+    assert!(
+        card.contains("Valid until") && card.contains("sigmoid") && card.contains(&url),
+        "{card}"
+    );
+    assert_eq!(
+        panel.script("return !!document.querySelector('.created .share .qr svg')"),
+        json!(true),
+        "the card has its QR code"
+    );
+    panel.screenshot("keys-share");
+    wait_until_within("the demo key being accepted", Duration::from_secs(3), || {
+        status_with_key(&url, &demo, &ca) == 200
+    });
+    panel.click("created", "Done");
+    panel.fill("form.create input[placeholder='every model']", "");
+    panel.script(
+        "const s = document.querySelector('form.create select'); s.value = '90d'; \
+         s.dispatchEvent(new Event('change', { bubbles: true })); return true",
+    );
     panel.click_xpath(&format!(
         "//tr[.//code[normalize-space(.)={key_id}]]//button[normalize-space(.)='Rotate']"
     ));

@@ -7,6 +7,7 @@
 
 pub mod format;
 pub mod keychain;
+pub mod share;
 pub mod store;
 
 use std::collections::HashMap;
@@ -221,7 +222,9 @@ pub enum KeyError {
     RevokedNotRevealable { id: String },
     #[error("`{given}` is not a scope; fix: use infer, workflows, metrics or admin")]
     InvalidScope { given: String },
-    #[error("`{given}` is not a duration; fix: use a number with d, h or m (e.g. 90d, 12h), or `never`")]
+    #[error(
+        "`{given}` is not a duration; fix: use a number with d, h, m or s (e.g. 90d, 12h, 30m), or `never`"
+    )]
     InvalidDuration { given: String },
     #[error(
         "the key name must be 1–64 printable characters; fix: give --name a short label such as `laptop`"
@@ -248,7 +251,8 @@ pub enum KeyError {
     Random(String),
 }
 
-/// Parses `90d`, `12h`, `30m` or `never` (`None`).
+/// Parses `90d`, `12h`, `30m`, `45s` or `never` (`None`). Seconds are for demo keys handed out
+/// for a moment, and for tests.
 pub fn parse_duration(text: &str) -> Result<Option<time::Duration>, KeyError> {
     let invalid = || KeyError::InvalidDuration {
         given: text.to_string(),
@@ -257,7 +261,7 @@ pub fn parse_duration(text: &str) -> Result<Option<time::Duration>, KeyError> {
         return Ok(None);
     }
     let (count, unit) = crate::duration::count_and_unit(text).ok_or_else(invalid)?;
-    if count <= 0 || count > 3650 * 24 * 60 || !matches!(unit, 'd' | 'h' | 'm') {
+    if count <= 0 || count > 3650 * 24 * 60 || !matches!(unit, 'd' | 'h' | 'm' | 's') {
         return Err(invalid());
     }
     crate::duration::span(count, unit).map(Some).ok_or_else(invalid)
@@ -473,8 +477,10 @@ mod tests {
     fn durations_parse_with_units_and_never() {
         assert_eq!(parse_duration("90d").unwrap(), Some(time::Duration::days(90)));
         assert_eq!(parse_duration("12h").unwrap(), Some(time::Duration::hours(12)));
+        assert_eq!(parse_duration("30m").unwrap(), Some(time::Duration::minutes(30)));
+        assert_eq!(parse_duration("2s").unwrap(), Some(time::Duration::seconds(2)));
         assert_eq!(parse_duration("never").unwrap(), None);
-        for bad in ["", "d", "0d", "-3d", "5w", "tomorrow"] {
+        for bad in ["", "d", "0d", "-3d", "0s", "5w", "tomorrow"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -187,7 +187,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 pub async fn model_metadata(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
+    may_run(caller.as_deref(), &model)?;
     metadata(&state, &model, None)
 }
 
@@ -197,7 +199,9 @@ pub async fn model_metadata(
 pub async fn model_version_metadata(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
+    may_run(caller.as_deref(), &model)?;
     metadata(&state, &model, Some(&version))
 }
 
@@ -207,7 +211,9 @@ pub async fn model_version_metadata(
 pub async fn model_ready(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Json<ModelReady>, ApiError> {
+    may_run(caller.as_deref(), &model)?;
     readiness_of(&state, &model, None)
 }
 
@@ -217,7 +223,9 @@ pub async fn model_ready(
 pub async fn model_version_ready(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Json<ModelReady>, ApiError> {
+    may_run(caller.as_deref(), &model)?;
     readiness_of(&state, &model, Some(&version))
 }
 
@@ -261,6 +269,7 @@ pub struct IndexRequest {
     responses((status = 200, body = Vec<IndexEntry>), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn repository_index(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Vec<IndexEntry>>, ApiError> {
@@ -282,6 +291,10 @@ pub async fn repository_index(
     let mut rows = loaded(&state)?.index();
     if request.ready {
         rows.retain(|row| row.state == "READY");
+    }
+    // A key held to some models sees only those.
+    if let Some(Caller(identity)) = caller.as_deref() {
+        rows.retain(|row| identity.may_run(&row.name));
     }
     Ok(Json(rows))
 }

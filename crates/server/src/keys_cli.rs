@@ -31,6 +31,10 @@ pub enum KeysCommand {
         /// Keep only the key's hash and print the key once (headless machines, CI).
         #[arg(long)]
         no_keychain: bool,
+        /// Also print the card to hand the key over with: the endpoint, the CA to trust, the
+        /// key, its deadline and models, and a QR code of it all (for a demo key).
+        #[arg(long, conflicts_with = "json")]
+        share: bool,
         #[arg(long)]
         json: bool,
     },
@@ -84,6 +88,7 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
             models,
             expires,
             no_keychain,
+            share,
             json,
         } => {
             let lifetime = lifetime(expires.as_deref())?;
@@ -105,6 +110,9 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
                 unaudited_warning(&error);
             }
             print_new(&new, json, "Created");
+            if share {
+                print_share(&new, paths);
+            }
         }
         KeysCommand::List { json } => {
             let file = store.load().map_err(text)?;
@@ -245,6 +253,24 @@ fn print_new(new: &NewKey, json: bool, verb: &str) {
         }
     }
     eprintln!("Try it: curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:9001/v2/models/magika");
+}
+
+/// The share card on stderr (the key alone stays on stdout, for scripts).
+fn print_share(new: &NewKey, paths: &Paths) {
+    use gatehouse_core::keys::share::{ShareCard, endpoint};
+    let settings = gatehouse_core::Settings::effective(&paths.settings_file()).unwrap_or_default();
+    let ca = gatehouse_core::certs::CertFiles::new(paths.certs_dir()).ca();
+    let card = ShareCard {
+        url: endpoint(&settings),
+        ca: (settings.tls.enabled && ca.exists()).then_some(ca),
+        key: new.key.expose().clone(),
+        expires: new.record.expires.map(|t| stamp(Some(t))),
+        models: new.record.models.clone(),
+    };
+    eprintln!("\n{}{}", card.text(), card.qr_terminal());
+    if new.record.expires.is_none() {
+        eprintln!("warning: this key never expires; a key to hand out should, e.g. --expires 30m");
+    }
 }
 
 fn print_table(records: &[KeyRecord]) {

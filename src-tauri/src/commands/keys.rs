@@ -21,6 +21,49 @@ pub struct CreatedKey {
     pub key: String,
     /// For a rotation: until when the replaced key keeps working.
     pub replaces_until: Option<String>,
+    /// For a key that ends within a day (a demo key): the card to hand it over with.
+    pub share: Option<Share>,
+}
+
+/// The endpoint, the CA, the key, its deadline and models, as text and as a QR code.
+#[derive(Serialize, ts_rs::TS)]
+pub struct Share {
+    pub url: String,
+    pub ca: Option<String>,
+    pub expires: Option<String>,
+    pub models: Vec<String>,
+    pub text: String,
+    /// The text as a QR code (SVG markup).
+    pub qr_svg: String,
+}
+
+/// Keys that end this soon are handed out, so they come with a share card.
+const DEMO_LIFETIME: time::Duration = time::Duration::hours(24);
+
+fn share(state: &Shared<'_>, record: &KeyRecord, key: &str) -> Option<Share> {
+    let expires = record.expires?;
+    if expires - record.created > DEMO_LIFETIME {
+        return None;
+    }
+    let settings = gatehouse_core::Settings::effective(&state.paths.settings_file()).unwrap_or_default();
+    let ca = gatehouse_core::certs::CertFiles::new(state.paths.certs_dir()).ca();
+    let card = keys::share::ShareCard {
+        url: keys::share::endpoint(&settings),
+        ca: (settings.tls.enabled && ca.exists()).then_some(ca),
+        key: key.to_string(),
+        expires: expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+        models: record.models.clone(),
+    };
+    Some(Share {
+        url: card.url.clone(),
+        ca: card.ca.as_ref().map(|p| p.display().to_string()),
+        expires: card.expires.clone(),
+        models: card.models.clone(),
+        text: card.text(),
+        qr_svg: card.qr_svg(),
+    })
 }
 
 fn audit(state: &Shared<'_>, event: &str, record: &KeyRecord) {
@@ -33,6 +76,7 @@ pub fn key_create(
     state: Shared<'_>,
     name: String,
     scopes: Vec<String>,
+    models: Vec<String>,
     expires: String,
 ) -> CommandResult<CreatedKey> {
     let scopes = scopes
@@ -47,13 +91,14 @@ pub fn key_create(
         &keys::KeySpec {
             name: &name,
             scopes: &scopes,
-            models: &[],
+            models: &models,
             lifetime,
         },
         &AuditLog::new(state.paths.audit_log()),
         Actor::Panel,
     )?;
     Ok(CreatedKey {
+        share: share(&state, &created.record, created.key.expose()),
         id: created.record.id,
         key: created.key.expose().clone(),
         replaces_until: None,
@@ -80,6 +125,7 @@ pub fn key_rotate(state: Shared<'_>, id: String, expires: String) -> CommandResu
     audit(&state, "key_rotated", &old);
     audit(&state, "key_created", &new.record);
     Ok(CreatedKey {
+        share: share(&state, &new.record, new.key.expose()),
         id: new.record.id,
         key: new.key.expose().clone(),
         replaces_until: old

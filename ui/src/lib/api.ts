@@ -39,7 +39,7 @@ export interface Backend {
   securityEvents(): Promise<SecurityEvent[]>;
   notifications(): Promise<Notification[]>;
   keys(): Promise<KeyRecord[]>;
-  createKey(name: string, scopes: string[], expires: string): Promise<CreatedKey>;
+  createKey(name: string, scopes: string[], models: string[], expires: string): Promise<CreatedKey>;
   revealKey(id: string): Promise<string>;
   rotateKey(id: string, expires: string): Promise<CreatedKey>;
   revokeKey(id: string): Promise<void>;
@@ -94,7 +94,7 @@ export const tauriBackend: Backend = {
   securityEvents: () => invoke("security_events"),
   notifications: () => invoke("notifications"),
   keys: () => invoke("keys_list"),
-  createKey: (name, scopes, expires) => invoke("key_create", { name, scopes, expires }),
+  createKey: (name, scopes, models, expires) => invoke("key_create", { name, scopes, models, expires }),
   revealKey: (id) => invoke("key_reveal", { id }),
   rotateKey: (id, expires) => invoke("key_rotate", { id, expires }),
   revokeKey: (id) => invoke("key_revoke", { id }),

@@ -376,7 +376,17 @@ export type CreatedKey = { id: string, key: string,
 /**
  * For a rotation: until when the replaced key keeps working.
  */
-replaces_until: string | null, };
+replaces_until: string | null, 
+/**
+ * For a key that ends within a day (a demo key): the card to hand it over with.
+ */
+share: Share | null, };
+
+export type Share = { url: string, ca: string | null, expires: string | null, models: Array<string>, text: string, 
+/**
+ * The text as a QR code (SVG markup).
+ */
+qr_svg: string, };
 
 export type CertRow = { info: CertInfo | null, error: string | null, 
 /**
