@@ -66,6 +66,10 @@ pub fn typescript() -> String {
         gatehouse_core::events::Severity,
         gatehouse_core::events::Event,
         crate::alerts::Notification,
+        gatehouse_core::audit::chain::Tamper,
+        gatehouse_core::audit::chain::Finding,
+        gatehouse_core::audit::chain::Verdict,
+        server::AuditView,
     );
     format!("{}\n", out.trim_end())
 }

@@ -124,6 +124,7 @@ pub fn run() {
             commands::server::samples,
             commands::server::security_events,
             commands::server::notifications,
+            commands::server::audit_view,
             commands::keys::keys_list,
             commands::keys::key_create,
             commands::keys::key_reveal,

@@ -399,7 +399,7 @@ fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
 #[test]
 fn an_upstream_listening_beyond_loopback_is_refused_with_the_address_and_the_fix() {
     let echo = Echo::start("0.0.0.0");
-    let (output, _home) = TestServer::builder()
+    let (output, home) = TestServer::builder()
         .guard()
         .arg("--upstream")
         .arg(&echo.url())
@@ -413,6 +413,16 @@ fn an_upstream_listening_beyond_loopback_is_refused_with_the_address_and_the_fix
         "{stderr}"
     );
     assert!(stderr.contains("OLLAMA_HOST=127.0.0.1"), "{stderr}");
+    // The refusal is a critical security event.
+    let events = crate::util::gatehouse(home.path(), &["events", "--json"]);
+    let events = String::from_utf8_lossy(&events.stdout);
+    let exposed = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["kind"] == "upstream_exposed")
+        .unwrap_or_else(|| panic!("no upstream_exposed event in {events}"));
+    assert_eq!(exposed["severity"], "critical", "{exposed}");
+    assert_eq!(exposed["evidence"]["port"], echo.port, "{exposed}");
     // And an upstream address that is not loopback is refused before anything starts.
     let (output, _home) = TestServer::builder()
         .guard()

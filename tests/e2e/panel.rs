@@ -943,6 +943,20 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
          return lines.length > 0 && lines.every(li => li.textContent.includes('model=magika'))",
         Duration::from_secs(10),
     );
+    // The audit log beside it, its chain checked: the guesses above are in it, without a key.
+    panel.click("main", "Audit log");
+    let chain = panel.text_of("the audit chain's verdict", "p.chain");
+    assert!(chain.contains("The audit chain is whole"), "{chain}");
+    panel.wait_for(
+        "the refused guesses in the audit log",
+        "return [...document.querySelectorAll('ul.audit li')].some(li => li.textContent.includes('401 malformed'))",
+        Duration::from_secs(10),
+    );
+    assert!(
+        !panel.text_of("the audit lines", "ul.audit").contains("gth_"),
+        "no key in the audit view"
+    );
+    panel.screenshot("audit");
 
     // SIGTERM (a desktop session ending) quits the way the tray's Quit does: the server stops,
     // and the window's size is saved and comes back at the next launch.

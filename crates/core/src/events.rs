@@ -2,8 +2,9 @@
 //! evidence. Derived, never recorded separately: [`catch_up`] reads the audit lines written since
 //! it last ran (by `seq`) and turns them into events — bursts of failed authentications and
 //! lockouts, a key used from a new address or from two addresses within a minute, a revoked or
-//! expired key still being tried, an exposure opened and closed, custom Python turned on — plus a
-//! certificate that expires within 14 days. The server runs it every second; `gatehouse events`
+//! expired key still being tried, an exposure opened and closed, custom Python turned on, a
+//! guarded server found listening beyond loopback — plus a certificate that expires within 14
+//! days. The server runs it every second; `gatehouse events`
 //! and the panel run it before they read, so nothing is missed while no server runs.
 //!
 //! Kept in `events/events.jsonl` beside the audit log (0600, rotated at 1 MiB, one old file kept),
@@ -51,7 +52,7 @@ pub struct Event {
     pub severity: Severity,
     /// `auth_burst`, `lockout`, `new_address`, `two_addresses`, `revoked_key_used`,
     /// `expired_key_used`, `exposure_opened`, `exposure_closed`, `custom_python_on`,
-    /// `certificate_expiring`.
+    /// `certificate_expiring`, `upstream_exposed`.
     pub kind: String,
     /// What happened, in words.
     pub summary: String,
@@ -240,6 +241,25 @@ impl State {
                         "new_address",
                         format!("key {key} is used from a new address, {address}"),
                         json!({"key_id": key, "address": address}),
+                    );
+                }
+            }
+            "upstream_exposed" => {
+                let port = line.get("port").and_then(Value::as_u64).unwrap_or(0);
+                let addresses: Vec<String> = line
+                    .get("addresses")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .unwrap_or_default();
+                if self.fresh(&format!("upstream {port}"), now) {
+                    say(
+                        Severity::Critical,
+                        "upstream_exposed",
+                        format!(
+                            "the guarded server listens on {} port {port}, beyond this computer: it can be reached around Gatehouse, so Gatehouse refused to guard it",
+                            addresses.join(", ")
+                        ),
+                        json!({"port": port, "addresses": addresses}),
                     );
                 }
             }
@@ -560,5 +580,14 @@ mod tests {
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["exposure_opened", "exposure_closed", "custom_python_on"]);
         assert_eq!(events[2].severity, Severity::Critical);
+        let exposed = run(&[
+            json!({"time": "2026-12-03T10:00:00Z", "event": "upstream_exposed", "port": 11434, "addresses": ["0.0.0.0"]}),
+        ]);
+        assert_eq!(exposed[0].kind, "upstream_exposed");
+        assert!(
+            exposed[0].summary.contains("0.0.0.0 port 11434"),
+            "{}",
+            exposed[0].summary
+        );
     }
 }

@@ -60,15 +60,34 @@ impl Paths {
         self.config_dir.join("audit").join("audit.jsonl")
     }
 
-    /// The model repository setup installs the default models into.
+    /// The model repository setup installs the default models into; for an installed package
+    /// that has none there yet, the models the package carries.
     pub fn default_models_dir(&self) -> PathBuf {
-        self.data_dir.join("models")
+        let own = self.data_dir.join("models");
+        if own.is_dir() {
+            return own;
+        }
+        packaged_dir().map_or(own, |dir| dir.join("models"))
     }
 
-    /// The ONNX Runtime library setup installs (taken from the `onnxruntime` wheel).
+    /// The ONNX Runtime library setup installs (taken from the `onnxruntime` wheel); for an
+    /// installed package, the one it carries.
     pub fn default_onnxruntime_library(&self) -> PathBuf {
-        self.data_dir.join("runtime").join("libonnxruntime.so")
+        let own = self.data_dir.join("runtime").join("libonnxruntime.so");
+        if own.exists() {
+            return own;
+        }
+        packaged_dir().map_or(own, |dir| dir.join("runtime").join("libonnxruntime.so"))
     }
+}
+
+/// What an installed package carries (ONNX Runtime, the default models, licences): Tauri's
+/// bundler puts them in `<prefix>/lib/Gatehouse` beside `<prefix>/bin/gatehouse` and
+/// `gatehouse-app`. `None` when this program was not installed that way (a build from source).
+pub fn packaged_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("lib").join("Gatehouse");
+    dir.join("runtime").is_dir().then_some(dir)
 }
 
 /// Shows a path the way a person typed it, for messages.

@@ -126,6 +126,8 @@ pub struct Guard {
     pub info: ServerInfo,
     pub metrics: Arc<crate::metrics::Metrics>,
     metrics_protected: bool,
+    /// Where a refusal to guard an exposed upstream is recorded (and becomes a security event).
+    audit: gatehouse_core::audit::AuditLog,
 }
 
 impl Guard {
@@ -170,9 +172,10 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             )));
         }
     } else {
-        refuse_if_exposed(port)?;
+        refuse_if_exposed(port, &gatehouse_core::audit::AuditLog::new(paths.audit_log()))?;
     }
 
+    let audit = gatehouse_core::audit::AuditLog::new(paths.audit_log());
     let frontend = Frontend::open(settings, paths, "none").await?;
     let settings = &frontend.settings;
     let timeout = Duration::from_secs(u64::from(settings.limits.request_timeout_seconds));
@@ -221,6 +224,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         info,
         metrics: frontend.metrics.clone(),
         metrics_protected: frontend.metrics_protected(),
+        audit,
     });
     let launcher = if launching {
         let mut env: Vec<(String, String)> = preset
@@ -248,7 +252,8 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
 }
 
 /// A server listening beyond loopback on the upstream's port can be called around the guard.
-fn refuse_if_exposed(port: u16) -> Result<(), StartError> {
+/// The refusal is audited, so it reaches the security events.
+fn refuse_if_exposed(port: u16, audit: &gatehouse_core::audit::AuditLog) -> Result<(), StartError> {
     let exposed: Vec<String> = gatehouse_core::ports::listening_addresses(port)
         .into_iter()
         .filter(|ip| !ip.is_loopback())
@@ -256,6 +261,13 @@ fn refuse_if_exposed(port: u16) -> Result<(), StartError> {
         .collect();
     if exposed.is_empty() {
         return Ok(());
+    }
+    let mut line = serde_json::Map::new();
+    line.insert("event".into(), "upstream_exposed".into());
+    line.insert("port".into(), port.into());
+    line.insert("addresses".into(), exposed.clone().into());
+    if let Err(error) = audit.record(line) {
+        tracing::warn!(event = "audit_write_failed", %error, "the exposed upstream could not be audited");
     }
     Err(StartError::Guard(format!(
         "the server to guard listens on {} port {port}, beyond this computer, so clients could reach it without going through Gatehouse; restart it bound to 127.0.0.1 (for Ollama: OLLAMA_HOST=127.0.0.1:{port}), or let Gatehouse launch it with --launch",
@@ -278,7 +290,7 @@ async fn watch(guard: Arc<Guard>) {
         let healthy = guard.upstream_healthy().await;
         if healthy && !checked_exposure {
             checked_exposure = true;
-            if let Err(error) = refuse_if_exposed(port) {
+            if let Err(error) = refuse_if_exposed(port, &guard.audit) {
                 tracing::error!(event = "upstream_exposed", error = %error, "stopping: the guarded server is reachable around Gatehouse");
                 guard.upstream.stop();
                 // Long enough for the launcher's SIGTERM to reach the upstream.

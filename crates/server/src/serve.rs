@@ -304,6 +304,8 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         .clone()
         .unwrap_or_else(|| paths.default_models_dir());
     let onnxruntime_version = runtime.version();
+    tracing::info!(event = "runtime_loaded", library = %library.display(), version = %onnxruntime_version,
+        models = %models_dir.display(), "ONNX Runtime {onnxruntime_version} loaded from {}", library.display());
     let frontend = Frontend::open(settings, paths, &onnxruntime_version).await?;
     let settings = &frontend.settings;
     let paths = &frontend.paths;

@@ -103,3 +103,38 @@ pub async fn security_events(state: Shared<'_>) -> CommandResult<Vec<gatehouse_c
 pub fn notifications(state: Shared<'_>) -> Vec<crate::alerts::Notification> {
     state.notifications.lock().map(|n| n.clone()).unwrap_or_default()
 }
+
+/// The audit log as the Logs page shows it: the latest lines, and whether the chain is whole.
+#[derive(Serialize, ts_rs::TS)]
+pub struct AuditView {
+    /// The newest lines, oldest first, as written (JSON objects).
+    #[ts(type = "Array<Record<string, unknown>>")]
+    pub lines: Vec<serde_json::Value>,
+    pub verdict: gatehouse_core::audit::chain::Verdict,
+}
+
+#[tauri::command]
+pub async fn audit_view(state: Shared<'_>) -> CommandResult<AuditView> {
+    let log = gatehouse_core::audit::AuditLog::new(state.paths.audit_log());
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<AuditView> {
+        let verdict = log.verify()?;
+        let text = match std::fs::read_to_string(log.path()) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => return Err(error),
+        };
+        let all: Vec<&str> = text.lines().collect();
+        let lines = all[all.len().saturating_sub(300)..]
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        Ok(AuditView { lines, verdict })
+    })
+    .await?;
+    read.map_err(|e| CommandError {
+        message: format!(
+            "the audit log could not be read: {e}; fix: check that {} is readable",
+            state.paths.audit_log().display()
+        ),
+    })
+}

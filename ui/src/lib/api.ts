@@ -3,6 +3,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { writeText } from "@tauri-apps/plugin-clipboard-manager";
 import type {
+  AuditView,
   CertInfo,
   CertRow,
   CreatedKey,
@@ -38,6 +39,7 @@ export interface Backend {
   samples(): Promise<Sample[]>;
   securityEvents(): Promise<SecurityEvent[]>;
   notifications(): Promise<Notification[]>;
+  auditView(): Promise<AuditView>;
   keys(): Promise<KeyRecord[]>;
   createKey(name: string, scopes: string[], models: string[], expires: string): Promise<CreatedKey>;
   revealKey(id: string): Promise<string>;
@@ -93,6 +95,7 @@ export const tauriBackend: Backend = {
   samples: () => invoke("samples"),
   securityEvents: () => invoke("security_events"),
   notifications: () => invoke("notifications"),
+  auditView: () => invoke("audit_view"),
   keys: () => invoke("keys_list"),
   createKey: (name, scopes, models, expires) => invoke("key_create", { name, scopes, models, expires }),
   revealKey: (id) => invoke("key_reveal", { id }),

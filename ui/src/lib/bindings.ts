@@ -444,7 +444,7 @@ time: string, severity: Severity,
 /**
  * `auth_burst`, `lockout`, `new_address`, `two_addresses`, `revoked_key_used`,
  * `expired_key_used`, `exposure_opened`, `exposure_closed`, `custom_python_on`,
- * `certificate_expiring`.
+ * `certificate_expiring`, `upstream_exposed`.
  */
 kind: string, 
 /**
@@ -461,3 +461,23 @@ export type Notification = { title: string, body: string,
  * The desktop took it (a notification service answered); false where none runs.
  */
 delivered: boolean, };
+
+export type Tamper = "changed" | "removed" | "inserted" | "damaged";
+
+export type Finding = { tamper: Tamper, file: string, 
+/**
+ * 1-based line number in that file.
+ */
+line: number, detail: string, };
+
+export type Verdict = { whole: boolean, files: Array<string>, lines: number, 
+/**
+ * Lines written before the chain existed, at the start.
+ */
+unchained: number, first_seq: number | null, last_seq: number | null, head: string, findings: Array<Finding>, };
+
+export type AuditView = { 
+/**
+ * The newest lines, oldest first, as written (JSON objects).
+ */
+lines: Array<Record<string, unknown>>, verdict: Verdict, };

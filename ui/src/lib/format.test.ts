@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, curlLine, eventEvidence, withEvent, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft, tryPath } from "./format";
+import { ago, auditLine, bytes, curlLine, eventEvidence, withEvent, keyState, logDetails, millis, rate, reportChanged, sparkline, stateTone, timeLeft, tryPath } from "./format";
 import type { Item, KeyRecord, Report } from "./types";
 
 describe("format", () => {
@@ -8,6 +8,12 @@ describe("format", () => {
     expect(eventEvidence({ key_id: "k1", addresses: ["127.0.0.2", "127.0.0.3"] })).toBe("key k1 · from 127.0.0.2 and 127.0.0.3");
     expect(eventEvidence({ certificate: "/c/server.pem", days_left: 3 })).toBe("certificate /c/server.pem · days left 3");
     expect(eventEvidence({})).toBe("");
+  });
+
+  it("says an audit line in words, without its chain fields", () => {
+    expect(auditLine({ event: "request", method: "GET", route: "/v2/models/{model}", status: 401, reason: "malformed", key_id: null, address: "127.0.0.1", seq: 4, prev: "sha256:00" }))
+      .toBe("GET /v2/models/{model} 401 malformed · key none · 127.0.0.1");
+    expect(auditLine({ event: "key_created", key_id: "k1", name: "ci", actor: "cli", seq: 1, prev: "sha256:00" })).toBe("key_created key_id=k1 name=ci actor=cli");
   });
 
   it("adds a live security event once, however it arrives", () => {

@@ -156,3 +156,19 @@ export function withEvent<T extends { time: string; kind: string; summary: strin
   const same = (e: T) => e.time === event.time && e.kind === event.kind && e.summary === event.summary;
   return events.some(same) ? events : [...events, event].slice(-keep);
 }
+
+/** One audit line in words: `GET /v2/models/{model} 401 malformed · key abc · 127.0.0.1`, or the event and its fields. */
+export function auditLine(line: Record<string, unknown>): string {
+  const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+  if (line.event === "request") {
+    const parts = [`${text(line.method)} ${text(line.path ?? line.route)}`, text(line.status)];
+    if (line.reason) parts.push(text(line.reason));
+    if (line.model) parts.push(`model ${text(line.model)}`);
+    return `${parts.join(" ")} · key ${line.key_id ? text(line.key_id) : "none"} · ${text(line.address)}`;
+  }
+  const skip = new Set(["time", "event", "seq", "prev"]);
+  const fields = Object.entries(line)
+    .filter(([k, v]) => !skip.has(k) && v !== null && v !== "")
+    .map(([k, v]) => `${k}=${text(v)}`);
+  return [text(line.event), ...fields].join(" ");
+}

@@ -168,6 +168,7 @@ pub fn current_head(path: &Path, keep: u32) -> std::io::Result<(Head, bool)> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Tamper {
     /// The line no longer matches the hash the next line recorded of it.
@@ -181,6 +182,7 @@ pub enum Tamper {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Finding {
     pub tamper: Tamper,
     pub file: String,
@@ -190,6 +192,7 @@ pub struct Finding {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Verdict {
     pub whole: bool,
     pub files: Vec<String>,
