@@ -12,7 +12,8 @@ source scripts/setup.sh
 # read what its copy buttons put on the clipboard with xclip and capture the screen with imagemagick.
 # iproute2's `ip` lists this computer's addresses and builds the network namespace a test uses as
 # another computer on the network.
-setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick iproute2
+# rpm reads the .rpm the package check builds.
+setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick iproute2 rpm
 install_upstreams
 TAURI_DRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
 if ! [ -x "$TAURI_DRIVER" ]; then
@@ -43,6 +44,13 @@ XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c '
 ' 2>&1 | tee "$log" || status=$?
 step "reliability suite, short run (fuzz targets, regression inputs)"
 ./scripts/reliability.sh --short || status=1
+step "packages: build the .deb and .rpm, install, upgrade and remove the .deb"
+if [ "$(id -u)" -eq 0 ]; then
+    { ./scripts/package.sh >/dev/null && ./scripts/check-package.sh; } || status=1
+else
+    # Installing a package needs root; CI runs as root, so the check never goes unrun there.
+    echo "packages: skipped, installing one needs root (run ./scripts/check-package.sh as root)" >&2
+fi
 # One closing line for the whole suite, summed over every test binary cargo ran.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
