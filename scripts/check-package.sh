@@ -75,6 +75,30 @@ curl -s "http://127.0.0.1:$port/info" | grep -q "\"version\":\"$version\"" || fa
 grep -q '/usr/lib/Gatehouse/runtime/libonnxruntime.so' "$work/serve.log" || fail "the server did not use the packaged ONNX Runtime: $(head -5 "$work/serve.log")"
 pkill -f "$work/serve-marker"
 sleep 0.5
+
+say "opening the installed panel under Xvfb"
+# As after the setup wizard: the panel starts the packaged server itself.
+printf '{"wizard":{"step":"review","completed":true}}' > "$home/.config/gatehouse/panel.json"
+display=":$((90 + RANDOM % 100))"
+Xvfb "$display" -screen 0 1100x760x24 -nolisten tcp >/dev/null 2>&1 &
+xvfb=$!
+started=$(date +%s%N)
+env -i HOME="$home" PATH=/usr/bin:/bin DISPLAY="$display" dbus-run-session -- \
+    bash -c 'exec -a "gatehouse-app $0" gatehouse-app' "$work/serve-marker" > "$work/panel.log" 2>&1 &
+ready=""
+for _ in $(seq 300); do
+    if curl -s "http://127.0.0.1:$port/readiness" 2>/dev/null | grep -q '"ready":true'; then ready=1; break; fi
+    sleep 0.1
+done
+[ -n "$ready" ] || fail "the installed panel did not bring its server up: $(tail -5 "$work/panel.log")"
+cold_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+sleep 2
+mkdir -p test-artifacts
+DISPLAY="$display" import -window root test-artifacts/installed-panel.png 2>/dev/null || true
+pkill -f "$work/serve-marker"
+kill "$xvfb" 2>/dev/null || true
+for _ in $(seq 50); do pgrep -f "$work/serve-marker" >/dev/null || break; sleep 0.1; done
+echo "package figures: .deb $(stat -c %s "$deb") bytes, .rpm $(stat -c %s "$rpm") bytes, installed $(dpkg-query -W -f='${Installed-Size}' "$package") KiB, installed panel start → server ready ${cold_ms} ms" >&2
 before="$(cd "$home/.config/gatehouse" && sha256sum keys.toml settings.toml audit/audit.jsonl)"
 
 say "upgrading to a newer package"

@@ -27,13 +27,15 @@ triple="$(rustc -vV | sed -n 's/^host: //p')"
 # The release profile keeps line tables for the benchmarks' profiles; the packaged command does
 # without them (80 MB → a fifth of that).
 cp target/release/gatehouse "$stage/bin/gatehouse-$triple"
-strip --strip-debug "$stage/bin/gatehouse-$triple"
+strip --strip-unneeded "$stage/bin/gatehouse-$triple"
 runtime="$(readlink -f "$GATEHOUSE_DATA/runtime/libonnxruntime.so")"
 cp "$runtime" "$stage/runtime/libonnxruntime.so"
 for model in magika sigmoid; do
     cp -r "$GATEHOUSE_DATA/models/$model" "$stage/models/"
 done
 cp LICENSE "$stage/licenses/Gatehouse-LICENSE"
+# Debian's changelog, compressed the way policy asks (and reproducibly: no name, no time).
+gzip -9n < packaging/changelog > "$stage/changelog.gz"
 # ONNX Runtime (MIT, with its third-party notices) ships its licence in its wheel, as does the
 # sigmoid model that comes from it; magika's wheel declares Apache-2.0 in its metadata without a
 # licence file, and Apache-2.0's text is Gatehouse's own LICENSE.
@@ -44,5 +46,13 @@ cp "$site/onnxruntime/LICENSE" "$stage/licenses/onnxruntime-LICENSE"
 grep -q '^License: Apache-2.0' "$site"/magika-*.dist-info/METADATA || fail "magika's licence is no longer Apache-2.0; check it before packaging its model"
 { echo "The magika model (from the magika package, $(sed -n 's/^Version: //p' "$site"/magika-*.dist-info/METADATA)) is licensed under the Apache License 2.0:"; echo; cat LICENSE; } > "$stage/licenses/magika-LICENSE"
 # The package's version is the workspace's, which `gatehouse --version` and /info report too.
-(cd src-tauri && cargo tauri build --ci --bundles deb,rpm --config ../packaging/tauri.package.json >&2)
+# Built first, then stripped (the packaged panel needs no line tables either), then bundled.
+config=../packaging/tauri.package.json
+(cd src-tauri && cargo tauri build --ci --no-bundle --config "$config" >&2)
+strip --strip-unneeded target/release/gatehouse-app
+(cd src-tauri && cargo tauri bundle --ci --bundles deb,rpm --config "$config" >&2)
+if command -v lintian >/dev/null; then
+    # Debian's own checker: errors fail the build, warnings are shown.
+    lintian --fail-on error target/release/bundle/deb/*.deb >&2
+fi
 ls target/release/bundle/deb/*.deb target/release/bundle/rpm/*.rpm
