@@ -52,7 +52,9 @@ config=../packaging/tauri.package.json
 strip --strip-unneeded target/release/gatehouse-app
 (cd src-tauri && cargo tauri bundle --ci --bundles deb,rpm --config "$config" >&2)
 if command -v lintian >/dev/null; then
-    # Debian's own checker: errors fail the build, warnings are shown.
+    # Debian's own checker: errors fail the build, warnings are shown (the test command installs it).
     lintian --fail-on error target/release/bundle/deb/*.deb >&2
+else
+    say "lintian is not installed, so the .deb was not checked by it (apt install lintian)"
 fi
 ls target/release/bundle/deb/*.deb target/release/bundle/rpm/*.rpm

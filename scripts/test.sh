@@ -12,8 +12,8 @@ source scripts/setup.sh
 # read what its copy buttons put on the clipboard with xclip and capture the screen with imagemagick.
 # iproute2's `ip` lists this computer's addresses and builds the network namespace a test uses as
 # another computer on the network.
-# rpm reads the .rpm the package check builds.
-setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick iproute2 rpm
+# rpm reads the .rpm the package check builds; lintian, Debian's checker, judges the .deb.
+setup_all dbus gnome-keyring libsecret-tools openssl xvfb webkit2gtk-driver xclip imagemagick iproute2 rpm lintian
 install_upstreams
 TAURI_DRIVER="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
 if ! [ -x "$TAURI_DRIVER" ]; then

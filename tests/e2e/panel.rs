@@ -691,6 +691,50 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
         Duration::from_secs(60),
     );
 
+    // Open to the network for a while from the Network page: the dashboard counts down, the
+    // server answers on the network address, and closing it puts it back on this computer only.
+    let lan = gatehouse_core::net::network_address()
+        .expect("this machine has a network address (the exposure is tested on it)");
+    panel.click("nav", "Network");
+    panel.click("main", "Open for 15 minutes");
+    let open = panel.text_of("the exposure's deadline", ".exposure .open");
+    assert!(
+        open.contains(&lan.to_string()) && open.contains("min left"),
+        "{open}"
+    );
+    panel.click("nav", "Dashboard");
+    let countdown = panel.text_of("the dashboard's countdown", "p.guarding.tone-warn");
+    assert!(
+        countdown.contains("Open to your network") && countdown.contains("min left"),
+        "{countdown}"
+    );
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap();
+    let reachable = || {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(lan, port),
+            Duration::from_millis(300),
+        )
+        .is_ok()
+    };
+    wait_until_within(
+        "the server listening on the network address",
+        Duration::from_secs(30),
+        reachable,
+    );
+    panel.screenshot("dashboard-exposed");
+    panel.click("nav", "Network");
+    panel.click("main", "Close it now");
+    panel.text_of("the exposure's choices again", ".exposure .choices");
+    wait_until_within(
+        "the server back on this computer only",
+        Duration::from_secs(30),
+        || !reachable() && status_with_key(&url, &rotated, &ca) == 200,
+    );
+
     // Certificates: the CA and server certificate listed; a client certificate for mTLS.
     panel.click("nav", "Certificates");
     panel.wait_for(
