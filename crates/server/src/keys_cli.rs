@@ -257,16 +257,7 @@ fn print_new(new: &NewKey, json: bool, verb: &str) {
 
 /// The share card on stderr (the key alone stays on stdout, for scripts).
 fn print_share(new: &NewKey, paths: &Paths) {
-    use gatehouse_core::keys::share::{ShareCard, endpoint};
-    let settings = gatehouse_core::Settings::effective(&paths.settings_file()).unwrap_or_default();
-    let ca = gatehouse_core::certs::CertFiles::new(paths.certs_dir()).ca();
-    let card = ShareCard {
-        url: endpoint(&settings),
-        ca: (settings.tls.enabled && ca.exists()).then_some(ca),
-        key: new.key.expose().clone(),
-        expires: new.record.expires.map(|t| stamp(Some(t))),
-        models: new.record.models.clone(),
-    };
+    let card = gatehouse_core::keys::share::ShareCard::for_key(paths, &new.record, new.key.expose());
     eprintln!("\n{}{}", card.text(), card.qr_terminal());
     if new.record.expires.is_none() {
         eprintln!("warning: this key never expires; a key to hand out should, e.g. --expires 30m");

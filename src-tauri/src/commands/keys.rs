@@ -45,17 +45,7 @@ fn share(state: &Shared<'_>, record: &KeyRecord, key: &str) -> Option<Share> {
     if expires - record.created > DEMO_LIFETIME {
         return None;
     }
-    let settings = gatehouse_core::Settings::effective(&state.paths.settings_file()).unwrap_or_default();
-    let ca = gatehouse_core::certs::CertFiles::new(state.paths.certs_dir()).ca();
-    let card = keys::share::ShareCard {
-        url: keys::share::endpoint(&settings),
-        ca: (settings.tls.enabled && ca.exists()).then_some(ca),
-        key: key.to_string(),
-        expires: expires
-            .format(&time::format_description::well_known::Rfc3339)
-            .ok(),
-        models: record.models.clone(),
-    };
+    let card = keys::share::ShareCard::for_key(&state.paths, record, key);
     Some(Share {
         url: card.url.clone(),
         ca: card.ca.as_ref().map(|p| p.display().to_string()),

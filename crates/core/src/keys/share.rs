@@ -40,6 +40,22 @@ pub fn endpoint(settings: &Settings) -> String {
 }
 
 impl ShareCard {
+    /// The card for `record`'s key, as this computer's settings and local CA have a client reach
+    /// the server: the one way the CLI and the panel make it.
+    pub fn for_key(paths: &crate::paths::Paths, record: &crate::keys::KeyRecord, key: &str) -> ShareCard {
+        let settings = Settings::effective(&paths.settings_file()).unwrap_or_default();
+        let ca = crate::certs::CertFiles::new(paths.certs_dir()).ca();
+        ShareCard {
+            url: endpoint(&settings),
+            ca: (settings.tls.enabled && ca.exists()).then_some(ca),
+            key: key.to_string(),
+            expires: record
+                .expires
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            models: record.models.clone(),
+        }
+    }
+
     pub fn text(&self) -> String {
         let mut text = format!("Gatehouse endpoint: {}\nAPI key: {}\n", self.url, self.key);
         if let Some(expires) = &self.expires {
