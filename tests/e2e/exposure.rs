@@ -70,7 +70,7 @@ fn exposure_ends(lan: std::net::IpAddr) {
             .status
             .success()
     );
-    let output = expose(&home, &["--for", "6s", "--host", &lan]);
+    let output = expose(&home, &["--for", "8s", "--host", &lan]);
     assert!(
         output.status.success(),
         "{}",
@@ -82,7 +82,7 @@ fn exposure_ends(lan: std::net::IpAddr) {
     assert!(written.server.exposed_until.is_some());
 
     // Open beyond this computer now, and saying until when.
-    let mut server = builder.start();
+    let server = builder.start();
     let addr = server.listening["addr"].as_str().unwrap().to_string();
     assert!(addr.starts_with(&format!("{lan}:")), "{addr}");
     // Logged right after the `listening` line, which is what `start` waits for.
@@ -112,6 +112,15 @@ fn exposure_ends(lan: std::net::IpAddr) {
         "{item:#}"
     );
 
+    // A restart before the deadline (the machine, the panel or the supervisor) keeps it: the
+    // server is back on the network address and still ends at the same time.
+    let mut server = server.stop_for_restart().models(&default_models()).start();
+    let addr = server.listening["addr"].as_str().unwrap().to_string();
+    assert!(
+        addr.starts_with(&format!("{lan}:")),
+        "after a restart before the deadline: {addr}"
+    );
+
     // When the time is up the settings go back to loopback and the server stops.
     let (code, log) = server.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{log}");
@@ -131,4 +140,16 @@ fn exposure_ends(lan: std::net::IpAddr) {
     let server = server.stop_for_restart().models(&default_models()).start();
     let addr = server.listening["addr"].as_str().unwrap();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+
+    // Both ends of the exposure are security events.
+    let events = gatehouse(&home, &["events", "--json"]);
+    let kinds: Vec<String> = String::from_utf8_lossy(&events.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "exposure_opened") && kinds.iter().any(|k| k == "exposure_closed"),
+        "{kinds:?}"
+    );
 }
