@@ -261,6 +261,15 @@ impl Panel {
         self.wait_for(&format!("a field {css}"), &script, Duration::from_secs(10));
     }
 
+    /// Picks `value` in the select `css`, as a person choosing it would (the page hears `change`).
+    fn choose(&self, css: &str, value: &str) {
+        let script = format!(
+            "const e = document.querySelector({css:?}); if (!e) return false; e.value = {value:?}; \
+             e.dispatchEvent(new Event('change', {{bubbles: true}})); return true;"
+        );
+        self.wait_for(&format!("a choice {css}"), &script, Duration::from_secs(10));
+    }
+
     /// What the desktop's clipboard holds, read by xclip as another program would paste it.
     fn clipboard(&self) -> String {
         require("xclip", "./scripts/test.sh installs xclip");
@@ -616,10 +625,7 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     });
     // A demo key: half an hour, one model, handed over with a card and its QR code.
     panel.fill("form.create input[placeholder='every model']", "sigmoid");
-    panel.script(
-        "const s = document.querySelector('form.create select'); s.value = '30m'; \
-         s.dispatchEvent(new Event('change', { bubbles: true })); return true",
-    );
+    panel.choose("form.create select", "30m");
     panel.click("form", "Create key");
     let demo = panel.text_of("the demo key", ".created code.secret");
     let card = panel.text_of("the share card", ".created .share");
@@ -638,10 +644,7 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     });
     panel.click("created", "Done");
     panel.fill("form.create input[placeholder='every model']", "");
-    panel.script(
-        "const s = document.querySelector('form.create select'); s.value = '90d'; \
-         s.dispatchEvent(new Event('change', { bubbles: true })); return true",
-    );
+    panel.choose("form.create select", "90d");
     panel.click_xpath(&format!(
         "//tr[.//code[normalize-space(.)={key_id}]]//button[normalize-space(.)='Rotate']"
     ));
