@@ -65,7 +65,8 @@ install_python_and_models() {
 GATEHOUSE_UPSTREAMS_VENV="$GATEHOUSE_DATA/upstreams-venv"
 GATEHOUSE_KSERVE_VENV="$GATEHOUSE_DATA/kserve-venv"
 GATEHOUSE_KUBERNETES_VENV="$GATEHOUSE_DATA/kubernetes-venv"
-export GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV GATEHOUSE_KUBERNETES_VENV
+GATEHOUSE_RELIABILITY_VENV="$GATEHOUSE_DATA/reliability-venv"
+export GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV GATEHOUSE_KUBERNETES_VENV GATEHOUSE_RELIABILITY_VENV
 install_venv() {
     local venv="$1" requirements="$2" what="$3"
     local stamp="$venv/.setup-stamp"
@@ -83,6 +84,10 @@ install_upstreams() {
     install_venv "$GATEHOUSE_UPSTREAMS_VENV" "$here/upstreams.txt" "the servers guard mode is tested with (MLServer, uvicorn with WebSockets)"
     install_venv "$GATEHOUSE_KSERVE_VENV" "$here/upstreams-kserve.txt" "KServe and Triton's HTTP client for guard mode's tests"
     install_venv "$GATEHOUSE_KUBERNETES_VENV" "$here/kubernetes.txt" "kubernetes-validate for the Kubernetes export's tests"
+    install_reliability_tools
+}
+install_reliability_tools() {
+    install_venv "$GATEHOUSE_RELIABILITY_VENV" "$here/reliability.txt" "schemathesis and sslyze for the reliability suite"
 }
 
 # The desktop panel: WebKitGTK and GTK for Tauri, the tray's indicator library, SVG icons.
