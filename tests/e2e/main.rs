@@ -17,6 +17,7 @@ mod keychain;
 mod panel;
 mod perimeter;
 mod public;
+mod reliability;
 mod serve;
 mod supervisor;
 mod tls;

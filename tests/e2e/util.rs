@@ -69,6 +69,11 @@ pub fn kubernetes_python() -> PathBuf {
     venv_python("GATEHOUSE_KUBERNETES_VENV", "kubernetes-venv")
 }
 
+/// The Python with the reliability suite's tools (schemathesis, sslyze).
+pub fn reliability_python() -> PathBuf {
+    venv_python("GATEHOUSE_RELIABILITY_VENV", "reliability-venv")
+}
+
 /// `bin/python` of the environment `variable` names, else `directory` under the data directory.
 fn venv_python(variable: &str, directory: &str) -> PathBuf {
     let venv = std::env::var_os(variable)

@@ -27,8 +27,146 @@ use crate::{api, error, models, tensor, workflows};
     tags((name = "public", description = "Health, readiness and server information"),
          (name = "inference", description = "Open Inference Protocol v2 (KServe, Triton)"),
          (name = "workflows", description = "Steps chained in one request; python steps only when allowed, sandboxed")),
+    modifiers(&Perimeter, &Examples),
 )]
 struct ApiDoc;
+
+/// Whether a route needs a key, as the routers in `lib.rs` decide; the API fuzzing part of the
+/// reliability suite (`tests/e2e/reliability/api.rs`) calls every protected operation without a key.
+#[derive(Debug, PartialEq)]
+enum Protection {
+    Public,
+    /// Open to this computer unless `metrics_access` says otherwise; a `metrics` key beyond it.
+    Metrics,
+    Key,
+}
+
+fn protection(path: &str) -> Protection {
+    if path == "/metrics" {
+        Protection::Metrics
+    } else if path.starts_with("/v2/health/") {
+        Protection::Public
+    } else if path.starts_with("/v2") || path.starts_with("/v1/workflows/") {
+        Protection::Key
+    } else {
+        Protection::Public
+    }
+}
+
+/// The perimeter's part of the document: how a key is sent, which operations need one, and the
+/// refusals the perimeter itself answers with before any handler runs.
+struct Perimeter;
+
+impl utoipa::Modify for Perimeter {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`Authorization: Bearer gth_…`, a key from `gatehouse keys create`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "The same key in `X-API-Key`, for clients that cannot set `Authorization`",
+            ))),
+        );
+        let refusal = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in document.paths.paths.iter_mut() {
+            let protection = protection(path);
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let mut requirements = vec![
+                    SecurityRequirement::new::<_, [&str; 0], &str>("bearer", []),
+                    SecurityRequirement::new::<_, [&str; 0], &str>("api_key", []),
+                ];
+                match protection {
+                    Protection::Public => continue,
+                    // An empty requirement: no key is also accepted (on this computer, by default).
+                    Protection::Metrics => requirements.push(SecurityRequirement::default()),
+                    Protection::Key => {}
+                }
+                operation.security = Some(requirements);
+                let responses = &mut operation.responses.responses;
+                for (status, description) in [
+                    ("401", "missing_api_key, invalid_api_key, expired_api_key, revoked_api_key"),
+                    ("403", "insufficient_scope, model_not_allowed"),
+                    ("429", "too_many_failures: this address failed too often; Retry-After says when to try again"),
+                ] {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| refusal(description));
+                }
+            }
+        }
+    }
+}
+
+/// Request examples that the server accepts as they are, so a reader (or a fuzzer's examples
+/// phase) can send them unchanged.
+struct Examples;
+
+impl utoipa::Modify for Examples {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        let Some(body) = document
+            .paths
+            .paths
+            .get_mut("/v1/workflows/run")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut())
+            .and_then(|body| body.content.get_mut("application/json"))
+        else {
+            return;
+        };
+        body.example = Some(workflow_example());
+    }
+}
+
+/// A shell script's content type by magika, top three: the first and last 1024 bytes of the
+/// file as INT32 values, padded with 256.
+fn workflow_example() -> serde_json::Value {
+    let file = b"#!/bin/sh\necho \"hello from a shell script\"\n";
+    let padding = 1024 - file.len();
+    let bytes: Vec<i32> = file
+        .iter()
+        .map(|&b| i32::from(b))
+        .chain(std::iter::repeat_n(256, padding * 2))
+        .chain(file.iter().map(|&b| i32::from(b)))
+        .collect();
+    serde_json::json!({
+        "workflow": {
+            "steps": [
+                {"name": "classify", "kind": "model", "model": "magika", "inputs": {"bytes": "$inputs.file"}},
+                {"name": "scores", "kind": "softmax", "inputs": {"x": "$steps.classify.target_label"}},
+                {"name": "best", "kind": "top_k", "k": 3, "inputs": {"x": "$steps.scores.y"}},
+                {"name": "names", "kind": "labels", "model": "magika", "inputs": {"indices": "$steps.best.indices"}}
+            ],
+            "outputs": {"labels": "$steps.names.labels", "scores": "$steps.best.values"}
+        },
+        "inputs": {"file": {"shape": [1, 2048], "datatype": "INT32", "data": bytes}}
+    })
+}
 
 fn document() -> &'static utoipa::openapi::OpenApi {
     static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();

@@ -100,7 +100,7 @@ impl Serialize for DataType {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TensorSpec {
     pub name: String,
-    #[schema(value_type = String, example = "FP32")]
+    #[schema(schema_with = datatype_schema)]
     pub datatype: DataType,
     /// Dimensions; -1 marks a dynamic one.
     pub shape: Vec<i64>,
@@ -112,8 +112,9 @@ pub struct InputTensor {
     pub name: String,
     /// Whole numbers; `3.0` is read as 3, as JSON Schema's `integer` allows.
     #[serde(deserialize_with = "whole_numbers")]
+    #[schema(value_type = Vec<u64>)]
     pub shape: Vec<i64>,
-    #[schema(example = "FP32")]
+    #[schema(schema_with = datatype_schema)]
     pub datatype: String,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -169,11 +170,22 @@ pub enum TensorData {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OutputTensor {
     pub name: String,
-    #[schema(value_type = String, example = "FP32")]
+    #[schema(schema_with = datatype_schema)]
     pub datatype: DataType,
+    #[schema(value_type = Vec<u64>)]
     pub shape: Vec<i64>,
     #[schema(value_type = Vec<Object>)]
     pub data: TensorData,
+}
+
+/// The datatypes Gatehouse reads and writes, by their protocol names.
+fn datatype_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ALL.iter().map(|datatype| datatype.name())))
+        .examples([serde_json::json!("FP32")])
+        .build()
 }
 
 /// Checks `input` against `spec` and turns it into an ONNX Runtime value.

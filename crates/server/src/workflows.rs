@@ -7,6 +7,7 @@
 //! and before any step runs.
 
 pub mod sandbox;
+pub mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -498,6 +499,12 @@ fn check_step(
             _ => numeric(name, kind),
         }),
         Op::Labels { model } => {
+            // A model that is not there is said to be missing, as a model step says it.
+            if !repository.models.contains_key(model) {
+                repository
+                    .get(model, None)
+                    .map_err(|e| at(format!("model `{model}`: {}", e.message)))?;
+            }
             let has_labels = repository
                 .models
                 .get(model)
@@ -871,18 +878,7 @@ pub struct WorkflowResponse {
 /// Runs a workflow: model steps, built-ins and (when allowed) sandboxed python steps, in
 /// dependency order. The example classifies a file's content type and returns the top 3 labels.
 #[utoipa::path(post, path = "/v1/workflows/run", tag = "workflows",
-    request_body(content = Object, description = "`workflow` (steps and outputs) and `inputs`", example = json!({
-        "workflow": {
-            "steps": [
-                {"name": "classify", "kind": "model", "model": "magika", "inputs": {"bytes": "$inputs.file"}},
-                {"name": "scores", "kind": "softmax", "inputs": {"x": "$steps.classify.target_label"}},
-                {"name": "best", "kind": "top_k", "k": 3, "inputs": {"x": "$steps.scores.y"}},
-                {"name": "names", "kind": "labels", "model": "magika", "inputs": {"indices": "$steps.best.indices"}}
-            ],
-            "outputs": {"labels": "$steps.names.labels", "scores": "$steps.best.values"}
-        },
-        "inputs": {"file": {"shape": [1, 2048], "datatype": "INT32", "data": "[… 2048 integers: the first and last 1024 bytes, padded with 256 …]"}}
-    })),
+    request_body(content = schema::WorkflowRequest, description = "`workflow` (steps and outputs) and `inputs`"),
     responses((status = 200, description = "`outputs` by name and `timings_ms` by step"),
         (status = 400, body = crate::error::ErrorBody, description = "invalid_workflow: names the step"),
         (status = 403, body = crate::error::ErrorBody, description = "custom_python_disabled"),
@@ -963,7 +959,7 @@ pub async fn run(
 }
 
 /// The checks `run` makes, without running anything; answers the order the steps would run in.
-#[utoipa::path(post, path = "/v1/workflows/validate", tag = "workflows", request_body(content = Object),
+#[utoipa::path(post, path = "/v1/workflows/validate", tag = "workflows", request_body(content = schema::WorkflowRequest),
     responses((status = 200, description = "`valid` and the step order"),
         (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn validate(
