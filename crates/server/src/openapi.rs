@@ -69,7 +69,9 @@ impl utoipa::Modify for Perimeter {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("`Authorization: Bearer gth_…`, a key from `gatehouse keys create`"))
+                    .description(Some(
+                        "`Authorization: Bearer gth_…`, a key from `gatehouse keys create`",
+                    ))
                     .build(),
             ),
         );
@@ -95,7 +97,13 @@ impl utoipa::Modify for Perimeter {
         };
         for (path, item) in document.paths.paths.iter_mut() {
             let protection = protection(path);
-            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
             for operation in operations.into_iter().flatten() {
                 let mut requirements = vec![
                     SecurityRequirement::new::<_, [&str; 0], &str>("bearer", []),
@@ -110,9 +118,15 @@ impl utoipa::Modify for Perimeter {
                 operation.security = Some(requirements);
                 let responses = &mut operation.responses.responses;
                 for (status, description) in [
-                    ("401", "missing_api_key, invalid_api_key, expired_api_key, revoked_api_key"),
+                    (
+                        "401",
+                        "missing_api_key, invalid_api_key, expired_api_key, revoked_api_key",
+                    ),
                     ("403", "insufficient_scope, model_not_allowed"),
-                    ("429", "too_many_failures: this address failed too often; Retry-After says when to try again"),
+                    (
+                        "429",
+                        "too_many_failures: this address failed too often; Retry-After says when to try again",
+                    ),
                 ] {
                     responses
                         .entry(status.to_string())

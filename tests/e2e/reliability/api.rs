@@ -32,7 +32,14 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let server = TestServer::builder().models(&default_models()).start();
     server.wait_ready();
     let key = server.create_key(&[
-        "--scope", "infer", "--scope", "workflows", "--scope", "metrics", "--name", "schemathesis",
+        "--scope",
+        "infer",
+        "--scope",
+        "workflows",
+        "--scope",
+        "metrics",
+        "--name",
+        "schemathesis",
     ])["key"]
         .as_str()
         .unwrap()
@@ -49,7 +56,14 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
         .arg("--config-file")
         .arg(&config)
         .arg("--no-color")
-        .args(["run", &server.url("/openapi.json"), "--checks", "all", "--seed", "1"])
+        .args([
+            "run",
+            &server.url("/openapi.json"),
+            "--checks",
+            "all",
+            "--seed",
+            "1",
+        ])
         .args(["--max-examples", &examples.to_string()])
         .args(["--report", "json", "--report-json-path"])
         .arg(&report)
@@ -59,7 +73,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
         .expect("schemathesis runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let result: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|_| {
-        panic!("schemathesis wrote no report:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "schemathesis wrote no report:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
     }))
     .unwrap();
     assert!(
@@ -71,7 +88,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let cases = &result["test_cases"];
     let operations = &result["operations"];
     assert_eq!(operations["tested"], operations["total"], "{result}");
-    assert!(cases["generated"].as_u64().unwrap() >= 17 * examples as u64 / 2, "{result}");
+    assert!(
+        cases["generated"].as_u64().unwrap() >= 17 * examples as u64 / 2,
+        "{result}"
+    );
 
     // What the server itself recorded: every request schemathesis sent, by status.
     let mut statuses = BTreeMap::<u64, u64>::new();
@@ -87,7 +107,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
         }
     }
     let server_errors: u64 = statuses.range(500..).map(|(_, n)| n).sum();
-    assert_eq!(server_errors, 0, "the audit log records 5xx answers: {statuses:?}");
+    assert_eq!(
+        server_errors, 0,
+        "the audit log records 5xx answers: {statuses:?}"
+    );
     assert!(
         statuses.get(&401).is_some_and(|&n| n > 0),
         "no request went without a key: {statuses:?}"

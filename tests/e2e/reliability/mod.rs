@@ -38,14 +38,21 @@ pub fn section(part: &str, title: &str, body: &str) {
 pub fn tool(name: &str) -> PathBuf {
     let python = crate::util::reliability_python();
     let tool = python.with_file_name(name);
-    assert!(tool.exists(), "{} is missing; run ./scripts/test.sh, which installs it", tool.display());
+    assert!(
+        tool.exists(),
+        "{} is missing; run ./scripts/test.sh, which installs it",
+        tool.display()
+    );
     tool
 }
 
 /// The version a tool of the reliability environment reports of itself, for the report.
 pub fn version_of(package: &str) -> String {
     let output = std::process::Command::new(crate::util::reliability_python())
-        .args(["-c", &format!("import importlib.metadata as m; print(m.version('{package}'))")])
+        .args([
+            "-c",
+            &format!("import importlib.metadata as m; print(m.version('{package}'))"),
+        ])
         .output()
         .expect("python runs");
     String::from_utf8_lossy(&output.stdout).trim().to_string()

@@ -34,7 +34,10 @@ struct Workflow {
 
 /// `$inputs.NAME`, `$steps.STEP` or `$steps.STEP.FIELD`.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(pattern = r"^\$(inputs\.[^.]+|steps\.[^.]+(\.[^.]+)?)$", example = "$steps.classify.target_label")]
+#[schema(
+    pattern = r"^\$(inputs\.[^.]+|steps\.[^.]+(\.[^.]+)?)$",
+    example = "$steps.classify.target_label"
+)]
 struct Reference(String);
 
 /// Letters, digits, `_` or `-`; unique within the workflow.
