@@ -643,6 +643,11 @@ pub fn foreign_certificate(
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // As a company CA or mkcert marks a CA; strict validators refuse a CA without it.
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "Company CA");
