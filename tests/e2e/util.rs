@@ -747,6 +747,113 @@ pub fn on_a_network_of_its_own(test: &str, body: impl FnOnce(std::net::IpAddr)) 
     );
 }
 
+/// A "laptop" and "another device on the network": two network namespaces joined by a veth pair,
+/// with addresses only they know. The test body runs on the laptop (the test binary runs itself
+/// again there, as [`on_a_network_of_its_own`] does); [`Lan::from_device`] runs a command on the
+/// other device. No host interface is touched and no packet leaves the two namespaces.
+pub struct Lan {
+    pub laptop: std::net::IpAddr,
+    pub device: std::net::IpAddr,
+    device_namespace: String,
+}
+
+impl Lan {
+    /// `program ARGS` run on the other device.
+    pub fn from_device(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.device_namespace, program])
+            .args(args)
+            .output()
+            .expect("`ip netns exec` runs")
+    }
+}
+
+pub fn on_a_lan(test: &str, body: impl FnOnce(Lan)) {
+    const LAN: &str = "GATEHOUSE_TEST_LAN";
+    if let Ok(lan) = std::env::var(LAN) {
+        let mut parts = lan.split(',');
+        let mut next = || parts.next().expect("a LAN this harness described").to_string();
+        let (laptop, device, device_namespace) = (next(), next(), next());
+        return body(Lan {
+            laptop: laptop.parse().unwrap(),
+            device: device.parse().unwrap(),
+            device_namespace,
+        });
+    }
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = std::process::id() % 100_000;
+    let subnet = format!("10.253.{}", (id + made) % 250);
+    let ip = |args: &[&str]| {
+        let output = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("`ip` from iproute2");
+        assert!(
+            output.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let laptop = PrivateNetwork {
+        name: format!("gh-laptop-{id}-{made}"),
+    };
+    ip(&["netns", "add", &laptop.name]);
+    let device = PrivateNetwork {
+        name: format!("gh-device-{id}-{made}"),
+    };
+    ip(&["netns", "add", &device.name]);
+    let on = |namespace: &str, args: &[&str]| ip(&[&["netns", "exec", namespace, "ip"], args].concat());
+    on(
+        &laptop.name,
+        &[
+            "link",
+            "add",
+            "lan0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "lan1",
+            "netns",
+            &device.name,
+        ],
+    );
+    on(
+        &laptop.name,
+        &["addr", "add", &format!("{subnet}.1/24"), "dev", "lan0"],
+    );
+    on(
+        &device.name,
+        &["addr", "add", &format!("{subnet}.2/24"), "dev", "lan1"],
+    );
+    for (namespace, link) in [
+        (&laptop.name, "lo"),
+        (&laptop.name, "lan0"),
+        (&device.name, "lo"),
+        (&device.name, "lan1"),
+    ] {
+        on(namespace, &["link", "set", link, "up"]);
+    }
+    // The laptop's way out is its LAN, as on a real network: that is the address it calls its own.
+    on(&laptop.name, &["route", "add", "default", "dev", "lan0"]);
+    let output = Command::new("ip")
+        .args(["netns", "exec", &laptop.name])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(LAN, format!("{subnet}.1,{subnet}.2,{}", device.name))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // What the body printed (a reliability section, say) is the test's output too.
+    print!("{stdout}");
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} on a LAN of its own ({subnet}.0/24):\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 struct PrivateNetwork {
     name: String,
 }
