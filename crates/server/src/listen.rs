@@ -4,7 +4,26 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+
+/// How many connections the kernel may hold for the server before it accepts them (the kernel
+/// caps it at `net.core.somaxconn`, 4096 on current Linux). The usual 128 overflows when a burst
+/// of clients connects at once — a flood of idle sockets, say — and a client past it waits a
+/// whole second for its SYN to be sent again, which the reliability suite's load part measured.
+const BACKLOG: u32 = 4096;
+
+/// A listening socket on `address` with [`BACKLOG`].
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As every server does, so a restart can listen again while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
 
 /// One or two bound sockets that accept as one.
 pub struct Listeners {
@@ -35,7 +54,7 @@ impl Listeners {
                 None,
             );
         }
-        match TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), address.port())).await {
+        match bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), address.port())) {
             Ok(v6) => (
                 Listeners {
                     primary,

@@ -9,7 +9,6 @@ use std::sync::{Arc, OnceLock};
 
 use gatehouse_core::Settings;
 use gatehouse_core::paths::Paths;
-use tokio::net::TcpListener;
 
 use arc_swap::ArcSwap;
 use gatehouse_core::audit::AuditLog;
@@ -254,25 +253,23 @@ async fn bind(host: &str, port: u16) -> Result<(Listeners, Option<std::io::Error
             source: std::io::Error::other("not an IP address"),
         })?
     };
-    let listener = TcpListener::bind(SocketAddr::new(ip, port))
-        .await
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                StartError::PortInUse {
-                    host: host.to_string(),
-                    port,
-                    holder: gatehouse_core::ports::listening_process(port)
-                        .map(|p| format!(" by {} (pid {})", p.name, p.pid))
-                        .unwrap_or_default(),
-                }
-            } else {
-                StartError::Bind {
-                    host: host.to_string(),
-                    port,
-                    source,
-                }
+    let listener = crate::listen::bind(SocketAddr::new(ip, port)).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::PortInUse {
+                host: host.to_string(),
+                port,
+                holder: gatehouse_core::ports::listening_process(port)
+                    .map(|p| format!(" by {} (pid {})", p.name, p.pid))
+                    .unwrap_or_default(),
             }
-        })?;
+        } else {
+            StartError::Bind {
+                host: host.to_string(),
+                port,
+                source,
+            }
+        }
+    })?;
     Ok(Listeners::with_loopback_v6(listener).await)
 }
 
