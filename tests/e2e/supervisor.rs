@@ -12,18 +12,18 @@ use serde_json::Value;
 use crate::util::{certs, data_dir, default_models, gatehouse, gatehouse_bin};
 
 /// A running `gatehouse supervise --json`, with its events collected; killed on drop.
-struct Supervise {
-    child: Child,
-    home: tempfile::TempDir,
-    events: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Supervise {
+    pub(crate) child: Child,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) events: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Supervise {
-    fn start(args: &[&str]) -> Supervise {
+    pub(crate) fn start(args: &[&str]) -> Supervise {
         Self::start_with_env(args, &[])
     }
 
-    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Supervise {
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Supervise {
         let home = tempfile::tempdir().unwrap();
         let mut command = Command::new(gatehouse_bin());
         for (name, value) in env {
@@ -55,7 +55,7 @@ impl Supervise {
         Supervise { child, home, events }
     }
 
-    fn states(&self) -> Vec<Value> {
+    pub(crate) fn states(&self) -> Vec<Value> {
         self.events
             .lock()
             .unwrap()
@@ -66,7 +66,7 @@ impl Supervise {
     }
 
     /// Waits for the `n`th (1-based) state event with this state; returns it.
-    fn wait_for(&self, state: &str, n: usize, within: Duration) -> Value {
+    pub(crate) fn wait_for(&self, state: &str, n: usize, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let matching: Vec<Value> = self
@@ -89,7 +89,7 @@ impl Supervise {
         }
     }
 
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -111,7 +111,7 @@ impl Drop for Supervise {
     }
 }
 
-fn signal(pid: u64, name: &str) {
+pub(crate) fn signal(pid: u64, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
         .status()
@@ -121,7 +121,7 @@ fn signal(pid: u64, name: &str) {
 
 /// True while `pid` is a live process (a zombie waiting to be reaped counts as gone: it no longer
 /// runs or holds a port).
-fn alive(pid: u64) -> bool {
+pub(crate) fn alive(pid: u64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(") ")
@@ -140,7 +140,7 @@ fn assert_gone(pid: u64, within: Duration) {
 }
 
 /// Zombie children of `parent`: processes whose parent it is and that are dead but not reaped.
-fn zombies_of(parent: u32) -> Vec<String> {
+pub(crate) fn zombies_of(parent: u32) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -157,7 +157,7 @@ fn zombies_of(parent: u32) -> Vec<String> {
     found
 }
 
-fn pid_of(status: &Value) -> u64 {
+pub(crate) fn pid_of(status: &Value) -> u64 {
     status["pid"]
         .as_u64()
         .unwrap_or_else(|| panic!("no pid in {status}"))

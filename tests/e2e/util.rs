@@ -749,7 +749,7 @@ pub fn on_a_network_of_its_own(test: &str, body: impl FnOnce(std::net::IpAddr)) 
 
 /// A "laptop" and "another device on the network": two network namespaces joined by a veth pair,
 /// with addresses only they know. The test body runs on the laptop (the test binary runs itself
-/// again there, as [`on_a_network_of_its_own`] does); [`Lan::from_device`] runs a command on the
+/// again there, as [`on_a_network_of_its_own`] does); [`Lan::on_device`] runs a command on the
 /// other device. No host interface is touched and no packet leaves the two namespaces.
 pub struct Lan {
     pub laptop: std::net::IpAddr,
@@ -759,7 +759,7 @@ pub struct Lan {
 
 impl Lan {
     /// `program ARGS` run on the other device.
-    pub fn from_device(&self, program: &str, args: &[&str]) -> Output {
+    pub fn on_device(&self, program: &str, args: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.device_namespace, program])
             .args(args)

@@ -57,6 +57,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// A TOML file's parse error as Gatehouse reports it: what is wrong, and on which line, so a
+/// person editing the file by hand can go straight to it.
+pub fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let position = error.span().map(|span| {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    });
+    format!("{}{}", error.message().trim_end(), position.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,7 +156,7 @@ pub struct KeyFile {
 
 impl KeyFile {
     pub fn parse(text: &str) -> Result<KeyFile, String> {
-        let file: KeyFile = toml::from_str(text).map_err(|e| e.message().trim_end().to_string())?;
+        let file: KeyFile = toml::from_str(text).map_err(|e| crate::fsutil::toml_error(text, &e))?;
         for record in &file.keys {
             if format::parse_hash_text(&record.hash).is_none() {
                 return Err(format!("key {} has a malformed hash", record.id));

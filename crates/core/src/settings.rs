@@ -399,13 +399,7 @@ impl Settings {
 
     /// The text of a settings file read as [`Settings::load`] reads it; the message names the line.
     pub fn parse(text: &str) -> Result<Settings, String> {
-        toml::from_str(text).map_err(|error| {
-            let position = error.span().map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!(" (line {line})")
-            });
-            format!("{}{}", error.message().trim_end(), position.unwrap_or_default())
-        })
+        toml::from_str(text).map_err(|error| fsutil::toml_error(text, &error))
     }
 
     /// The settings a server started now would run with: `settings.toml`, then the process

@@ -613,7 +613,7 @@ async fn supervise_once(
     let mut ticker = tokio::time::interval(config.sample_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut settings_check = tokio::time::interval(Duration::from_secs(1));
-    let settings_stamp = config.settings_file.as_deref().map(modified);
+    let mut settings_stamp = config.settings_file.as_deref().map(modified);
     loop {
         tokio::select! {
             status = child.wait() => {
@@ -637,6 +637,22 @@ async fn supervise_once(
                 if let (Some(file), Some(stamp)) = (&config.settings_file, &settings_stamp)
                     && modified(file) != *stamp
                 {
+                    // Restarting on a file that cannot be used would stop a working server for one
+                    // that cannot start: the running one stays, and the log says why, until the
+                    // file changes again.
+                    if let Err(error) = usable_settings(file) {
+                        settings_stamp = Some(modified(file));
+                        shared.push_log(LogLine {
+                            at: OffsetDateTime::now_utc(),
+                            stream: "supervisor".into(),
+                            level: "ERROR".into(),
+                            message: format!(
+                                "settings.toml changed but cannot be used, so the server keeps running with the settings it started with: {error}"
+                            ),
+                            fields: Some(serde_json::json!({"event": "settings_rejected", "error": error})),
+                        });
+                        continue;
+                    }
                     let _ = process::stop(&mut child, config.stop_timeout).await;
                     finish(readers).await;
                     return Outcome::Restart("the settings changed; restarting");
@@ -662,6 +678,12 @@ fn command_outcome(command: Option<Command>) -> Outcome {
         Some(Command::Stop(done)) => Outcome::Stop(done),
         Some(Command::Start) | None => Outcome::Stop(None),
     }
+}
+
+/// Why the settings in `file` cannot start a server, if they cannot: what a start would refuse.
+fn usable_settings(file: &std::path::Path) -> Result<(), String> {
+    let settings = crate::Settings::effective(file).map_err(|e| e.to_string())?;
+    settings.validate().map_err(|e| e.to_string())
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {

@@ -27,6 +27,10 @@ pub struct SuperviseArgs {
     /// Milliseconds between samples of CPU, memory and /metrics (the `sample` events).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     sample_every_ms: u64,
+    /// Stop restarting after this many crashes within a minute (a server that keeps crashing is
+    /// reported as crash-looping instead of being restarted forever).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    crash_limit: u64,
 }
 
 pub fn run(args: SuperviseArgs, paths: &Paths) -> ExitCode {
@@ -56,6 +60,7 @@ fn supervise(args: SuperviseArgs, paths: &Paths) -> Result<ExitCode, String> {
     config.settings_file = Some(paths.settings_file());
     config.identity = checklist::local_identity_reader(paths);
     config.sample_interval = Duration::from_millis(args.sample_every_ms);
+    config.crash_limit = usize::try_from(args.crash_limit).unwrap_or(usize::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -47,7 +47,7 @@ fn device_get(
         args.extend(["--cacert", &ca_text]);
     }
     args.push(url);
-    let output: Output = lan.from_device("curl", &args);
+    let output: Output = lan.on_device("curl", &args);
     let code = output.status.code().unwrap_or(-1);
     let status: u16 = String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0);
     match (code, status) {
@@ -175,7 +175,7 @@ fn another_device_on_the_network_sees_what_the_bind_toggle_and_the_checklist_say
                 Some(&server.key),
                 work.path(),
             );
-            let untrusted = lan.from_device(
+            let untrusted = lan.on_device(
                 "curl",
                 &[
                     "-s",
