@@ -160,7 +160,7 @@ fn every_served_datatype_round_trips_through_onnx_runtime() {
     models.generate();
     let server = TestServer::builder().models(models.path()).start();
     server.wait_ready();
-    let samples: [(&str, Value); 11] = [
+    let samples: [(&str, Value); 12] = [
         ("BOOL", json!([true, false, false, true])),
         ("UINT8", json!([0, 1, 200, 255])),
         ("UINT16", json!([0, 1, 60000, 65535])),
@@ -178,6 +178,7 @@ fn every_served_datatype_round_trips_through_onnx_runtime() {
         ),
         ("FP32", json!([-1.5, 0.0, 0.1, 3.4e38])),
         ("FP64", json!([-1.5, 0.0, 0.1, 1.7e308])),
+        ("BYTES", json!(["", "hello", "ünïcödé ✓", "a \"quoted\" line\n"])),
     ];
     let inputs: Vec<Value> = samples
         .iter()
@@ -186,7 +187,7 @@ fn every_served_datatype_round_trips_through_onnx_runtime() {
     let (status, response) = server.post_json("/v2/models/identity/infer", &json!({"inputs": inputs}));
     assert_eq!(status, 200, "{response}");
     let outputs = response["outputs"].as_array().unwrap();
-    assert_eq!(outputs.len(), 11);
+    assert_eq!(outputs.len(), 12);
     for (datatype, data) in &samples {
         let output = outputs
             .iter()
@@ -237,7 +238,8 @@ fn a_broken_model_is_reported_and_the_others_still_serve() {
         assert!(row["reason"].as_str().unwrap().contains(reason), "{name}: {row}");
     }
     let (_, ready_only) = server.post_json("/v2/repository/index", &json!({"ready": true}));
-    assert_eq!(ready_only.as_array().unwrap().len(), 2, "{ready_only}");
+    // sigmoid, and the generated identity and upper.
+    assert_eq!(ready_only.as_array().unwrap().len(), 3, "{ready_only}");
     let (status, body) = server.get("/v2/models/garbage");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "model_unavailable");
@@ -419,4 +421,82 @@ fn binary_tensors_in_and_out_agree_with_json_and_wrong_lengths_are_named() {
             .contains("4 bytes after the JSON header"),
         "{body}"
     );
+}
+
+#[test]
+fn strings_go_through_onnx_runtime_from_triton_s_client_in_binary_and_as_json() {
+    let models = ModelDir::new();
+    models.generate();
+    let server = TestServer::builder().models(models.path()).start();
+    server.wait_ready();
+    let (_, metadata) = server.get("/v2/models/upper");
+    assert_eq!(metadata["inputs"][0]["datatype"], "BYTES", "{metadata}");
+    let (_, server_metadata) = server.get("/v2");
+    assert!(
+        server_metadata["extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("binary_tensor_data"))
+    );
+    let script = format!(
+        "{}/e2e/upstreams/kserve/triton_strings.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = std::process::Command::new(crate::util::kserve_python())
+        .arg(&script)
+        .arg(&server.addr)
+        .arg(&server.key)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // StringNormalizer upper-cases; what ONNX Runtime itself answers is the reference.
+    let reference = reference_outputs(
+        &models.path().join("upper/1/model.onnx"),
+        json!({"text": {"datatype": "BYTES", "shape": [4], "data": ["hello", "ünïcödé", "", "Gatehouse ✓"]}}),
+    );
+    assert_eq!(reference["upper"]["data"][0], "HELLO", "{reference}");
+    assert_eq!(answers[0], reference["upper"]["data"], "binary data both ways");
+    assert_eq!(answers[1], reference["upper"]["data"], "JSON both ways");
+
+    // Binary BYTES that do not add up: each refused with the element and the numbers.
+    let send = |elements: &[u8], shape: usize| {
+        let header = json!({"inputs": [{"name": "text", "shape": [shape], "datatype": "BYTES",
+            "parameters": {"binary_data_size": elements.len()}}]})
+        .to_string();
+        let response = server
+            .client
+            .post(server.url("/v2/models/upper/infer"))
+            .bearer_auth(&server.key)
+            .header("content-type", "application/octet-stream")
+            .header("inference-header-content-length", header.len().to_string())
+            .body([header.as_bytes(), elements].concat())
+            .send()
+            .unwrap();
+        crate::util::split(response)
+    };
+    let prefixed = |text: &[u8]| [&(text.len() as u32).to_le_bytes()[..], text].concat();
+    assert_eq!(send(&prefixed(b"ok"), 1).0, 200);
+    for (elements, shape, fragment) in [
+        (
+            [prefixed(b"ab"), vec![9, 0, 0, 0, b'x']].concat(),
+            2,
+            "element 1's length prefix says 9 bytes, 1 remain",
+        ),
+        ([prefixed(b"ab"), vec![1, 0]].concat(), 2, "cut short"),
+        (prefixed(b"ab"), 2, "holds 1 elements; the shape takes 2"),
+        (
+            [prefixed(b"ab"), prefixed(b"cd")].concat(),
+            1,
+            "goes on for 6 bytes",
+        ),
+        (prefixed(&[0xc3, 0x28]), 1, "element 0 is not UTF-8"),
+    ] {
+        crate::util::assert_error(send(&elements, shape), 400, "wrong_data", &[fragment]);
+    }
+    assert_eq!(server.get("/healthz").0, 200, "the server is fine after each");
 }

@@ -3,7 +3,8 @@
     python make_models.py DIR
 writes DIR/identity/1/model.onnx: one Identity per datatype the server serves, input `in_<TYPE>`
 and output `out_<TYPE>`, shape [-1, 2] so both a dynamic and a fixed dimension are exercised;
-and DIR/sequence/1/model.onnx, whose output is a sequence (not a tensor) and so must be refused.
+DIR/sequence/1/model.onnx, whose output is a sequence (not a tensor) and so must be refused; and
+DIR/upper/1/model.onnx, which upper-cases a list of strings (StringNormalizer): BYTES in and out.
 """
 
 import pathlib
@@ -16,7 +17,7 @@ TYPES = {
     "BOOL": TensorProto.BOOL, "UINT8": TensorProto.UINT8, "UINT16": TensorProto.UINT16,
     "UINT32": TensorProto.UINT32, "UINT64": TensorProto.UINT64, "INT8": TensorProto.INT8,
     "INT16": TensorProto.INT16, "INT32": TensorProto.INT32, "INT64": TensorProto.INT64,
-    "FP32": TensorProto.FLOAT, "FP64": TensorProto.DOUBLE,
+    "FP32": TensorProto.FLOAT, "FP64": TensorProto.DOUBLE, "BYTES": TensorProto.STRING,
 }
 OPSET = [helper.make_opsetid("", 17)]
 
@@ -45,6 +46,15 @@ def sequence() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
 
 
+def upper() -> onnx.ModelProto:
+    text = helper.make_tensor_value_info("text", TensorProto.STRING, ["n"])
+    out = helper.make_tensor_value_info("upper", TensorProto.STRING, ["n"])
+    node = helper.make_node("StringNormalizer", ["text"], ["upper"], case_change_action="UPPER", locale="C")
+    graph = helper.make_graph([node], "upper", [text], [out])
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
+
+
 root = pathlib.Path(sys.argv[1])
 save(identity(), root / "identity" / "1" / "model.onnx")
 save(sequence(), root / "sequence" / "1" / "model.onnx")
+save(upper(), root / "upper" / "1" / "model.onnx")

@@ -13,6 +13,7 @@ import onnxruntime
 TYPES = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
     "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP32": np.float32, "FP64": np.float64,
+    "BYTES": np.object_,
 }
 
 request = json.load(sys.stdin)

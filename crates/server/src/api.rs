@@ -165,7 +165,8 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: "gatehouse".into(),
         version: gatehouse_core::VERSION.into(),
-        extensions: vec!["model_repository".into()],
+        // Triton's names: its clients look for them before using the binary form.
+        extensions: vec!["model_repository".into(), "binary_tensor_data".into()],
     })
 }
 

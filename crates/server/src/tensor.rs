@@ -16,6 +16,7 @@ use crate::error::{ApiError, ErrorCode};
 
 pub mod binary;
 mod diagnose;
+mod strings;
 
 /// The tensor datatypes Gatehouse serves, with their OIP names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,9 +32,11 @@ pub enum DataType {
     Int64,
     Fp32,
     Fp64,
+    /// Strings (ONNX `tensor(string)`).
+    Bytes,
 }
 
-const ALL: [DataType; 11] = [
+const ALL: [DataType; 12] = [
     DataType::Bool,
     DataType::Uint8,
     DataType::Uint16,
@@ -45,6 +48,7 @@ const ALL: [DataType; 11] = [
     DataType::Int64,
     DataType::Fp32,
     DataType::Fp64,
+    DataType::Bytes,
 ];
 
 impl DataType {
@@ -61,6 +65,7 @@ impl DataType {
             DataType::Int64 => "INT64",
             DataType::Fp32 => "FP32",
             DataType::Fp64 => "FP64",
+            DataType::Bytes => "BYTES",
         }
     }
 
@@ -81,6 +86,7 @@ impl DataType {
             TensorElementType::Int64 => DataType::Int64,
             TensorElementType::Float32 => DataType::Fp32,
             TensorElementType::Float64 => DataType::Fp64,
+            TensorElementType::String => DataType::Bytes,
             _ => return None,
         })
     }
@@ -164,6 +170,7 @@ pub enum TensorData {
     Int64(Vec<i64>),
     Fp32(Vec<f32>),
     Fp64(Vec<f64>),
+    Bytes(Vec<String>),
 }
 
 /// One output tensor of an inference response.
@@ -276,7 +283,35 @@ fn checked_value(spec: &TensorSpec, input: &InputTensor) -> Result<DynValue, Api
         DataType::Int64 => typed!(i64),
         DataType::Fp32 => typed!(f32),
         DataType::Fp64 => typed!(f64),
+        DataType::Bytes => strings(shape, &dims, expected, input),
     }
+}
+
+/// A BYTES input as a string tensor.
+fn strings(
+    shape: Vec<i64>,
+    dims: &[usize],
+    expected: usize,
+    input: &InputTensor,
+) -> Result<DynValue, ApiError> {
+    let elements = match (&input.binary, &input.data) {
+        (Some(binary), _) => strings::from_binary(binary, expected)?,
+        (None, Some(data)) => strings::from_json(data.get(), dims, expected)?,
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::MissingData,
+                "the input has neither `data` nor `parameters.binary_data_size` with binary data after the JSON",
+            ));
+        }
+    };
+    Tensor::from_string_array((shape, &*elements))
+        .map(|t| t.into_dyn())
+        .map_err(|error| {
+            ApiError::new(
+                ErrorCode::InvalidTensor,
+                format!("ONNX Runtime refused the tensor: {error}"),
+            )
+        })
 }
 
 /// The elements of `input` as a tensor of `T`. Well-formed data is read straight from the request
@@ -652,6 +687,10 @@ pub fn from_ort_value(name: &str, value: &DynValue) -> Result<OutputTensor, ApiE
         DataType::Int64 => read!(Int64, i64),
         DataType::Fp32 => read!(Fp32, f32),
         DataType::Fp64 => read!(Fp64, f64),
+        DataType::Bytes => {
+            let (shape, data) = value.try_extract_strings().map_err(failed)?;
+            (shape.to_vec(), TensorData::Bytes(data))
+        }
     };
     Ok(OutputTensor {
         name: name.to_string(),

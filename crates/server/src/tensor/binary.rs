@@ -66,7 +66,14 @@ pub fn parse_request(headers: &HeaderMap, body: Bytes) -> Result<InferenceReques
             ),
         ));
     }
-    let mut request: InferenceRequest = crate::json::parse(&body[..length])?;
+    let mut request: InferenceRequest = crate::json::parse(&body[..length]).map_err(|mut error| {
+        // A header length that cuts the JSON short reads as broken JSON; say where the cut came from.
+        error.message = format!(
+            "the JSON header (the first {length} bytes, as Inference-Header-Content-Length says): {}",
+            error.message
+        );
+        error
+    })?;
     let mut offset = length;
     for input in &mut request.inputs {
         let Some(size) = binary_size(&input.parameters) else {
@@ -256,6 +263,7 @@ fn write_le(data: &TensorData, out: &mut Vec<u8>) {
         TensorData::Int64(values) => each!(values),
         TensorData::Fp32(values) => each!(values),
         TensorData::Fp64(values) => each!(values),
+        TensorData::Bytes(values) => super::strings::write(values, out),
     }
 }
 
