@@ -1,0 +1,384 @@
+//! Who gets in: keys required and checked, what is public, browsers from other origins, metrics, keys sent in URLs.
+
+use super::*;
+
+/// A key that is well-formed (checksum included) but was never issued. Its id, `probe000`, is
+/// how the security events tell the checklist's own attempt from a guess.
+pub(in crate::checklist) fn wrong_key() -> String {
+    crate::keys::format::with_checksum(&format!(
+        "gth_{}wrongwrongwrongwrongwrongwrongwr",
+        crate::events::CHECKLIST_PROBE_KEY_ID
+    ))
+}
+
+pub(in crate::checklist) async fn authentication(prober: &Prober) -> Item {
+    let bearer = format!("Bearer {}", wrong_key());
+    let wrong_key = [("Authorization", bearer.as_str())];
+    let (anonymous, wrong) = tokio::join!(
+        prober.request("GET", "/v2", &[], &[]),
+        prober.request("GET", "/v2", &wrong_key, &[]),
+    );
+    let found = vec![
+        evidence("GET /v2 without a key", observed(&anonymous)),
+        evidence("GET /v2 with a key that was never issued", observed(&wrong)),
+    ];
+    let statuses = [&anonymous, &wrong].map(|r| r.as_ref().ok().map(|r| r.status));
+    let fix = set("auth.enabled", "true");
+    // While someone floods the server with bad keys, the guessing guard answers the wrong key
+    // with 429 without checking it: still a refusal, so the item stays judgeable.
+    let guarded = wrong
+        .as_ref()
+        .is_ok_and(|r| r.status == 429 && r.error_code().as_deref() == Some("too_many_auth_failures"));
+    match statuses {
+        [Some(401), Some(401)] => item(
+            "auth.required",
+            Status::Pass,
+            "requests without a valid key get 401",
+            found,
+            None,
+        ),
+        [Some(401), Some(429)] if guarded => item(
+            "auth.required",
+            Status::Pass,
+            "requests without a valid key are refused (401; wrong keys get 429 from the guessing guard, which someone is setting off now)",
+            found,
+            None,
+        ),
+        [a, b] if [a, b].iter().any(|s| s.is_some_and(|s| (200..300).contains(&s))) => item(
+            "auth.required",
+            Status::Fail,
+            "protected endpoints answer without a valid key",
+            found,
+            fix,
+        ),
+        _ => item(
+            "auth.required",
+            Status::Unknown,
+            "the probes did not get a clear answer",
+            found,
+            None,
+        ),
+    }
+}
+
+pub(in crate::checklist) const GATEHOUSE_PUBLIC_PATHS: &[&str] = &[
+    "/",
+    "/healthz",
+    "/readiness",
+    "/info",
+    "/v2/health/live",
+    "/v2/health/ready",
+];
+pub(in crate::checklist) const EXTERNAL_PUBLIC_PATHS: &[&str] = &[
+    "/",
+    "/info",
+    "/health",
+    "/healthz",
+    "/v2/health/ready",
+    "/api/version",
+];
+
+pub(in crate::checklist) async fn public_endpoints(prober: &Prober, paths: &[&str]) -> Item {
+    let responses = join_all(
+        paths
+            .iter()
+            .map(|path| async move { (*path, prober.request("GET", path, &[], &[]).await) }),
+    )
+    .await;
+    let mut found = Vec::new();
+    let mut leaks = Vec::new();
+    for (path, response) in &responses {
+        let note = match response {
+            Ok(r) if (200..300).contains(&r.status) => match secret_in(&r.text()) {
+                Some(kind) => {
+                    leaks.push(format!("{path} ({kind})"));
+                    format!("{} with {kind} in the body", r.status)
+                }
+                None => format!("{}; {} bytes, nothing secret", r.status, r.body.len()),
+            },
+            other => observed(other),
+        };
+        found.push(evidence(format!("GET {path} without a key"), note));
+    }
+    if leaks.is_empty() {
+        item(
+            "public.no_secrets",
+            Status::Pass,
+            "no key, private key or token in public answers",
+            found,
+            None,
+        )
+    } else {
+        item(
+            "public.no_secrets",
+            Status::Fail,
+            format!("secrets in {}", leaks.join(", ")),
+            found,
+            None,
+        )
+    }
+}
+
+/// What kind of secret `text` holds, if any.
+pub(in crate::checklist) fn secret_in(text: &str) -> Option<&'static str> {
+    if text.contains("PRIVATE KEY-----") {
+        return Some("a private key");
+    }
+    let bytes = text.as_bytes();
+    let key_like = text.match_indices("gth_").any(|(at, _)| {
+        bytes[at + 4..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count()
+            >= 40
+    });
+    if key_like {
+        return Some("an API key");
+    }
+    let lower = text.to_ascii_lowercase();
+    [
+        "\"password\":\"",
+        "\"api_key\":\"",
+        "\"secret\":\"",
+        "aws_secret_access_key",
+    ]
+    .iter()
+    .any(|needle| lower.replace(": \"", ":\"").contains(needle))
+    .then_some("a credential field")
+}
+
+/// Keys sent in a URL in the last 24 hours, as the server counted them.
+pub(in crate::checklist) fn key_in_url(reported: Option<&[KeyInUrl]>) -> Item {
+    let Some(keys) = reported else {
+        return item(
+            "auth.key_in_url",
+            Status::Unknown,
+            "the server tells which keys came in a URL only to clients on its own computer",
+            vec![evidence("GET /info keys_in_url", "absent")],
+            None,
+        );
+    };
+    if keys.is_empty() {
+        return item(
+            "auth.key_in_url",
+            Status::Pass,
+            "no key came in a URL in the last 24 hours",
+            vec![evidence("GET /info keys_in_url", "none")],
+            None,
+        );
+    }
+    let ids: Vec<&str> = keys.iter().map(|key| key.key_id.as_str()).collect();
+    let found = keys
+        .iter()
+        .map(|key| {
+            let last = key
+                .last_seen
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let observed = format!(
+                "key {} from {}, {} time(s), last at {last}",
+                key.key_id, key.address, key.count
+            );
+            evidence("GET /info keys_in_url", observed)
+        })
+        .collect();
+    item(
+        "auth.key_in_url",
+        Status::Warn,
+        format!(
+            "{} sent in a URL in the last 24 hours: send it in an `Authorization: Bearer` or \
+             `X-API-Key` header, and rotate it if that URL was logged or shared",
+            if ids.len() == 1 {
+                format!("key {} was", ids[0])
+            } else {
+                format!("keys {} were", ids.join(", "))
+            }
+        ),
+        found,
+        None,
+    )
+}
+
+/// A page on another site would send this origin.
+pub(in crate::checklist) const FOREIGN_ORIGIN: &str = "https://gatehouse-check.invalid";
+
+pub(in crate::checklist) async fn cors(prober: &Prober) -> Item {
+    let response = prober
+        .request(
+            "OPTIONS",
+            "/v2",
+            &[
+                ("Origin", FOREIGN_ORIGIN),
+                ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "authorization"),
+            ],
+            &[],
+        )
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            return item(
+                "cors.policy",
+                Status::Unknown,
+                "the preflight got no answer",
+                vec![evidence("CORS preflight", describe(&error))],
+                None,
+            );
+        }
+    };
+    let allow_origin = response.header("access-control-allow-origin").unwrap_or("");
+    let credentials = response
+        .header("access-control-allow-credentials")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let found = vec![evidence(
+        format!("OPTIONS /v2 preflight from {FOREIGN_ORIGIN}"),
+        format!(
+            "{}; Access-Control-Allow-Origin: {}{}",
+            response.status,
+            if allow_origin.is_empty() {
+                "(none)"
+            } else {
+                allow_origin
+            },
+            if credentials {
+                "; Access-Control-Allow-Credentials: true"
+            } else {
+                ""
+            }
+        ),
+    )];
+    let fix = set("cors.allowed_origins", "");
+    if allow_origin == "*" {
+        item(
+            "cors.policy",
+            Status::Fail,
+            "any website may call the server (wildcard origin)",
+            found,
+            fix,
+        )
+    } else if allow_origin == FOREIGN_ORIGIN {
+        item(
+            "cors.policy",
+            Status::Fail,
+            "the server allows whatever origin asks",
+            found,
+            fix,
+        )
+    } else {
+        item(
+            "cors.policy",
+            Status::Pass,
+            "a foreign origin is not allowed",
+            found,
+            None,
+        )
+    }
+}
+
+pub(in crate::checklist) async fn metrics_protected(
+    prober: &Prober,
+    loopback_only: bool,
+    paths: &[&str],
+) -> Item {
+    let responses = join_all(
+        paths
+            .iter()
+            .map(|path| async move { (*path, prober.request("GET", path, &[], &[]).await) }),
+    )
+    .await;
+    let found = responses
+        .iter()
+        .map(|(path, response)| evidence(format!("GET {path} without a key"), observed(response)))
+        .collect();
+    let open: Vec<&str> = responses
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status == 200))
+        .map(|(path, _)| *path)
+        .collect();
+    if open.is_empty() {
+        item(
+            "metrics.protected",
+            Status::Pass,
+            "metrics and docs need a key",
+            found,
+            None,
+        )
+    } else if loopback_only {
+        item(
+            "metrics.protected",
+            Status::Pass,
+            format!("{} open, to this computer only", open.join(" and ")),
+            found,
+            None,
+        )
+    } else {
+        item(
+            "metrics.protected",
+            Status::Warn,
+            format!("{} readable by anyone who can connect", open.join(" and ")),
+            found,
+            set("server.metrics_access", "key"),
+        )
+    }
+}
+
+/// Endpoints of common inference servers (Gatehouse/Triton/KServe, TF Serving, Ollama, Roboflow
+/// Inference, OpenAI-compatible servers) and plain web servers.
+pub(in crate::checklist) const KNOWN_ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/v2"),
+    ("GET", "/v2/models"),
+    ("POST", "/v2/repository/index"),
+    ("GET", "/v1/models"),
+    ("GET", "/api/tags"),
+    ("GET", "/model/registry"),
+    ("GET", "/workflows/definition/schema"),
+];
+
+pub(in crate::checklist) async fn open_endpoints(prober: &Prober) -> Item {
+    let responses =
+        join_all(KNOWN_ENDPOINTS.iter().map(|(method, path)| async move {
+            (*method, *path, prober.request(method, path, &[], &[]).await)
+        }))
+        .await;
+    let mut found = Vec::new();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for (method, path, response) in &responses {
+        match response {
+            Ok(r) if (200..300).contains(&r.status) => open.push(format!("{method} {path}")),
+            Ok(r) if r.status == 401 || r.status == 403 => refused += 1,
+            _ => {}
+        }
+        found.push(evidence(
+            format!("{method} {path} without credentials"),
+            observed(response),
+        ));
+    }
+    if !open.is_empty() {
+        item(
+            "auth.required",
+            Status::Fail,
+            format!("answers without credentials: {}", open.join(", ")),
+            found,
+            None,
+        )
+    } else if refused > 0 {
+        item(
+            "auth.required",
+            Status::Pass,
+            "every known endpoint it serves demands credentials",
+            found,
+            None,
+        )
+    } else {
+        item(
+            "auth.required",
+            Status::Unknown,
+            "none of the known endpoints answered; cannot tell",
+            found,
+            None,
+        )
+    }
+}
