@@ -179,6 +179,11 @@ fn each_validation_error_is_a_400_naming_the_step() {
             &["nonexistent"],
         ),
         (
+            json!([{"name": "n", "kind": "labels", "model": "ghost", "inputs": {"indices": "$inputs.file"}}]),
+            "n",
+            &["there is no model `ghost`"],
+        ),
+        (
             json!([{"name": "t", "kind": "top_k", "k": 0, "inputs": {"x": "$inputs.file"}}]),
             "t",
             &["`k`"],
