@@ -31,13 +31,7 @@ fn get_with_host(path: &str, host: &str) -> String {
 }
 
 fn rate_limited(server: &TestServer, limit: &str) -> u64 {
-    let metrics = server.get_anonymous("/metrics").1;
-    let text = metrics.as_str().unwrap_or("").to_string();
-    let prefix = format!("gatehouse_rate_limited_total{{limit=\"{limit}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    server.metric("gatehouse_rate_limited_total", &format!("limit=\"{limit}\""))
 }
 
 #[test]
@@ -545,13 +539,7 @@ fn info_tells_the_posture_only_to_clients_on_this_computer() {
 
 /// The most memory the server process has held so far (VmHWM), in bytes.
 fn peak_memory(server: &TestServer) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmHWM in /proc/<pid>/status")
-        * 1024
+    server.memory("VmHWM")
 }
 
 #[test]

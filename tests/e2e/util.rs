@@ -497,6 +497,31 @@ impl TestServer {
         self.child.id()
     }
 
+    /// A memory figure of the server process from `/proc/<pid>/status` (`VmRSS`, `VmHWM`…), in bytes.
+    pub fn memory(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("the server runs");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
+            * 1024
+    }
+
+    /// The value of one series of `/metrics` (`name{labels}`), 0 when it is not there yet.
+    pub fn metric(&self, name: &str, labels: &str) -> u64 {
+        let (_, metrics) = self.get_anonymous("/metrics");
+        let prefix = format!("{name}{{{labels}}} ");
+        metrics
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    }
+
     /// Stops the server (SIGTERM, so the audit log is flushed) and gives back a builder on the
     /// same config directory, to start it again as a person restarting it would.
     pub fn stop_for_restart(mut self) -> ServerBuilder {

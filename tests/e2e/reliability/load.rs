@@ -11,28 +11,6 @@ use std::time::{Duration, Instant};
 use super::{budget, section};
 use crate::util::TestServer;
 
-fn resident(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
-fn metric(server: &TestServer, name: &str, labels: &str) -> u64 {
-    let (_, metrics) = server.get("/metrics");
-    let prefix = format!("{name}{{{labels}}} ");
-    metrics
-        .as_str()
-        .unwrap_or("")
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 /// The descriptors this process may open: the attack must fit in them with room to spare.
 fn open_file_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")
@@ -131,7 +109,7 @@ fn slowloris_and_idle_connections_do_not_keep_a_legitimate_client_out() {
     for _ in 0..50 {
         legitimate(&mut before, &mut failures);
     }
-    let memory_before = resident(server.pid(), "VmRSS:");
+    let memory_before = server.memory("VmRSS");
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let addr = server.addr.clone();
@@ -177,16 +155,12 @@ fn slowloris_and_idle_connections_do_not_keep_a_legitimate_client_out() {
     let mut peak_memory = memory_before;
     while Instant::now() < deadline {
         legitimate(&mut during, &mut failures);
-        peak_memory = peak_memory.max(resident(server.pid(), "VmRSS:"));
+        peak_memory = peak_memory.max(server.memory("VmRSS"));
         std::thread::sleep(Duration::from_millis(20));
     }
     let (opened, dropped_slow, dropped_idle, bytes, burst) = attack.join().unwrap();
-    let timeouts = metric(
-        &server,
-        "gatehouse_rate_limited_total",
-        "limit=\"header_timeout\"",
-    );
-    let refused = metric(&server, "gatehouse_rate_limited_total", "limit=\"connections\"");
+    let timeouts = server.metric("gatehouse_rate_limited_total", "limit=\"header_timeout\"");
+    let refused = server.metric("gatehouse_rate_limited_total", "limit=\"connections\"");
     assert_eq!(
         opened,
         slow + idle,
