@@ -225,7 +225,7 @@ fn kill_9_disks_keychains_and_damaged_files_never_lose_settings_or_keys() {
         "3600",
     ]);
     let home = supervise.home.path().to_path_buf();
-    let first = supervise.wait_for("ready", 1, Duration::from_secs(60));
+    supervise.wait_for("ready", 1, Duration::from_secs(60));
     let key = keys_json(
         &home,
         &["create", "--name", "load", "--scope", "infer", "--no-keychain"],
@@ -306,19 +306,16 @@ fn kill_9_disks_keychains_and_damaged_files_never_lose_settings_or_keys() {
             round
         })
     };
-    let mut pid = pid_of(&first);
     let mut to_ready = Vec::new();
     for round in 0..kills {
         // Most kills come 0.2 s after a start; every fourth after 1.5 s, long enough for a
         // settings change to restart the server first, so kills also land on those restarts.
         std::thread::sleep(Duration::from_millis(if round % 4 == 3 { 1500 } else { 200 }));
         // The server as it is now: a settings change may have replaced the one that was ready.
-        let current =
-            crate::util::wait_until_within("the server ready to be killed", Duration::from_secs(60), || {
-                supervise.states().last().is_some_and(|s| s["state"] == "ready")
-            });
-        let _ = current;
-        pid = pid_of(supervise.states().last().unwrap());
+        crate::util::wait_until_within("the server ready to be killed", Duration::from_secs(60), || {
+            supervise.states().last().is_some_and(|s| s["state"] == "ready")
+        });
+        let pid = pid_of(supervise.states().last().unwrap());
         let readies = supervise
             .states()
             .iter()
@@ -330,7 +327,6 @@ fn kill_9_disks_keychains_and_damaged_files_never_lose_settings_or_keys() {
         to_ready.push(killed.elapsed());
         assert_ne!(pid_of(&ready), pid);
         assert!(!alive(pid), "the killed server {pid} is still there");
-        pid = pid_of(&ready);
     }
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
@@ -406,6 +402,15 @@ fn kill_9_disks_keychains_and_damaged_files_never_lose_settings_or_keys() {
     );
 
     // 2. Damaged files while in use: the server keeps the access it had and says which line.
+    // First the last settings change the churn made must have been taken up (the supervisor
+    // looks at the file every second), so that any restart from here on is the damaged file's.
+    std::thread::sleep(Duration::from_millis(1500));
+    crate::util::wait_until_within(
+        "the server settled after the churn",
+        Duration::from_secs(60),
+        || supervise.states().last().is_some_and(|s| s["state"] == "ready"),
+    );
+    let pid = pid_of(supervise.states().last().unwrap());
     let settings_path = home.join("settings.toml");
     let good_settings = std::fs::read(&settings_path).unwrap();
     let mut damaged = good_settings.clone();
