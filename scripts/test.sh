@@ -21,6 +21,8 @@ if ! [ -x "$TAURI_DRIVER" ]; then
     cargo install tauri-driver --locked --version 2.0.5 >&2
 fi
 export TAURI_DRIVER
+# Tests run side by side: every server they start takes a free gRPC port, not 9002.
+export GATEHOUSE_GRPC_PORT=0
 export GATEHOUSE_DATA GATEHOUSE_VENV GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV GATEHOUSE_KUBERNETES_VENV GATEHOUSE_RELIABILITY_VENV
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 step "format"

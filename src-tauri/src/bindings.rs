@@ -40,6 +40,7 @@ pub fn typescript() -> String {
         certs::Initialised,
         settings::Settings,
         settings::ServerSettings,
+        settings::GrpcSettings,
         settings::TlsSettings,
         settings::CorsSettings,
         settings::AuthSettings,

@@ -10,6 +10,7 @@ mod checklist;
 mod errors;
 mod export;
 mod exposure;
+mod grpc;
 mod guard;
 mod hardening;
 mod inference;

@@ -4,7 +4,10 @@
 writes DIR/identity/1/model.onnx: one Identity per datatype the server serves, input `in_<TYPE>`
 and output `out_<TYPE>`, shape [-1, 2] so both a dynamic and a fixed dimension are exercised;
 DIR/sequence/1/model.onnx, whose output is a sequence (not a tensor) and so must be refused; and
-DIR/upper/1/model.onnx, which upper-cases a list of strings (StringNormalizer): BYTES in and out.
+DIR/upper/1/model.onnx, which upper-cases a list of strings (StringNormalizer): BYTES in and out;
+and DIR/image/1/model.onnx, an image-sized model (one [batch, 3, 224, 224] FP32 input, 150,528
+numbers an image, answered with each channel's mean and the image at half brightness) so the big
+tensor path is exercised and measured.
 """
 
 import pathlib
@@ -54,7 +57,21 @@ def upper() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
 
 
+def image() -> onnx.ModelProto:
+    pixels = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 224, 224])
+    means = helper.make_tensor_value_info("channel_mean", TensorProto.FLOAT, ["batch", 3])
+    half = helper.make_tensor_value_info("half", TensorProto.FLOAT, ["batch", 3, 224, 224])
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [0.5])
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["channel_mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("Mul", ["image", "scale"], ["half"]),
+    ]
+    graph = helper.make_graph(nodes, "image", [pixels], [means, half], initializer=[scale])
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
+
+
 root = pathlib.Path(sys.argv[1])
 save(identity(), root / "identity" / "1" / "model.onnx")
 save(sequence(), root / "sequence" / "1" / "model.onnx")
 save(upper(), root / "upper" / "1" / "model.onnx")
+save(image(), root / "image" / "1" / "model.onnx")

@@ -240,7 +240,9 @@ impl ServerBuilder {
         }
         command
             .env("GATEHOUSE_HOME", self.home.path())
-            .env("GATEHOUSE_DATA", data_dir());
+            .env("GATEHOUSE_DATA", data_dir())
+            // Tests run side by side: each server's gRPC port is a free one unless a test says.
+            .env("GATEHOUSE_GRPC_PORT", "0");
         for (name, value) in &self.env {
             command.env(name, value);
         }

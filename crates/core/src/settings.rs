@@ -22,6 +22,8 @@ mod validate;
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    /// The Open Inference Protocol over gRPC, beside the HTTP port and behind the same perimeter.
+    pub grpc: GrpcSettings,
     pub tls: TlsSettings,
     pub cors: CorsSettings,
     pub auth: AuthSettings,
@@ -65,6 +67,28 @@ impl Default for ServerSettings {
             metrics_access: "auto".into(),
             allowed_hosts: Vec::new(),
             exposed_until: None,
+        }
+    }
+}
+
+/// The gRPC port. It listens on `server.host` like the HTTP port, with the same TLS, keys and
+/// limits; a guard has none (what it guards speaks HTTP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcSettings {
+    /// Serve gRPC at all.
+    pub enabled: bool,
+    /// TCP port; 0 asks the OS for a free one. The HTTP port's neighbour, as Triton's 8000 and
+    /// 8001 are.
+    pub port: u16,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            enabled: true,
+            port: 9002,
         }
     }
 }
@@ -327,6 +351,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("GATEHOUSE_HOST", "server.host"),
     ("PORT", "server.port"),
     ("GATEHOUSE_PORT", "server.port"),
+    ("GATEHOUSE_GRPC", "grpc.enabled"),
+    ("GATEHOUSE_GRPC_PORT", "grpc.port"),
     ("GATEHOUSE_MODELS", "server.models"),
     ("GATEHOUSE_METRICS_ACCESS", "server.metrics_access"),
     ("GATEHOUSE_ALLOWED_HOSTS", "server.allowed_hosts"),
@@ -594,6 +620,8 @@ enum Kind {
 const KEYS: &[(&str, Kind)] = &[
     ("server.host", Kind::Text),
     ("server.port", Kind::Integer),
+    ("grpc.enabled", Kind::Bool),
+    ("grpc.port", Kind::Integer),
     ("server.models", Kind::Text),
     ("server.metrics_access", Kind::Text),
     ("server.allowed_hosts", Kind::List),

@@ -45,6 +45,9 @@ pub struct ServerInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_in_url: Option<Vec<KeyInUrl>>,
     pub models_ready: usize,
+    /// Where the Open Inference Protocol's gRPC service listens, when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_address: Option<String>,
     /// In guard mode: what Gatehouse stands in front of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guarding: Option<Guarding>,

@@ -160,13 +160,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The protocol extensions `GET /v2` and gRPC's ServerMetadata name. Triton's names: its clients
+/// look for them before using the binary form.
+pub const EXTENSIONS: [&str; 2] = ["model_repository", "binary_tensor_data"];
+
 #[utoipa::path(get, path = "/v2", tag = "inference", responses((status = 200, body = ServerMetadata)))]
 pub async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: "gatehouse".into(),
         version: gatehouse_core::VERSION.into(),
-        // Triton's names: its clients look for them before using the binary form.
-        extensions: vec!["model_repository".into(), "binary_tensor_data".into()],
+        extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
     })
 }
 
@@ -316,7 +319,7 @@ pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint; see /docs for the API")
 }
 
-fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
+pub(crate) fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
     state
         .repository
         .get()
@@ -324,11 +327,20 @@ fn loaded(state: &AppState) -> Result<&Repository, ApiError> {
 }
 
 fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelMetadata>, ApiError> {
+    metadata_of(state, name, version).map(Json)
+}
+
+/// One model version's metadata, for `GET /v2/models/{model}` and gRPC's ModelMetadata.
+pub(crate) fn metadata_of(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<ModelMetadata, ApiError> {
     let repository = loaded(state)?;
     let model = repository.get(name, version)?;
     let entry = &repository.models[name];
     let versions = entry.versions.keys().map(u64::to_string).collect();
-    Ok(Json(ModelMetadata {
+    Ok(ModelMetadata {
         name: model.name.clone(),
         versions,
         platform: "onnxruntime_onnx".into(),
@@ -336,7 +348,7 @@ fn metadata(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<
         outputs: model.outputs.clone(),
         description: entry.config.description.clone(),
         labels: entry.config.labels.clone(),
-    }))
+    })
 }
 
 fn readiness_of(state: &AppState, name: &str, version: Option<&str>) -> Result<Json<ModelReady>, ApiError> {
@@ -370,21 +382,31 @@ async fn run_inference(
     version: Option<&str>,
     request: InferenceRequest,
 ) -> Result<Response, ApiError> {
-    let model = loaded(state)?.get(name, version)?;
-    let requested: Vec<String> = request.outputs.iter().flatten().map(|o| o.name.clone()).collect();
     let binary = BinaryOutputs::of(&request);
-    let (outputs, elapsed) = model.infer(&request.inputs, &requested).await?;
-    state.metrics.observe_inference(&model, elapsed);
-    let response = InferenceResponse {
-        model_name: model.name.clone(),
-        model_version: model.version.to_string(),
-        id: request.id,
-        outputs,
-    };
+    let response = infer_response(state, name, version, request).await?;
     if binary.any() {
         return Ok(crate::tensor::binary::response(&response, &binary));
     }
     Ok(Json(response).into_response())
+}
+
+/// Runs one inference request on a model version, however it arrived (JSON, binary, gRPC).
+pub(crate) async fn infer_response(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+    request: InferenceRequest,
+) -> Result<InferenceResponse, ApiError> {
+    let model = loaded(state)?.get(name, version)?;
+    let requested: Vec<String> = request.outputs.iter().flatten().map(|o| o.name.clone()).collect();
+    let (outputs, elapsed) = model.infer(&request.inputs, &requested).await?;
+    state.metrics.observe_inference(&model, elapsed);
+    Ok(InferenceResponse {
+        model_name: model.name.clone(),
+        model_version: model.version.to_string(),
+        id: request.id,
+        outputs,
+    })
 }
 
 /// Answers a panic inside a handler: the process keeps serving, the caller gets a plain 500.

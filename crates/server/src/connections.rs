@@ -173,11 +173,25 @@ pub async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
     }
 }
 
+/// What a port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The HTTP port: HTTP/1.1 with keep-alive and upgrades.
+    Http1,
+    /// The gRPC port: HTTP/2 only, as gRPC is.
+    Http2,
+}
+
+/// How many calls one HTTP/2 connection may have in flight; the server-wide request limit
+/// still applies across all of them.
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
 /// Serves every connection from `incoming` with `app` until `shutdown` completes, then lets the
 /// open ones finish their requests (bounded by the caller's grace period).
 pub async fn serve<Io>(
     mut incoming: mpsc::Receiver<Admitted<Io>>,
     app: Router,
+    protocol: Protocol,
     limits: Arc<ConnectionLimits>,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -191,13 +205,50 @@ pub async fn serve<Io>(
             () = &mut shutdown => break,
         };
         let Some(admitted) = admitted else { break };
-        tokio::spawn(serve_one(admitted, app.clone(), limits.clone(), stopping.clone()));
+        match protocol {
+            Protocol::Http1 => {
+                tokio::spawn(serve_one(admitted, app.clone(), limits.clone(), stopping.clone()));
+            }
+            Protocol::Http2 => {
+                tokio::spawn(serve_one_h2(
+                    admitted,
+                    app.clone(),
+                    limits.clone(),
+                    stopping.clone(),
+                ));
+            }
+        }
     }
     // New connections are no longer taken; each open one finishes its request in flight.
     drop(incoming);
     drop(stopping);
     let _ = stop.send(true);
     stop.closed().await;
+}
+
+/// `app` as a hyper service whose requests carry the connection they came on.
+fn connection_service(
+    app: Router,
+    connection: Connection,
+    first_request: Option<Arc<tokio::sync::Notify>>,
+) -> impl hyper::service::Service<
+    axum::http::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone {
+    let peer = connection.peer;
+    let connection = Arc::new(connection);
+    let service = app.map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+        if let Some(first) = &first_request {
+            first.notify_one();
+        }
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(peer));
+        extensions.insert(Connection::clone(&connection));
+        request.map(axum::body::Body::new)
+    });
+    TowerToHyperService::new(service.map_err(|never: Infallible| match never {}))
 }
 
 async fn serve_one<Io>(
@@ -213,15 +264,7 @@ async fn serve_one<Io>(
         connection,
         permit: _permit,
     } = admitted;
-    let peer = connection.peer;
-    let connection = Arc::new(connection);
-    let service = app.map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
-        let extensions = request.extensions_mut();
-        extensions.insert(ConnectInfo(peer));
-        extensions.insert(Connection::clone(&connection));
-        request.map(axum::body::Body::new)
-    });
-    let service = TowerToHyperService::new(service.map_err(|never: Infallible| match never {}));
+    let service = connection_service(app, connection, None);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -244,5 +287,52 @@ async fn serve_one<Io>(
         && error.is_timeout()
     {
         limits.metrics.rate_limited("header_timeout");
+    }
+}
+
+/// One HTTP/2 connection. HTTP/2 has no header read timeout of its own, so a connection that has
+/// not started a call within `limits.header_read_timeout` of opening is closed, as a slow HTTP/1
+/// client is; once it has, it may stay open and idle, as gRPC channels do, with pings finding
+/// peers that went away. The connection limit bounds how many there are.
+async fn serve_one_h2<Io>(
+    admitted: Admitted<Io>,
+    app: Router,
+    limits: Arc<ConnectionLimits>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Admitted {
+        io,
+        connection,
+        permit: _permit,
+    } = admitted;
+    let first_request = Arc::new(tokio::sync::Notify::new());
+    let service = connection_service(app, connection, Some(first_request.clone()));
+    let mut builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .max_header_list_size(64 * 1024)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let started = tokio::select! {
+        result = connection.as_mut() => { let _ = result; return; }
+        () = first_request.notified() => true,
+        () = tokio::time::sleep(limits.header_read_timeout) => false,
+        _ = stopping.wait_for(|stop| *stop) => true,
+    };
+    if !started {
+        limits.metrics.rate_limited("header_timeout");
+        return;
+    }
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.as_mut().await;
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every error code Gatehouse answers with: its wire name, its HTTP status and what it means, in
 /// one table ([`error_codes!`]), so a code cannot be misspelt at a call site or answer with two
@@ -29,6 +29,11 @@ macro_rules! error_codes {
 
             pub fn meaning(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $meaning,)* }
+            }
+
+            /// The code whose wire name is `name`.
+            pub fn from_wire(name: &str) -> Option<ErrorCode> {
+                match name { $($wire => Some(ErrorCode::$variant),)* _ => None }
             }
         }
     };
@@ -136,7 +141,7 @@ pub struct ApiError {
 }
 
 /// The body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong and how to fix it, for a person.
     pub error: String,

@@ -176,7 +176,8 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     }
 
     let audit = gatehouse_core::audit::AuditLog::new(paths.audit_log());
-    let frontend = Frontend::open(settings, paths, "none").await?;
+    // No gRPC port: what a guard stands in front of is reached over HTTP.
+    let frontend = Frontend::open(settings, paths, "none", false).await?;
     let settings = &frontend.settings;
     let timeout = Duration::from_secs(u64::from(settings.limits.request_timeout_seconds));
     // Just inside the request limit, so a slow upstream is answered as one (504
@@ -209,6 +210,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         python_sandbox: None,
         keys_in_url: None,
         models_ready: 0,
+        grpc_address: None,
         guarding: Some(Guarding {
             preset: preset.name.into(),
             upstream: Some(upstream.address.to_string()),
@@ -243,7 +245,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         "guarding {} on {}", preset.servers, upstream.address);
     frontend.announce();
     let app = router(&frontend, guard.clone());
-    frontend.serve(app).await;
+    frontend.serve(app, None).await;
     if let Some(launcher) = launcher {
         state.stop();
         let _ = launcher.await;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod connections;
 pub mod error;
+pub mod grpc;
 pub mod guard;
 pub mod json;
 pub mod listen;
@@ -305,6 +306,7 @@ mod tests {
                 keys_in_url: None,
                 mtls: false,
                 models_ready: 0,
+                grpc_address: None,
                 guarding: None,
             }),
             max_body_bytes: 1024,

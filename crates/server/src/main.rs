@@ -80,6 +80,10 @@ struct ServeArgs {
     /// Port to listen on; 0 picks a free one (default 9001).
     #[arg(long)]
     port: Option<u16>,
+    /// Port for the Open Inference Protocol over gRPC; 0 picks a free one (default 9002).
+    /// `gatehouse settings set grpc.enabled false` turns it off.
+    #[arg(long)]
+    grpc_port: Option<u16>,
     /// Model repository directory (`<name>/<version>/model.onnx`).
     #[arg(long)]
     models: Option<PathBuf>,
@@ -309,6 +313,7 @@ fn serve(args: ServeArgs, paths: Paths) -> Result<(), String> {
         &[
             ("server.host", args.host),
             ("server.port", args.port.map(|p| p.to_string())),
+            ("grpc.port", args.grpc_port.map(|p| p.to_string())),
             ("server.models", args.models.map(|p| p.display().to_string())),
         ],
     )?;

@@ -15,7 +15,7 @@ use gatehouse_core::audit::AuditLog;
 use gatehouse_core::certs::CertFiles;
 use gatehouse_core::keys::KeyStore;
 
-use crate::connections::{self, ConnectionLimits};
+use crate::connections::{self, ConnectionLimits, Protocol};
 use crate::listen::Listeners;
 use crate::models::{LoadOptions, Repository, Runtime};
 use crate::perimeter::Perimeter;
@@ -32,9 +32,15 @@ pub enum StartError {
     #[error("{0}")]
     Runtime(String),
     #[error(
-        "port {port} on {host} is already in use{holder}; stop the program using it, or pick another port with --port (0 picks a free one)"
+        "{what} port {port} on {host} is already in use{holder}; stop the program using it, or pick another port with {flag} (0 picks a free one)"
     )]
-    PortInUse { host: String, port: u16, holder: String },
+    PortInUse {
+        what: &'static str,
+        host: String,
+        port: u16,
+        holder: String,
+        flag: &'static str,
+    },
     #[error("{0}")]
     Tls(String),
     #[error("{0}")]
@@ -61,6 +67,10 @@ pub struct Frontend {
     v6_problem: Option<std::io::Error>,
     tls_files: Option<TlsFiles>,
     tls_config: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
+    /// The gRPC port's sockets and its TLS configuration (which offers `h2`), when gRPC is on.
+    grpc: Option<(Listeners, Option<Arc<ArcSwap<rustls::ServerConfig>>>)>,
+    /// Where the gRPC port listens (port 0 resolved).
+    pub grpc_address: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     pub audit: Option<AuditSink>,
     pub hosts: Arc<AllowedHosts>,
@@ -70,11 +80,13 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    /// Loads TLS, binds and builds the perimeter; nothing is announced or served yet.
+    /// Loads TLS, binds (the gRPC port too with `grpc`, when the settings have it on) and builds
+    /// the perimeter; nothing is announced or served yet.
     pub async fn open(
         settings: Settings,
         paths: Paths,
         onnxruntime_version: &str,
+        grpc: bool,
     ) -> Result<Frontend, StartError> {
         let tls_files = settings.tls.enabled.then(|| TlsFiles {
             cert: settings
@@ -93,7 +105,22 @@ impl Frontend {
             Some(files) => Some(Arc::new(ArcSwap::new(files.load().map_err(StartError::Tls)?))),
             None => None,
         };
-        let (listeners, v6_problem) = bind(&settings.server.host, settings.server.port).await?;
+        let (listeners, v6_problem) = bind(&settings.server.host, settings.server.port, Port::Http).await?;
+        let grpc = if grpc && settings.grpc.enabled {
+            let (grpc_listeners, _) = bind(&settings.server.host, settings.grpc.port, Port::Grpc).await?;
+            let grpc_tls = match &tls_files {
+                Some(files) => Some(Arc::new(ArcSwap::new(
+                    files.load_for(Protocol::Http2).map_err(StartError::Tls)?,
+                ))),
+                None => None,
+            };
+            Some((grpc_listeners, grpc_tls))
+        } else {
+            None
+        };
+        let grpc_address = grpc
+            .as_ref()
+            .and_then(|(listeners, _)| listeners.primary.local_addr().ok());
         let address = listeners
             .primary
             .local_addr()
@@ -135,6 +162,8 @@ impl Frontend {
         let deadline = gatehouse_core::exposure::deadline(&settings).filter(|_| !address.ip().is_loopback());
         Ok(Frontend {
             deadline,
+            grpc,
+            grpc_address,
             settings,
             paths,
             address,
@@ -180,9 +209,15 @@ impl Frontend {
             .map(ToString::to_string)
             .collect();
         let url = &self.url;
+        let grpc_addr = self.grpc_address.map(|a| a.to_string()).unwrap_or_default();
+        let grpc_note = if grpc_addr.is_empty() {
+            String::new()
+        } else {
+            format!(", gRPC on {grpc_addr}")
+        };
         tracing::info!(target: crate::telemetry::ANNOUNCE, event = "listening", addr = %self.address, url = %url,
-            tls = self.tls(), mtls = self.mtls(), auth = settings.auth.enabled,
-            also = %also.join(","), "Gatehouse is listening on {url}");
+            grpc_addr = %grpc_addr, tls = self.tls(), mtls = self.mtls(), auth = settings.auth.enabled,
+            also = %also.join(","), "Gatehouse is listening on {url}{grpc_note}");
         if let Some(error) = &self.v6_problem {
             tracing::warn!(event = "loopback_v6_unavailable", %error, "listening on 127.0.0.1 only; clients that resolve localhost to ::1 will not connect");
         }
@@ -207,27 +242,51 @@ impl Frontend {
         }
     }
 
-    /// Serves `app` until SIGINT or SIGTERM, then lets requests in flight finish and flushes
-    /// the keys' last use and the audit log.
-    pub async fn serve(self, app: axum::Router) {
+    /// Serves `app` (and `grpc_app` on the gRPC port) until SIGINT or SIGTERM, then lets requests
+    /// in flight finish and flushes the keys' last use and the audit log.
+    pub async fn serve(self, app: axum::Router, grpc_app: Option<axum::Router>) {
         let limits = Arc::new(ConnectionLimits::new(&self.settings.limits, self.metrics.clone()));
-        let listeners = self.listeners.into_vec();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let shutdown = stop_at(self.deadline, self.paths.clone());
-        match (self.tls_files, self.tls_config) {
-            (Some(files), Some(config)) => {
-                crate::tls::watch(files, config.clone());
-                let (sender, incoming) = tokio::sync::mpsc::channel(256);
-                crate::tls::accept(listeners, config, limits.clone(), sender);
-                connections::serve(incoming, app, limits, shutdown).await;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let mut configs = Vec::new();
+        if let Some(config) = &self.tls_config {
+            configs.push((Protocol::Http1, config.clone()));
+        }
+        let grpc = match (self.grpc, grpc_app) {
+            (Some((listeners, tls)), Some(grpc_app)) => {
+                configs.extend(tls.clone().map(|config| (Protocol::Http2, config)));
+                Some(tokio::spawn(serve_port(
+                    listeners.into_vec(),
+                    grpc_app,
+                    Protocol::Http2,
+                    tls,
+                    limits.clone(),
+                    stopped(stopping.clone()),
+                )))
             }
-            _ => {
-                let (sender, incoming) = tokio::sync::mpsc::channel(256);
-                for listener in listeners {
-                    connections::accept_plain(listener, limits.clone(), sender.clone());
-                }
-                drop(sender);
-                connections::serve(incoming, app, limits, shutdown).await;
-            }
+            _ => None,
+        };
+        if let Some(files) = self.tls_files {
+            crate::tls::watch(files, configs);
+        }
+        serve_port(
+            self.listeners.into_vec(),
+            app,
+            Protocol::Http1,
+            self.tls_config,
+            limits,
+            stopped(stopping),
+        )
+        .await;
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
         }
         self.perimeter.flush_usage();
         if let Some(audit) = &self.audit
@@ -242,8 +301,41 @@ impl Frontend {
     }
 }
 
+/// One port until `shutdown`: TLS when `tls` is set, else plain TCP.
+async fn serve_port(
+    listeners: Vec<tokio::net::TcpListener>,
+    app: axum::Router,
+    protocol: Protocol,
+    tls: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
+    limits: Arc<ConnectionLimits>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    match tls {
+        Some(config) => {
+            let (sender, incoming) = tokio::sync::mpsc::channel(256);
+            crate::tls::accept(listeners, config, limits.clone(), sender);
+            connections::serve(incoming, app, protocol, limits, shutdown).await;
+        }
+        None => {
+            let (sender, incoming) = tokio::sync::mpsc::channel(256);
+            for listener in listeners {
+                connections::accept_plain(listener, limits.clone(), sender.clone());
+            }
+            drop(sender);
+            connections::serve(incoming, app, protocol, limits, shutdown).await;
+        }
+    }
+}
+
+/// Which of Gatehouse's ports a socket is for, to say so when it cannot be had.
+#[derive(Clone, Copy)]
+enum Port {
+    Http,
+    Grpc,
+}
+
 /// Binds `host:port`, and `[::1]` beside `127.0.0.1`; a port in use names its holder.
-async fn bind(host: &str, port: u16) -> Result<(Listeners, Option<std::io::Error>), StartError> {
+async fn bind(host: &str, port: u16, which: Port) -> Result<(Listeners, Option<std::io::Error>), StartError> {
     let ip: IpAddr = if host == "localhost" {
         IpAddr::from([127, 0, 0, 1])
     } else {
@@ -255,7 +347,16 @@ async fn bind(host: &str, port: u16) -> Result<(Listeners, Option<std::io::Error
     };
     let listener = crate::listen::bind(SocketAddr::new(ip, port)).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
+            let (what, flag) = match which {
+                Port::Http => ("the HTTP", "--port"),
+                Port::Grpc => (
+                    "the gRPC",
+                    "--grpc-port (or turn gRPC off: `gatehouse settings set grpc.enabled false`)",
+                ),
+            };
             StartError::PortInUse {
+                what,
+                flag,
                 host: host.to_string(),
                 port,
                 holder: gatehouse_core::ports::listening_process(port)
@@ -303,7 +404,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let onnxruntime_version = runtime.version();
     tracing::info!(event = "runtime_loaded", library = %library.display(), version = %onnxruntime_version,
         models = %models_dir.display(), "ONNX Runtime {onnxruntime_version} loaded from {}", library.display());
-    let frontend = Frontend::open(settings, paths, &onnxruntime_version).await?;
+    let frontend = Frontend::open(settings, paths, &onnxruntime_version, true).await?;
     let settings = &frontend.settings;
     let paths = &frontend.paths;
     let metrics = frontend.metrics.clone();
@@ -328,6 +429,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             python_sandbox: None,
             keys_in_url: None,
             models_ready: 0,
+            grpc_address: frontend.grpc_address.map(|a| a.to_string()),
             guarding: None,
         }),
         max_body_bytes: settings.limits.max_body_bytes,
@@ -367,7 +469,11 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         );
         let _ = repository_slot.set(repository);
     });
-    frontend.serve(router(state)).await;
+    let grpc = frontend
+        .grpc_address
+        .is_some()
+        .then(|| crate::grpc::router(&state));
+    frontend.serve(router(state), grpc).await;
     Ok(())
 }
 

@@ -40,8 +40,15 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// Reads the files and builds a rustls configuration; every error names the file and the fix.
+    /// Reads the files and builds the HTTP port's rustls configuration; every error names the
+    /// file and the fix.
     pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
+        self.load_for(crate::connections::Protocol::Http1)
+    }
+
+    /// [`TlsFiles::load`] for a port speaking `protocol`, which it offers in ALPN: gRPC clients
+    /// insist on `h2` there, HTTP ones are told `http/1.1`.
+    pub fn load_for(&self, protocol: crate::connections::Protocol) -> Result<Arc<ServerConfig>, String> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
             .map_err(|e| unreadable(&self.cert, "certificate", &e.to_string()))?
             .collect::<Result<_, _>>()
@@ -76,7 +83,10 @@ impl TlsFiles {
         let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| format!("the certificate {} and key {} do not fit together: {e}; fix: use the key that belongs to the certificate", self.cert.display(), self.key.display()))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![match protocol {
+            crate::connections::Protocol::Http1 => b"http/1.1".to_vec(),
+            crate::connections::Protocol::Http2 => b"h2".to_vec(),
+        }];
         // Our order, not the client's: most clients list AES-256 first, whose SHA-384 key
         // schedule runs in plain code, while SHA-256 runs on the CPU's SHA extensions (the
         // SHA-384 hashing was 9 % of a handshake's cost in a profile).
@@ -283,9 +293,9 @@ async fn handshake(
     acceptor.accept(stream).await.map(Some)
 }
 
-/// Re-reads the certificate files when they change and swaps the new configuration in; a file
-/// that does not load leaves the current one in force.
-pub fn watch(files: TlsFiles, config: Arc<ArcSwap<ServerConfig>>) {
+/// Re-reads the certificate files when they change and swaps the new configuration into each
+/// port's slot; a file that does not load leaves the current one in force.
+pub fn watch(files: TlsFiles, configs: Vec<(crate::connections::Protocol, Arc<ArcSwap<ServerConfig>>)>) {
     tokio::spawn(async move {
         let mut seen = files.signature();
         let mut interval = tokio::time::interval(RELOAD_INTERVAL);
@@ -297,9 +307,18 @@ pub fn watch(files: TlsFiles, config: Arc<ArcSwap<ServerConfig>>) {
             }
             seen = now;
             let loading = files.clone();
-            match tokio::task::spawn_blocking(move || loading.load()).await {
+            let protocols: Vec<_> = configs.iter().map(|(protocol, _)| *protocol).collect();
+            let loaded = tokio::task::spawn_blocking(move || {
+                protocols
+                    .into_iter()
+                    .map(|protocol| loading.load_for(protocol))
+                    .collect::<Result<Vec<_>, String>>()
+            });
+            match loaded.await {
                 Ok(Ok(new)) => {
-                    config.store(new);
+                    for ((_, config), new) in configs.iter().zip(new) {
+                        config.store(new);
+                    }
                     tracing::info!(event = "tls_reloaded", cert = %files.cert.display(), "TLS certificate reloaded");
                 }
                 Ok(Err(error)) => {

@@ -115,7 +115,11 @@ export type Initialised = { ca: CertInfo, server: CertInfo,
  */
 ca_created: boolean, server_key: string, };
 
-export type Settings = { server: ServerSettings, tls: TlsSettings, cors: CorsSettings, auth: AuthSettings, inference: InferenceSettings, limits: LimitSettings, audit: AuditSettings, log: LogSettings, workflows: WorkflowSettings, 
+export type Settings = { server: ServerSettings, 
+/**
+ * The Open Inference Protocol over gRPC, beside the HTTP port and behind the same perimeter.
+ */
+grpc: GrpcSettings, tls: TlsSettings, cors: CorsSettings, auth: AuthSettings, inference: InferenceSettings, limits: LimitSettings, audit: AuditSettings, log: LogSettings, workflows: WorkflowSettings, 
 /**
  * Guard mode: the server Gatehouse stands in front of, when it is not its own.
  */
@@ -150,6 +154,17 @@ allowed_hosts: Array<string>,
  * time-limited exposure (`gatehouse expose --for 1h`). Unset, the address is deliberate.
  */
 exposed_until: string | null, };
+
+export type GrpcSettings = { 
+/**
+ * Serve gRPC at all.
+ */
+enabled: boolean, 
+/**
+ * TCP port; 0 asks the OS for a free one. The HTTP port's neighbour, as Triton's 8000 and
+ * 8001 are.
+ */
+port: number, };
 
 export type TlsSettings = { 
 /**

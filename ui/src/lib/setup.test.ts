@@ -47,7 +47,7 @@ describe("server choice", () => {
 });
 
 describe("network form", () => {
-  const form = { reach: "loopback" as const, custom: "", port: "9001", origins: "" };
+  const form = { reach: "loopback" as const, custom: "", port: "9001", grpc: true, grpcPort: "9002", origins: "" };
 
   it("recognises each bind choice", () => {
     expect(reachOf("127.0.0.1", "192.168.1.5")).toBe("loopback");
@@ -62,9 +62,19 @@ describe("network form", () => {
       changes: [
         { key: "server.host", value: "192.168.1.5" },
         { key: "server.port", value: "9001" },
+        { key: "grpc.enabled", value: "true" },
+        { key: "grpc.port", value: "9002" },
         { key: "cors.allowed_origins", value: "http://localhost:5173,https://app.example" },
       ],
     });
+  });
+
+  it("turns gRPC off or refuses it the HTTP port", () => {
+    const off = networkChanges({ ...form, grpc: false, grpcPort: "" }, null);
+    expect(off).toHaveProperty("changes", expect.arrayContaining([{ key: "grpc.enabled", value: "false" }]));
+    expect(JSON.stringify(off)).not.toContain("grpc.port");
+    expect(networkChanges({ ...form, grpcPort: "9001" }, null)).toHaveProperty("problem", expect.stringContaining("port of its own"));
+    expect(networkChanges({ ...form, grpcPort: "x" }, null)).toHaveProperty("problem", expect.stringContaining("gRPC port x"));
   });
 
   it("says what is wrong with a bad port, origin or empty address", () => {

@@ -83,6 +83,9 @@ export interface NetworkForm {
   reach: Reach;
   custom: string;
   port: string;
+  /** The Open Inference Protocol over gRPC, on its own port; off is a choice. */
+  grpc: boolean;
+  grpcPort: string;
   origins: string;
 }
 
@@ -95,6 +98,12 @@ export function networkChanges(form: NetworkForm, lanAddress: string | null): { 
   if (host === "") return { problem: "Give the address to listen on, such as 192.168.1.20." };
   const port = Number(form.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return { problem: `Port ${form.port} is not a port: give a whole number from 1 to 65535.` };
+  const grpcPort = Number(form.grpcPort);
+  if (form.grpc) {
+    if (!Number.isInteger(grpcPort) || grpcPort < 1 || grpcPort > 65535)
+      return { problem: `gRPC port ${form.grpcPort} is not a port: give a whole number from 1 to 65535, or turn gRPC off.` };
+    if (grpcPort === port) return { problem: `gRPC needs a port of its own, not ${port} as well: 9002 is the usual one.` };
+  }
   const origins = form.origins.split(/[\s,]+/).filter((o) => o !== "");
   for (const origin of origins) {
     if (origin === "*") continue;
@@ -104,6 +113,8 @@ export function networkChanges(form: NetworkForm, lanAddress: string | null): { 
     changes: [
       { key: "server.host", value: host },
       { key: "server.port", value: String(port) },
+      { key: "grpc.enabled", value: String(form.grpc) },
+      ...(form.grpc ? [{ key: "grpc.port", value: String(grpcPort) }] : []),
       { key: "cors.allowed_origins", value: origins.join(",") },
     ],
   };

@@ -213,3 +213,25 @@ fn an_empty_value_clears_a_setting_back_to_its_default() {
     assert_eq!(settings.server.host, "127.0.0.1");
     assert!(settings.validate().is_ok());
 }
+
+#[test]
+fn grpc_is_on_beside_the_http_port_and_may_not_share_it() {
+    let mut settings = Settings::default();
+    assert!(settings.grpc.enabled);
+    assert_eq!(settings.grpc.port, 9002);
+    settings
+        .apply_environment(env(&[("GATEHOUSE_GRPC_PORT", "9001")]))
+        .unwrap();
+    let error = settings.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("grpc.port") && error.contains("port of its own"),
+        "{error}"
+    );
+    // Off, or both ports picked by the OS, the numbers do not collide.
+    settings.set("grpc.enabled", "off").unwrap();
+    settings.validate().unwrap();
+    settings.set("grpc.enabled", "on").unwrap();
+    settings.set("grpc.port", "0").unwrap();
+    settings.set("server.port", "0").unwrap();
+    settings.validate().unwrap();
+}

@@ -22,6 +22,16 @@ impl Settings {
                 "use 127.0.0.1 (this computer only), 0.0.0.0 (every network interface) or one interface's address",
             );
         }
+        if self.grpc.enabled && self.grpc.port != 0 && self.grpc.port == self.server.port {
+            add(
+                "grpc.port",
+                format!(
+                    "{} is server.port too; gRPC needs a port of its own",
+                    self.grpc.port
+                ),
+                "pick another port, e.g. `gatehouse settings set grpc.port 9002`, or 0 for a free one",
+            );
+        }
         for name in &self.server.allowed_hosts {
             let valid = !name.is_empty()
                 && name.len() <= 253

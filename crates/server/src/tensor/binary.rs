@@ -243,7 +243,7 @@ pub fn response(response: &InferenceResponse, binary: &BinaryOutputs) -> Respons
     answer
 }
 
-fn write_le(data: &TensorData, out: &mut Vec<u8>) {
+pub(crate) fn write_le(data: &TensorData, out: &mut Vec<u8>) {
     macro_rules! each {
         ($values:expr) => {
             for value in $values {
