@@ -97,6 +97,12 @@ fn a_default_server_passes_with_evidence_for_every_item() {
         &["GET /info", "nothing secret"],
     );
     assert_item(&report, "transport.tls", "pass", &["no TLS"]);
+    assert_item(
+        &report,
+        "grpc.perimeter",
+        "pass",
+        &["grpc-status 16: this endpoint needs an API key", "127.0.0.2"],
+    );
     assert_item(&report, "workflows.custom_python", "pass", &["false"]);
     assert_item(&report, "cors.policy", "pass", &["(none)"]);
     assert_item(&report, "metrics.protected", "pass", &["GET /metrics"]);

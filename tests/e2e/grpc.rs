@@ -266,3 +266,28 @@ fn a_grpc_port_in_use_is_named_and_grpc_can_be_off() {
     let (_, info) = server.get("/info");
     assert!(info["grpc_address"].is_null(), "{info}");
 }
+
+/// The checklist calls the gRPC port as a client without a key would, and sees it open the
+/// moment authentication is off, and refusing plain text when TLS is on.
+#[test]
+fn the_checklist_sees_the_grpc_port_refuse_or_answer_a_caller_without_a_key() {
+    let open = TestServer::builder().env("GATEHOUSE_AUTH", "false").start();
+    let item = crate::util::check_item(&open, &open.url(""), "grpc.perimeter");
+    assert_eq!(item["status"], "fail", "{item:#}");
+    assert!(
+        item["summary"].as_str().unwrap().contains("answers calls without a key"),
+        "{item:#}"
+    );
+    assert!(item["evidence"].to_string().contains("grpc-status 0"), "{item:#}");
+
+    let builder = TestServer::builder().env("GATEHOUSE_TLS", "true");
+    let company = tempfile::tempdir().unwrap();
+    let files = crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
+    crate::util::import_foreign(builder.home(), &files);
+    let tls = builder.start();
+    let url = format!("https://{}", tls.addr.replace("127.0.0.1", "localhost"));
+    let item = crate::util::check_item(&tls, &url, "grpc.perimeter");
+    assert_eq!(item["status"], "pass", "{item:#}");
+    assert!(item["summary"].as_str().unwrap().contains("speaks only TLS"), "{item:#}");
+    assert!(item["evidence"].to_string().contains("in plain text"), "{item:#}");
+}

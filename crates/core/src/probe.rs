@@ -16,6 +16,9 @@ use rustls::{DigitallySignedStruct, SignatureScheme, SupportedProtocolVersion};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod grpc;
+pub use grpc::{GrpcAnswer, UNAUTHENTICATED};
+
 /// The most a probe reads of one response; enough for any page the checklist looks at.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
@@ -96,7 +99,7 @@ impl Endpoint {
         }
     }
 
-    fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {

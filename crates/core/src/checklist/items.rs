@@ -17,12 +17,14 @@ use crate::wire::{KeyInUrl, PythonSandbox, ServerInfo};
 
 mod access;
 mod config;
+mod grpc;
 mod network;
 mod python;
 mod transport;
 
 pub(super) use access::*;
 pub(super) use config::*;
+pub(super) use grpc::*;
 pub(super) use network::*;
 pub(super) use python::*;
 pub(super) use transport::*;
@@ -70,6 +72,12 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
         "Protected endpoints demand a valid key",
         "Without authentication anyone who can reach the port can run models, read metadata and exhaust the machine.",
         &["OWASP API2:2023", "NIST SP 800-207 (tenet 6)", "NIST CSF PR.AC-1"],
+    ),
+    (
+        "grpc.perimeter",
+        "The gRPC port is behind the same perimeter",
+        "A second port is a second way in: if it answered without a key, in plain text or on more addresses than the HTTP port, every control on the HTTP port could be walked around.",
+        &["OWASP API8:2023", "OWASP API2:2023", "NIST CSF PR.AC-5"],
     ),
     (
         "public.no_secrets",
@@ -290,7 +298,7 @@ pub async fn gatehouse(
             return items;
         }
     };
-    let (exposure, host_check, auth, public, transport, cors, metrics) = tokio::join!(
+    let (exposure, host_check, auth, grpc, public, transport, cors, metrics) = tokio::join!(
         exposure(
             &prober,
             info.loopback_only,
@@ -299,6 +307,7 @@ pub async fn gatehouse(
         ),
         host_check(&prober),
         authentication(&prober),
+        grpc(&prober, &info),
         public_endpoints(&prober, GATEHOUSE_PUBLIC_PATHS),
         Box::pin(transport(&prober, info.loopback_only, Some(info.mtls))),
         cors(&prober),
@@ -308,6 +317,7 @@ pub async fn gatehouse(
         with_deadline(exposure, settings),
         host_check,
         auth,
+        grpc,
         key_in_url(info.keys_in_url.as_deref()),
         public,
     ];
