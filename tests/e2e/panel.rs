@@ -684,7 +684,9 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     panel.click_xpath("//label[.//strong[normalize-space(.)='Every network interface']]//input");
     panel.screenshot("network");
     panel.click("main", "Save and restart");
-    panel.text_of("the saved notice", ".saved");
+    let saved = panel.text_of("the saved notice", ".saved");
+    // The gRPC port is saved beside the HTTP port, on by default.
+    assert!(saved.contains("gRPC on port 9002"), "{saved}");
     panel.click("nav", "Dashboard");
     panel.wait_for(
         "the exposure item warning",

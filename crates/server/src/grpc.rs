@@ -42,10 +42,11 @@ pub const SERVICE: &str = "/inference.GRPCInferenceService/";
 /// Answered without a key, like `/v2/health/live` and `/v2/health/ready`.
 const PUBLIC: [&str; 2] = ["ServerLive", "ServerReady"];
 /// Need a key with the `infer` scope, like their HTTP routes.
-const PROTECTED: [&str; 5] = [
+const PROTECTED: [&str; 6] = [
     "ModelReady",
     "ServerMetadata",
     "ModelMetadata",
+    "ModelConfig",
     "ModelInfer",
     "RepositoryIndex",
 ];
@@ -288,6 +289,39 @@ impl GrpcInferenceService for Service {
         }))
     }
 
+    async fn model_config(&self, request: tonic::Request<proto::ModelConfigRequest>) -> Answer<proto::ModelConfigResponse> {
+        may_run(&request, &request.get_ref().name)?;
+        let asked = request.into_inner();
+        let metadata = api::metadata_of(&self.state, &asked.name, version(&asked.version)).map_err(refused)?;
+        let kind = |datatype: crate::tensor::DataType| data_type(datatype) as i32;
+        Ok(tonic::Response::new(proto::ModelConfigResponse {
+            config: Some(proto::ModelConfig {
+                name: metadata.name,
+                platform: metadata.platform,
+                max_batch_size: 0,
+                input: metadata
+                    .inputs
+                    .into_iter()
+                    .map(|spec| proto::ModelInput {
+                        name: spec.name,
+                        data_type: kind(spec.datatype),
+                        dims: spec.shape,
+                    })
+                    .collect(),
+                output: metadata
+                    .outputs
+                    .into_iter()
+                    .map(|spec| proto::ModelOutput {
+                        name: spec.name,
+                        data_type: kind(spec.datatype),
+                        dims: spec.shape,
+                    })
+                    .collect(),
+                backend: "onnxruntime".into(),
+            }),
+        }))
+    }
+
     async fn model_infer(
         &self,
         request: tonic::Request<proto::ModelInferRequest>,
@@ -350,6 +384,25 @@ impl GrpcInferenceService for Service {
             })
             .collect();
         Ok(tonic::Response::new(proto::RepositoryIndexResponse { models }))
+    }
+}
+
+/// Triton's name for a datatype in a model configuration.
+fn data_type(datatype: crate::tensor::DataType) -> proto::DataType {
+    use crate::tensor::DataType as D;
+    match datatype {
+        D::Bool => proto::DataType::TypeBool,
+        D::Uint8 => proto::DataType::TypeUint8,
+        D::Uint16 => proto::DataType::TypeUint16,
+        D::Uint32 => proto::DataType::TypeUint32,
+        D::Uint64 => proto::DataType::TypeUint64,
+        D::Int8 => proto::DataType::TypeInt8,
+        D::Int16 => proto::DataType::TypeInt16,
+        D::Int32 => proto::DataType::TypeInt32,
+        D::Int64 => proto::DataType::TypeInt64,
+        D::Fp32 => proto::DataType::TypeFp32,
+        D::Fp64 => proto::DataType::TypeFp64,
+        D::Bytes => proto::DataType::TypeString,
     }
 }
 

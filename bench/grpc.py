@@ -1,0 +1,122 @@
+"""gRPC: the Open Inference Protocol on Gatehouse's gRPC port, driven by Triton's own load tool,
+perf_analyzer, at its defaults (random input data, synchronous calls), with a key in
+`authorization` metadata and the audit log on. The tiny model (sigmoid) at 1 and 16 concurrent
+requests, and the image-sized model (1×3×224×224 FP32) at 1 and 4, against ONNX Runtime called
+in-process on the same image in turns between them. Part of bench/run.py; runs alone too, after a
+release build:
+
+    GATEHOUSE_DATA=~/.local/share/gatehouse python3 bench/grpc.py
+
+perf_analyzer comes from the registries: the last tritonclient wheel that carries it (2.41.1) and
+the CUDA runtime library it links against (nvidia-cuda-runtime-cu12, never used: no GPU is asked
+for); both are unpacked under $GATEHOUSE_DATA/perf-analyzer the first time.
+"""
+
+import csv
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import run
+import tensors
+
+TOOLS = run.DATA / "perf-analyzer"
+WHEELS = ["tritonclient==2.41.1", "nvidia-cuda-runtime-cu12==12.4.127"]
+
+
+def perf_analyzer() -> tuple:
+    """The perf_analyzer binary and the environment it runs with, unpacked once."""
+    binary = next(TOOLS.glob("**/bin/perf_analyzer"), None)
+    if binary is None:
+        TOOLS.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as download:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                            "--platform", "manylinux2014_x86_64", "--dest", download, *WHEELS], check=True)
+            for wheel in pathlib.Path(download).glob("*.whl"):
+                with zipfile.ZipFile(wheel) as archive:
+                    members = [m for m in archive.namelist() if m.endswith("bin/perf_analyzer") or "libcudart.so" in m]
+                    archive.extractall(TOOLS, members)
+        binary = next(TOOLS.glob("**/bin/perf_analyzer"))
+        binary.chmod(0o755)
+    libraries = next(TOOLS.glob("**/libcudart.so.12")).parent
+    return binary, {**os.environ, "LD_LIBRARY_PATH": str(libraries)}
+
+
+def load(tool: tuple, address: str, key: str, model: str, concurrency: int) -> dict:
+    """One perf_analyzer run of about BENCH_SECONDS at `concurrency`: its throughput and p50."""
+    binary, env = tool
+    with tempfile.TemporaryDirectory() as scratch:
+        report = pathlib.Path(scratch) / "report.csv"
+        command = [str(binary), "-m", model, "-u", address, "-i", "grpc", "-H", f"authorization: Bearer {key}",
+                   "--concurrency-range", str(concurrency), "--measurement-interval", str(max(2, run.SECONDS // 3) * 1000),
+                   "--percentile", "50", "-f", str(report)]
+        output = subprocess.run(command, env=env, capture_output=True, text=True)
+        if output.returncode != 0:
+            raise RuntimeError(f"perf_analyzer failed: {output.stdout[-2000:]}{output.stderr[-2000:]}")
+        row = next(csv.DictReader(report.open()))
+        errors = re.findall(r"had error: (.*)", output.stdout)
+        if errors:
+            raise RuntimeError(f"perf_analyzer saw errors: {errors[:3]}")
+        return {"rps": float(row["Inferences/Second"]), "p50_us": float(row["p50 latency"])}
+
+
+def measure() -> dict:
+    tool = perf_analyzer()
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = pathlib.Path(scratch)
+        models = directory / "models"
+        image = tensors.make_model(models)
+        shutil.copytree(run.MODELS / "sigmoid", models / "sigmoid")
+        as_json, _, _ = tensors.bodies(directory)
+        port, grpc_port = run.free_port(), run.free_port()
+        with tempfile.TemporaryDirectory() as home:
+            env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn",
+                   "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000",
+                   "GATEHOUSE_MAX_BODY_BYTES": str(16 << 20)}
+            binary = str(run.ROOT / "target" / "release" / "gatehouse")
+            created = subprocess.run([binary, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
+                                     env=env, capture_output=True, text=True, check=True).stdout
+            key = json.loads(created)["key"]
+            server = subprocess.Popen([binary, "serve", "--port", str(port), "--grpc-port", str(grpc_port),
+                                       "--models", str(models)], env=env, stdout=subprocess.DEVNULL)
+            address = f"127.0.0.1:{grpc_port}"
+            results = {}
+            try:
+                run.wait_http(f"http://127.0.0.1:{port}/readiness")
+                for concurrency in (1, 16):
+                    measured = load(tool, address, key, "sigmoid", concurrency)
+                    results[f"sigmoid c={concurrency}"] = measured
+                    print(f"  gRPC sigmoid c={concurrency:<3} {measured['rps']:>8.0f} inferences/s  p50 {measured['p50_us']:>6.0f} µs", flush=True)
+                floors, servers = [], []
+                for kind in run.balanced("floor", "server"):
+                    if kind == "floor":
+                        floor = subprocess.run([str(run.ROOT / "target" / "release" / "inprocess-floor"), str(run.LIBRARY),
+                                                str(image), str(as_json), str(max(100, run.SECONDS * 100))],
+                                               capture_output=True, text=True, check=True).stdout
+                        floors.append(json.loads(floor)["p50_us"])
+                        print(f"  image in-process p50 {floors[-1]:>6.0f} µs", flush=True)
+                    else:
+                        servers.append(load(tool, address, key, "image", 1))
+                        print(f"  gRPC image c=1   {servers[-1]['rps']:>8.0f} inferences/s  p50 {servers[-1]['p50_us']:>6.0f} µs", flush=True)
+                results["image c=1"] = {
+                    "rps": sum(s["rps"] for s in servers) / len(servers),
+                    "p50_us": sum(s["p50_us"] for s in servers) / len(servers),
+                }
+                results["image floor_p50_us"] = sum(floors) / len(floors)
+                measured = load(tool, address, key, "image", 4)
+                results["image c=4"] = measured
+                print(f"  gRPC image c=4   {measured['rps']:>8.0f} inferences/s  p50 {measured['p50_us']:>6.0f} µs", flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+        return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))
