@@ -18,6 +18,7 @@ import urllib.request
 
 import connections
 import guard
+import oip_grpc
 import tensors
 import panel
 import supervision
@@ -428,6 +429,7 @@ def main() -> None:
     flood = connections.measure(serving)
     guarded = guard.measure(files)
     large = tensors.measure()
+    over_grpc = oip_grpc.measure()
     rows = [
         (f"tiny model (sigmoid), 16 connections: Gatehouse ÷ FastAPI (plain) req/s, {PAIRS} alternating turns each", alternated[0] / alternated[1], "≥ 20"),
         ("the same from the separate runs below", ours[("sigmoid", 16)]["rps"] / theirs[("sigmoid", 16)]["rps"], "—"),
@@ -454,6 +456,9 @@ def main() -> None:
         ("guard p50 ÷ nginx (as written) p50, 1 connection", guarded["against_1"]["guard TLS + key"]["p50_us"] / guarded["against_1"]["nginx as written"]["p50_us"], "≤ 1.0"),
         ("a 1×3×224×224 FP32 input, 16 connections: binary ÷ JSON req/s", large[("binary", 16)]["rps"] / large[("json", 16)]["rps"], "—"),
         ("the same, 1 connection: binary p50 (µs) — ONNX Runtime in-process takes floor_p50_us without any transport", large[("binary", 1)]["p50_us"], "—"),
+        ("gRPC tiny model, 16 at once: inferences/s (perf_analyzer)", over_grpc["sigmoid grpc c=16"]["rps"], "—"),
+        (f"gRPC ÷ HTTP inferences/s, tiny model, 16 at once (perf_analyzer both, {PAIRS} alternating turns)", over_grpc["sigmoid grpc c=16"]["rps"] / over_grpc["sigmoid http c=16"]["rps"], "≥ 0.8"),
+        ("gRPC image 1×3×224×224, 1 at a time: p50 ÷ ONNX Runtime in-process p50 (alternating turns)", over_grpc["image c=1"]["p50_us"] / over_grpc["image floor_p50_us"], "≤ 1.10"),
         ("panel idle: app + WebKit + server memory (MB PSS, highest sample)", idle["rss_mb"], "≤ 180"),
         ("floor: a bare WebKitGTK window (MiniBrowser, about:blank; MB PSS, highest sample)", idle["webkit_floor_mb"], "—"),
         ("panel idle: CPU over a minute (% of one core)", idle["cpu_percent"], "< 1"),

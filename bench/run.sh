@@ -21,5 +21,9 @@ if [ "$had_nginx" = 0 ] && command -v systemctl >/dev/null && systemctl is-enabl
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
+# Triton's perf_analyzer drives the gRPC part (bench/grpc.py); it comes with the KServe environment's pip.
+install_venv "$GATEHOUSE_KSERVE_VENV" scripts/upstreams-kserve.txt "KServe and Triton's clients"
+install_perf_analyzer
+export GATEHOUSE_PERF_ANALYZER
 cargo build --release --locked -p gatehouse-server -p gatehouse-app -p gatehouse-bench
 exec "$GATEHOUSE_VENV/bin/python" bench/run.py "$@"

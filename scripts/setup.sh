@@ -66,6 +66,8 @@ GATEHOUSE_UPSTREAMS_VENV="$GATEHOUSE_DATA/upstreams-venv"
 GATEHOUSE_KSERVE_VENV="$GATEHOUSE_DATA/kserve-venv"
 GATEHOUSE_KUBERNETES_VENV="$GATEHOUSE_DATA/kubernetes-venv"
 GATEHOUSE_RELIABILITY_VENV="$GATEHOUSE_DATA/reliability-venv"
+# Triton's load tool, perf_analyzer, unpacked from the registries' wheels (see install_perf_analyzer).
+GATEHOUSE_PERF_ANALYZER="$GATEHOUSE_DATA/perf-analyzer"
 export GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV GATEHOUSE_KUBERNETES_VENV GATEHOUSE_RELIABILITY_VENV
 install_venv() {
     local venv="$1" requirements="$2" what="$3"
@@ -85,6 +87,38 @@ install_upstreams() {
     install_venv "$GATEHOUSE_KSERVE_VENV" "$here/upstreams-kserve.txt" "KServe and Triton's HTTP client for guard mode's tests"
     install_venv "$GATEHOUSE_KUBERNETES_VENV" "$here/kubernetes.txt" "kubernetes-validate for the Kubernetes export's tests"
     install_reliability_tools
+    install_perf_analyzer
+}
+# perf_analyzer, the load tool Triton's users run: its last PyPI build is in the tritonclient
+# 2.41.1 wheel; it links against the CUDA runtime library (never used: no GPU is asked for), which
+# the nvidia-cuda-runtime-cu12 wheel carries, and libb64 from Debian. Only those files are unpacked.
+install_perf_analyzer() {
+    local stamp="$GATEHOUSE_PERF_ANALYZER/.setup-stamp" want="tritonclient==2.41.1 nvidia-cuda-runtime-cu12==12.4.127"
+    install_debian_packages libb64-0d
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$GATEHOUSE_PERF_ANALYZER/perf_analyzer" ]; then
+        return 0
+    fi
+    say "installing Triton's perf_analyzer (from the tritonclient 2.41.1 wheel)"
+    local download
+    download="$(mktemp -d)"
+    # shellcheck disable=SC2086
+    "$GATEHOUSE_KSERVE_VENV/bin/pip" download --disable-pip-version-check -q --no-deps --only-binary=:all: \
+        --platform manylinux2014_x86_64 --dest "$download" $want
+    mkdir -p "$GATEHOUSE_PERF_ANALYZER"
+    "$GATEHOUSE_KSERVE_VENV/bin/python" - "$download" "$GATEHOUSE_PERF_ANALYZER" <<'PY'
+import pathlib, shutil, sys, zipfile
+download, target = map(pathlib.Path, sys.argv[1:])
+for wheel in download.glob("*.whl"):
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.namelist():
+            name = member.rsplit("/", 1)[-1]
+            if member.endswith("bin/perf_analyzer") or name == "libcudart.so.12":
+                with archive.open(member) as source, open(target / name, "wb") as out:
+                    shutil.copyfileobj(source, out)
+(target / "perf_analyzer").chmod(0o755)
+PY
+    rm -rf "$download"
+    printf '%s' "$want" > "$stamp"
 }
 install_reliability_tools() {
     install_venv "$GATEHOUSE_RELIABILITY_VENV" "$here/reliability.txt" "schemathesis and sslyze for the reliability suite"

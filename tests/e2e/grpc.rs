@@ -291,3 +291,54 @@ fn the_checklist_sees_the_grpc_port_refuse_or_answer_a_caller_without_a_key() {
     assert!(item["summary"].as_str().unwrap().contains("speaks only TLS"), "{item:#}");
     assert!(item["evidence"].to_string().contains("in plain text"), "{item:#}");
 }
+
+/// Triton's perf_analyzer, as scripts/setup.sh installs it.
+fn perf_analyzer(args: &[&str]) -> std::process::Output {
+    let tools = std::env::var_os("GATEHOUSE_PERF_ANALYZER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::util::data_dir().join("perf-analyzer"));
+    std::process::Command::new(tools.join("perf_analyzer"))
+        .args(args)
+        .env("LD_LIBRARY_PATH", &tools)
+        .output()
+        .expect("perf_analyzer runs (scripts/setup.sh installs it)")
+}
+
+/// The load tool Triton's users run, at its defaults (random data, synchronous calls), over HTTP
+/// and over gRPC with a key header: it reads the model's configuration, loads it and reports; a
+/// run without the key is refused with the perimeter's message.
+#[test]
+fn perf_analyzer_runs_against_gatehouse_over_http_and_grpc_with_a_key() {
+    let models = ModelDir::new();
+    models.copy_installed("sigmoid");
+    let server = TestServer::builder()
+        .models(models.path())
+        // Its load is the point here, not the per-key limit.
+        .env("GATEHOUSE_KEY_RPS", "1000000")
+        .env("GATEHOUSE_ADDRESS_RPS", "1000000")
+        .start();
+    server.wait_ready();
+    let grpc = grpc_addr(&server);
+    let header = format!("authorization: Bearer {}", server.key);
+    for (protocol, url) in [("grpc", grpc.as_str()), ("http", server.addr.as_str())] {
+        let base = [
+            "-m", "sigmoid", "-u", url, "-i", protocol, "--concurrency-range", "2",
+            "--measurement-interval", "500", "--stability-percentage", "100", "--max-trials", "3",
+        ];
+        let output = perf_analyzer(&[&base[..], &["-H", &header]].concat());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("Throughput:") && !stdout.contains("error"),
+            "{protocol}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let refused = perf_analyzer(&base);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&refused.stdout),
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        assert!(!refused.status.success(), "{protocol} without a key: {text}");
+        assert!(text.contains("needs an API key"), "{protocol} without a key: {text}");
+    }
+}

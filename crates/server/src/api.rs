@@ -43,6 +43,30 @@ pub struct ModelMetadata {
     pub labels: Vec<String>,
 }
 
+/// Triton's model configuration, the part Gatehouse can fill in truthfully: the model's tensors
+/// (`GET /v2/models/{model}/config`, gRPC's ModelConfig). perf_analyzer and Triton's clients read
+/// it to learn what to send. Gatehouse does not batch requests itself: `max_batch_size` is 0 and
+/// `dims` are the whole shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelConfig {
+    pub name: String,
+    pub platform: String,
+    pub backend: String,
+    pub max_batch_size: u32,
+    pub input: Vec<ConfigTensor>,
+    pub output: Vec<ConfigTensor>,
+}
+
+/// One tensor of a [`ModelConfig`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConfigTensor {
+    pub name: String,
+    /// Triton's name for the datatype: `TYPE_FP32`, `TYPE_STRING` for BYTES, …
+    pub data_type: String,
+    /// -1 marks a dimension the model leaves open.
+    pub dims: Vec<i64>,
+}
+
 /// An inference request (OIP v2).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InferenceRequest {
@@ -207,6 +231,44 @@ pub async fn model_version_metadata(
 ) -> Result<Json<ModelMetadata>, ApiError> {
     may_run(caller.as_deref(), &model)?;
     metadata(&state, &model, Some(&version))
+}
+
+#[utoipa::path(get, path = "/v2/models/{model}/config", tag = "inference",
+    params(("model" = String, Path, description = "Model name")),
+    responses((status = 200, body = ModelConfig), (status = 404, body = ErrorBody)))]
+pub async fn model_config(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    caller: Option<Extension<Caller>>,
+) -> Result<Json<ModelConfig>, ApiError> {
+    may_run(caller.as_deref(), &model)?;
+    config_of(&state, &model, None).map(Json)
+}
+
+/// A model version's [`ModelConfig`], for HTTP and gRPC.
+pub(crate) fn config_of(state: &AppState, name: &str, version: Option<&str>) -> Result<ModelConfig, ApiError> {
+    let metadata = metadata_of(state, name, version)?;
+    let tensors = |specs: Vec<TensorSpec>| {
+        specs
+            .into_iter()
+            .map(|spec| ConfigTensor {
+                name: spec.name,
+                data_type: match spec.datatype {
+                    crate::tensor::DataType::Bytes => "TYPE_STRING".into(),
+                    other => format!("TYPE_{}", other.name()),
+                },
+                dims: spec.shape,
+            })
+            .collect()
+    };
+    Ok(ModelConfig {
+        name: metadata.name,
+        platform: metadata.platform,
+        backend: "onnxruntime".into(),
+        max_batch_size: 0,
+        input: tensors(metadata.inputs),
+        output: tensors(metadata.outputs),
+    })
 }
 
 #[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "inference",

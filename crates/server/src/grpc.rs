@@ -102,7 +102,8 @@ async fn as_grpc_status(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/grpc"));
-    if grpc {
+    // Only refusals are translated; anything else (a CORS preflight's answer) goes as it is.
+    if grpc || response.status().is_success() {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -292,32 +293,32 @@ impl GrpcInferenceService for Service {
     async fn model_config(&self, request: tonic::Request<proto::ModelConfigRequest>) -> Answer<proto::ModelConfigResponse> {
         may_run(&request, &request.get_ref().name)?;
         let asked = request.into_inner();
-        let metadata = api::metadata_of(&self.state, &asked.name, version(&asked.version)).map_err(refused)?;
-        let kind = |datatype: crate::tensor::DataType| data_type(datatype) as i32;
+        let config = api::config_of(&self.state, &asked.name, version(&asked.version)).map_err(refused)?;
+        let kind = |name: &str| proto::DataType::from_str_name(name).unwrap_or(proto::DataType::TypeInvalid) as i32;
         Ok(tonic::Response::new(proto::ModelConfigResponse {
             config: Some(proto::ModelConfig {
-                name: metadata.name,
-                platform: metadata.platform,
-                max_batch_size: 0,
-                input: metadata
-                    .inputs
+                name: config.name,
+                platform: config.platform,
+                max_batch_size: config.max_batch_size as i32,
+                input: config
+                    .input
                     .into_iter()
-                    .map(|spec| proto::ModelInput {
-                        name: spec.name,
-                        data_type: kind(spec.datatype),
-                        dims: spec.shape,
+                    .map(|tensor| proto::ModelInput {
+                        data_type: kind(&tensor.data_type),
+                        name: tensor.name,
+                        dims: tensor.dims,
                     })
                     .collect(),
-                output: metadata
-                    .outputs
+                output: config
+                    .output
                     .into_iter()
-                    .map(|spec| proto::ModelOutput {
-                        name: spec.name,
-                        data_type: kind(spec.datatype),
-                        dims: spec.shape,
+                    .map(|tensor| proto::ModelOutput {
+                        data_type: kind(&tensor.data_type),
+                        name: tensor.name,
+                        dims: tensor.dims,
                     })
                     .collect(),
-                backend: "onnxruntime".into(),
+                backend: config.backend,
             }),
         }))
     }
@@ -384,25 +385,6 @@ impl GrpcInferenceService for Service {
             })
             .collect();
         Ok(tonic::Response::new(proto::RepositoryIndexResponse { models }))
-    }
-}
-
-/// Triton's name for a datatype in a model configuration.
-fn data_type(datatype: crate::tensor::DataType) -> proto::DataType {
-    use crate::tensor::DataType as D;
-    match datatype {
-        D::Bool => proto::DataType::TypeBool,
-        D::Uint8 => proto::DataType::TypeUint8,
-        D::Uint16 => proto::DataType::TypeUint16,
-        D::Uint32 => proto::DataType::TypeUint32,
-        D::Uint64 => proto::DataType::TypeUint64,
-        D::Int8 => proto::DataType::TypeInt8,
-        D::Int16 => proto::DataType::TypeInt16,
-        D::Int32 => proto::DataType::TypeInt32,
-        D::Int64 => proto::DataType::TypeInt64,
-        D::Fp32 => proto::DataType::TypeFp32,
-        D::Fp64 => proto::DataType::TypeFp64,
-        D::Bytes => proto::DataType::TypeString,
     }
 }
 

@@ -121,6 +121,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/v2", get(api::server_metadata))
         .route("/v2/models/{model}", get(api::model_metadata))
         .route("/v2/models/{model}/ready", get(api::model_ready))
+        .route("/v2/models/{model}/config", get(api::model_config))
         .route("/v2/models/{model}/infer", post(api::infer))
         .route(
             "/v2/models/{model}/versions/{version}",

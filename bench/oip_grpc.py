@@ -1,15 +1,15 @@
 """gRPC: the Open Inference Protocol on Gatehouse's gRPC port, driven by Triton's own load tool,
 perf_analyzer, at its defaults (random input data, synchronous calls), with a key in
 `authorization` metadata and the audit log on. The tiny model (sigmoid) at 1 and 16 concurrent
-requests, and the image-sized model (1×3×224×224 FP32) at 1 and 4, against ONNX Runtime called
-in-process on the same image in turns between them. Part of bench/run.py; runs alone too, after a
+requests over gRPC and over HTTP (perf_analyzer's binary tensors) in alternating turns, so both
+protocols are measured by the same client; the image-sized model (1×3×224×224 FP32) over gRPC one at
+a time, against ONNX Runtime called in-process on the same image in turns between them. Part of bench/run.py; runs alone too, after a
 release build:
 
-    GATEHOUSE_DATA=~/.local/share/gatehouse python3 bench/grpc.py
+    GATEHOUSE_DATA=~/.local/share/gatehouse python3 bench/oip_grpc.py
 
-perf_analyzer comes from the registries: the last tritonclient wheel that carries it (2.41.1) and
-the CUDA runtime library it links against (nvidia-cuda-runtime-cu12, never used: no GPU is asked
-for); both are unpacked under $GATEHOUSE_DATA/perf-analyzer the first time.
+perf_analyzer comes from the registries (scripts/setup.sh, install_perf_analyzer): the last
+tritonclient wheel that carries it (2.41.1) and the CUDA runtime library it links against.
 """
 
 import csv
@@ -19,41 +19,27 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import zipfile
 
 import run
 import tensors
 
-TOOLS = run.DATA / "perf-analyzer"
-WHEELS = ["tritonclient==2.41.1", "nvidia-cuda-runtime-cu12==12.4.127"]
-
-
 def perf_analyzer() -> tuple:
-    """The perf_analyzer binary and the environment it runs with, unpacked once."""
-    binary = next(TOOLS.glob("**/bin/perf_analyzer"), None)
-    if binary is None:
-        TOOLS.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as download:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                            "--platform", "manylinux2014_x86_64", "--dest", download, *WHEELS], check=True)
-            for wheel in pathlib.Path(download).glob("*.whl"):
-                with zipfile.ZipFile(wheel) as archive:
-                    members = [m for m in archive.namelist() if m.endswith("bin/perf_analyzer") or "libcudart.so" in m]
-                    archive.extractall(TOOLS, members)
-        binary = next(TOOLS.glob("**/bin/perf_analyzer"))
-        binary.chmod(0o755)
-    libraries = next(TOOLS.glob("**/libcudart.so.12")).parent
-    return binary, {**os.environ, "LD_LIBRARY_PATH": str(libraries)}
+    """The perf_analyzer binary scripts/setup.sh unpacked, and the environment it runs with."""
+    tools = pathlib.Path(os.environ.get("GATEHOUSE_PERF_ANALYZER", run.DATA / "perf-analyzer"))
+    binary = tools / "perf_analyzer"
+    if not binary.exists():
+        raise SystemExit(f"{binary} is missing: run bench/run.sh, which installs it")
+    return binary, {**os.environ, "LD_LIBRARY_PATH": str(tools)}
 
 
-def load(tool: tuple, address: str, key: str, model: str, concurrency: int) -> dict:
-    """One perf_analyzer run of about BENCH_SECONDS at `concurrency`: its throughput and p50."""
+def load(tool: tuple, address: str, key: str, model: str, concurrency: int, protocol: str = "grpc") -> dict:
+    """One perf_analyzer run at `concurrency` over `protocol` (grpc, or http with binary tensors,
+    its default): its throughput and p50."""
     binary, env = tool
     with tempfile.TemporaryDirectory() as scratch:
         report = pathlib.Path(scratch) / "report.csv"
-        command = [str(binary), "-m", model, "-u", address, "-i", "grpc", "-H", f"authorization: Bearer {key}",
+        command = [str(binary), "-m", model, "-u", address, "-i", protocol, "-H", f"authorization: Bearer {key}",
                    "--concurrency-range", str(concurrency), "--measurement-interval", str(max(2, run.SECONDS // 3) * 1000),
                    "--percentile", "50", "-f", str(report)]
         output = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -89,10 +75,18 @@ def measure() -> dict:
             results = {}
             try:
                 run.wait_http(f"http://127.0.0.1:{port}/readiness")
+                where = {"grpc": address, "http": f"127.0.0.1:{port}"}
                 for concurrency in (1, 16):
-                    measured = load(tool, address, key, "sigmoid", concurrency)
-                    results[f"sigmoid c={concurrency}"] = measured
-                    print(f"  gRPC sigmoid c={concurrency:<3} {measured['rps']:>8.0f} inferences/s  p50 {measured['p50_us']:>6.0f} µs", flush=True)
+                    turns = {"grpc": [], "http": []}
+                    for protocol in run.balanced("grpc", "http"):
+                        turns[protocol].append(load(tool, where[protocol], key, "sigmoid", concurrency, protocol))
+                        last = turns[protocol][-1]
+                        print(f"  {protocol:4} sigmoid c={concurrency:<3} {last['rps']:>8.0f} inferences/s  p50 {last['p50_us']:>6.0f} µs", flush=True)
+                    for protocol, values in turns.items():
+                        results[f"sigmoid {protocol} c={concurrency}"] = {
+                            "rps": sum(v["rps"] for v in values) / len(values),
+                            "p50_us": sum(v["p50_us"] for v in values) / len(values),
+                        }
                 floors, servers = [], []
                 for kind in run.balanced("floor", "server"):
                     if kind == "floor":
@@ -109,9 +103,6 @@ def measure() -> dict:
                     "p50_us": sum(s["p50_us"] for s in servers) / len(servers),
                 }
                 results["image floor_p50_us"] = sum(floors) / len(floors)
-                measured = load(tool, address, key, "image", 4)
-                results["image c=4"] = measured
-                print(f"  gRPC image c=4   {measured['rps']:>8.0f} inferences/s  p50 {measured['p50_us']:>6.0f} µs", flush=True)
             finally:
                 server.terminate()
                 server.wait(timeout=20)
