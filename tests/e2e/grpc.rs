@@ -275,7 +275,10 @@ fn the_checklist_sees_the_grpc_port_refuse_or_answer_a_caller_without_a_key() {
     let item = crate::util::check_item(&open, &open.url(""), "grpc.perimeter");
     assert_eq!(item["status"], "fail", "{item:#}");
     assert!(
-        item["summary"].as_str().unwrap().contains("answers calls without a key"),
+        item["summary"]
+            .as_str()
+            .unwrap()
+            .contains("answers calls without a key"),
         "{item:#}"
     );
     assert!(item["evidence"].to_string().contains("grpc-status 0"), "{item:#}");
@@ -288,7 +291,10 @@ fn the_checklist_sees_the_grpc_port_refuse_or_answer_a_caller_without_a_key() {
     let url = format!("https://{}", tls.addr.replace("127.0.0.1", "localhost"));
     let item = crate::util::check_item(&tls, &url, "grpc.perimeter");
     assert_eq!(item["status"], "pass", "{item:#}");
-    assert!(item["summary"].as_str().unwrap().contains("speaks only TLS"), "{item:#}");
+    assert!(
+        item["summary"].as_str().unwrap().contains("speaks only TLS"),
+        "{item:#}"
+    );
     assert!(item["evidence"].to_string().contains("in plain text"), "{item:#}");
 }
 
@@ -322,8 +328,20 @@ fn perf_analyzer_runs_against_gatehouse_over_http_and_grpc_with_a_key() {
     let header = format!("authorization: Bearer {}", server.key);
     for (protocol, url) in [("grpc", grpc.as_str()), ("http", server.addr.as_str())] {
         let base = [
-            "-m", "sigmoid", "-u", url, "-i", protocol, "--concurrency-range", "2",
-            "--measurement-interval", "500", "--stability-percentage", "100", "--max-trials", "3",
+            "-m",
+            "sigmoid",
+            "-u",
+            url,
+            "-i",
+            protocol,
+            "--concurrency-range",
+            "2",
+            "--measurement-interval",
+            "500",
+            "--stability-percentage",
+            "100",
+            "--max-trials",
+            "3",
         ];
         let output = perf_analyzer(&[&base[..], &["-H", &header]].concat());
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -339,6 +357,9 @@ fn perf_analyzer_runs_against_gatehouse_over_http_and_grpc_with_a_key() {
             String::from_utf8_lossy(&refused.stderr)
         );
         assert!(!refused.status.success(), "{protocol} without a key: {text}");
-        assert!(text.contains("needs an API key"), "{protocol} without a key: {text}");
+        assert!(
+            text.contains("needs an API key"),
+            "{protocol} without a key: {text}"
+        );
     }
 }

@@ -246,7 +246,11 @@ pub async fn model_config(
 }
 
 /// A model version's [`ModelConfig`], for HTTP and gRPC.
-pub(crate) fn config_of(state: &AppState, name: &str, version: Option<&str>) -> Result<ModelConfig, ApiError> {
+pub(crate) fn config_of(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<ModelConfig, ApiError> {
     let metadata = metadata_of(state, name, version)?;
     let tensors = |specs: Vec<TensorSpec>| {
         specs

@@ -290,11 +290,15 @@ impl GrpcInferenceService for Service {
         }))
     }
 
-    async fn model_config(&self, request: tonic::Request<proto::ModelConfigRequest>) -> Answer<proto::ModelConfigResponse> {
+    async fn model_config(
+        &self,
+        request: tonic::Request<proto::ModelConfigRequest>,
+    ) -> Answer<proto::ModelConfigResponse> {
         may_run(&request, &request.get_ref().name)?;
         let asked = request.into_inner();
         let config = api::config_of(&self.state, &asked.name, version(&asked.version)).map_err(refused)?;
-        let kind = |name: &str| proto::DataType::from_str_name(name).unwrap_or(proto::DataType::TypeInvalid) as i32;
+        let kind =
+            |name: &str| proto::DataType::from_str_name(name).unwrap_or(proto::DataType::TypeInvalid) as i32;
         Ok(tonic::Response::new(proto::ModelConfigResponse {
             config: Some(proto::ModelConfig {
                 name: config.name,

@@ -114,7 +114,9 @@ pub(in crate::checklist) fn judge_grpc(seen: GrpcSeen) -> Item {
         "/info address and grpc_address",
         format!("{} and {address}", seen.http_address),
     ));
-    let fail = |summary: String, evidence: Vec<Evidence>, fix: Option<Fix>| item(id, Status::Fail, summary, evidence, fix);
+    let fail = |summary: String, evidence: Vec<Evidence>, fix: Option<Fix>| {
+        item(id, Status::Fail, summary, evidence, fix)
+    };
     if host(&address) != host(&seen.http_address) {
         return fail(
             format!(
