@@ -238,8 +238,8 @@ fn a_broken_model_is_reported_and_the_others_still_serve() {
         assert!(row["reason"].as_str().unwrap().contains(reason), "{name}: {row}");
     }
     let (_, ready_only) = server.post_json("/v2/repository/index", &json!({"ready": true}));
-    // sigmoid, and the generated identity and upper.
-    assert_eq!(ready_only.as_array().unwrap().len(), 3, "{ready_only}");
+    // sigmoid, and the generated identity, upper and image.
+    assert_eq!(ready_only.as_array().unwrap().len(), 4, "{ready_only}");
     let (status, body) = server.get("/v2/models/garbage");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "model_unavailable");

@@ -50,11 +50,16 @@ fn listening_inode(table: &str, port: u16) -> Option<u64> {
 
 /// The addresses sockets listen on for `port`, from both tables (every process, every user).
 pub fn listening_addresses(port: u16) -> Vec<std::net::IpAddr> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    let mut addresses: Vec<std::net::IpAddr> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| fs::read_to_string(table).ok())
         .flat_map(|table| listening_on(&table, port))
-        .collect()
+        .collect();
+    // The kernel writes the table in pieces as it is read: a socket opened or closed meanwhile
+    // can move the rest along, and a line is then read twice.
+    let mut seen = std::collections::HashSet::new();
+    addresses.retain(|address| seen.insert(*address));
+    addresses
 }
 
 /// The local addresses of the LISTEN sockets for `port` in one `/proc/net/tcp` table. The kernel
