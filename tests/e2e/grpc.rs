@@ -10,6 +10,11 @@ use crate::util::{ModelDir, TestServer, reference_outputs};
 
 /// Runs the Triton gRPC client script against `addr` with `key` (over TLS trusting `ca`).
 fn triton_grpc(addr: &str, key: &str, ca: Option<&Path>) -> Value {
+    triton_grpc_as(addr, key, ca, None)
+}
+
+/// [`triton_grpc`] presenting a client certificate and its key (mutual TLS).
+fn triton_grpc_as(addr: &str, key: &str, ca: Option<&Path>, identity: Option<(&Path, &Path)>) -> Value {
     let script = format!(
         "{}/e2e/upstreams/kserve/triton_grpc.py",
         env!("CARGO_MANIFEST_DIR")
@@ -18,6 +23,9 @@ fn triton_grpc(addr: &str, key: &str, ca: Option<&Path>) -> Value {
     command.arg(&script).arg(addr).arg(key);
     if let Some(ca) = ca {
         command.arg(ca);
+    }
+    if let Some((cert, key)) = identity {
+        command.arg(cert).arg(key);
     }
     let output = command.output().expect("python runs");
     assert!(
@@ -248,6 +256,67 @@ fn grpc_speaks_tls_with_the_server_s_certificate_and_only_tls() {
         "{plain}"
     );
     assert!(plain["sigmoid"]["refused"].is_object(), "{plain}");
+}
+
+/// KServe's own gRPC client, InferenceGRPCClient, as a KServe user calls a model server.
+#[test]
+fn kserve_s_grpc_client_gets_the_same_answer_and_the_same_refusal() {
+    let models = models();
+    let server = TestServer::builder().models(models.path()).start();
+    server.wait_ready();
+    let script = format!(
+        "{}/e2e/upstreams/kserve/kserve_grpc.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = std::process::Command::new(crate::util::kserve_python())
+        .arg(&script)
+        .arg(grpc_addr(&server))
+        .arg(&server.key)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let y = sigmoid_reference(&models.path().join("sigmoid/1/model.onnx"));
+    assert_eq!(report["y"], y["data"], "{report}");
+    assert_eq!(report["id"], "kserve-1");
+    assert_eq!(report["anonymous"]["status"], "UNAUTHENTICATED", "{report}");
+    assert!(
+        report["anonymous"]["message"].as_str().unwrap().contains("needs an API key"),
+        "{report}"
+    );
+}
+
+/// Mutual TLS on the gRPC port: a client certificate from the CA in `tls.client_ca` gets in, a
+/// client without one does not get as far as a key check.
+#[test]
+fn grpc_with_mutual_tls_wants_the_client_s_certificate() {
+    let models = models();
+    let builder = TestServer::builder()
+        .models(models.path())
+        .env("GATEHOUSE_TLS", "true");
+    crate::util::certs(builder.home(), &["init"]);
+    crate::util::certs(builder.home(), &["issue-client", "laptop"]);
+    let company = tempfile::tempdir().unwrap();
+    let files = crate::util::foreign_certificate(company.path(), &["localhost", "127.0.0.1"], |_| {});
+    crate::util::import_foreign(builder.home(), &files);
+    let home = builder.home().to_path_buf();
+    let client_ca = home.join("certs/ca.pem");
+    let server = builder.env("SSL_CA_CERTS", client_ca.to_str().unwrap()).start();
+    assert_eq!(server.listening["mtls"], true);
+    crate::util::wait_until("the models are loaded", || {
+        server.log().contains("\"event\":\"ready\"")
+    });
+    let addr = grpc_addr(&server);
+    let laptop = (
+        home.join("certs/clients/laptop.pem"),
+        home.join("certs/clients/laptop-key.pem"),
+    );
+    let report = triton_grpc_as(&addr, &server.key, Some(&files.2), Some((&laptop.0, &laptop.1)));
+    let y = sigmoid_reference(&models.path().join("sigmoid/1/model.onnx"));
+    assert_eq!(report["sigmoid"]["y"], y, "{report}");
+    let stranger = triton_grpc(&addr, &server.key, Some(&files.2));
+    assert_eq!(stranger["sigmoid"]["refused"]["status"], "StatusCode.UNAVAILABLE", "{stranger}");
+    assert!(stranger["live"]["refused"].is_object(), "{stranger}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 """NVIDIA's Triton gRPC client against Gatehouse's gRPC port, with its default settings, as a user
-would call it: python triton_grpc.py HOST:PORT KEY [CA_PEM]. With CA_PEM the channel is TLS and
-trusts that CA. Prints one JSON object: what each call answered, or the status it was refused with.
+would call it: python triton_grpc.py HOST:PORT KEY [CA_PEM [CLIENT_CERT CLIENT_KEY]]. With CA_PEM
+the channel is TLS and trusts that CA; with a client certificate too it presents it (mutual TLS).
+Prints one JSON object: what each call answered, or the status it was refused with.
 """
 import json
 import sys
@@ -11,7 +12,11 @@ from tritonclient.utils import InferenceServerException
 
 address, key = sys.argv[1], sys.argv[2]
 ca = sys.argv[3] if len(sys.argv) > 3 else None
-if ca:
+identity = sys.argv[4:6] if len(sys.argv) > 5 else None
+if ca and identity:
+    client = grpcclient.InferenceServerClient(url=address, ssl=True, root_certificates=ca,
+                                              certificate_chain=identity[0], private_key=identity[1])
+elif ca:
     client = grpcclient.InferenceServerClient(url=address, ssl=True, root_certificates=ca)
 else:
     client = grpcclient.InferenceServerClient(url=address)
