@@ -274,14 +274,21 @@ fn kserve_s_grpc_client_gets_the_same_answer_and_the_same_refusal() {
         .arg(&server.key)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let y = sigmoid_reference(&models.path().join("sigmoid/1/model.onnx"));
     assert_eq!(report["y"], y["data"], "{report}");
     assert_eq!(report["id"], "kserve-1");
     assert_eq!(report["anonymous"]["status"], "UNAUTHENTICATED", "{report}");
     assert!(
-        report["anonymous"]["message"].as_str().unwrap().contains("needs an API key"),
+        report["anonymous"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs an API key"),
         "{report}"
     );
 }
@@ -315,7 +322,10 @@ fn grpc_with_mutual_tls_wants_the_client_s_certificate() {
     let y = sigmoid_reference(&models.path().join("sigmoid/1/model.onnx"));
     assert_eq!(report["sigmoid"]["y"], y, "{report}");
     let stranger = triton_grpc(&addr, &server.key, Some(&files.2));
-    assert_eq!(stranger["sigmoid"]["refused"]["status"], "StatusCode.UNAVAILABLE", "{stranger}");
+    assert_eq!(
+        stranger["sigmoid"]["refused"]["status"], "StatusCode.UNAVAILABLE",
+        "{stranger}"
+    );
     assert!(stranger["live"]["refused"].is_object(), "{stranger}");
 }
 
