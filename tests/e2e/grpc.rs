@@ -442,3 +442,36 @@ fn perf_analyzer_runs_against_gatehouse_over_http_and_grpc_with_a_key() {
         );
     }
 }
+
+/// HTTP/2 has no header timeout of its own: a client that opens the gRPC port, even with the
+/// HTTP/2 preface, and never starts a call is closed after `limits.header_read_timeout_seconds`,
+/// as a slow HTTP client is, and counted; the port keeps serving.
+#[test]
+fn a_connection_that_never_starts_a_call_is_closed_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = TestServer::builder()
+        .env("GATEHOUSE_HEADER_READ_TIMEOUT", "1")
+        .start();
+    let addr = grpc_addr(&server);
+    for preface in [&b""[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"] {
+        let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+        silent.write_all(preface).unwrap();
+        silent.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let opened = Instant::now();
+        let mut rest = Vec::new();
+        // The server's own SETTINGS frame comes first; then nothing until it closes.
+        let _ = silent.read_to_end(&mut rest);
+        let waited = opened.elapsed();
+        assert!(
+            waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+            "a silent gRPC connection was closed after {waited:?}"
+        );
+    }
+    assert!(
+        server.metric("gatehouse_rate_limited_total", "limit=\"header_timeout\"") >= 2,
+        "the closes were not counted"
+    );
+    let report = triton_grpc(&addr, &server.key, None);
+    assert_eq!(report["live"], true, "{report}");
+}
