@@ -72,16 +72,7 @@ pub fn router(state: &AppState) -> Router {
         perimeter::authenticate,
     ));
     let routes = public.merge(protected).fallback(unimplemented);
-    let routes = crate::with_common_layers(
-        routes,
-        &Common {
-            hosts: state.hosts.clone(),
-            request_limits: state.request_limits.clone(),
-            cors: state.cors.clone(),
-            metrics: state.metrics.clone(),
-            unmatched: "grpc_unmatched",
-        },
-    );
+    let routes = crate::with_common_layers(routes, &Common::of(state, "grpc_unmatched"));
     routes.layer(axum::middleware::from_fn(as_grpc_status))
 }
 
@@ -552,11 +543,14 @@ fn contents_as_bytes(name: &str, datatype: &str, contents: &InferTensorContents)
         "FP32" => narrow!(&contents.fp32_contents, f32),
         "FP64" => narrow!(&contents.fp64_contents, f64),
         _ => {
-            for value in &contents.bytes_contents {
-                let length = u32::try_from(value.len()).map_err(|_| too_big(&"an element over 4 GiB"))?;
-                out.extend_from_slice(&length.to_le_bytes());
-                out.extend_from_slice(value);
+            if contents
+                .bytes_contents
+                .iter()
+                .any(|v| u32::try_from(v.len()).is_err())
+            {
+                return Err(too_big(&"an element over 4 GiB"));
             }
+            crate::tensor::strings::write(&contents.bytes_contents, &mut out);
         }
     }
     Ok(Bytes::from(out))

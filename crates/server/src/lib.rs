@@ -155,16 +155,7 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let routes = routes
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state.clone());
-    with_common_layers(
-        routes,
-        &Common {
-            hosts: state.hosts.clone(),
-            request_limits: state.request_limits.clone(),
-            cors: state.cors.clone(),
-            metrics: state.metrics.clone(),
-            unmatched: "unmatched",
-        },
-    )
+    with_common_layers(routes, &Common::of(&state, "unmatched"))
 }
 
 /// What the layers every kind of Gatehouse server shares are made from.
@@ -175,6 +166,20 @@ pub struct Common {
     pub metrics: Arc<Metrics>,
     /// The metrics' route label for requests no route matched.
     pub unmatched: &'static str,
+}
+
+impl Common {
+    /// The common layers' parts of the built-in server's state (its HTTP and gRPC ports);
+    /// `unmatched` labels requests no route matched.
+    pub fn of(state: &Shared, unmatched: &'static str) -> Common {
+        Common {
+            hosts: state.hosts.clone(),
+            request_limits: state.request_limits.clone(),
+            cors: state.cors.clone(),
+            metrics: state.metrics.clone(),
+            unmatched,
+        }
+    }
 }
 
 /// The layers in front of any routes, outermost last: panic containment, metrics, tracing

@@ -17,7 +17,7 @@ pub(crate) use elements::{Element, Number};
 pub mod binary;
 mod diagnose;
 mod elements;
-mod strings;
+pub(crate) mod strings;
 
 /// The tensor datatypes Gatehouse serves, with their OIP names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

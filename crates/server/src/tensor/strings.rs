@@ -143,11 +143,13 @@ pub fn from_binary(bytes: &[u8], expected: usize) -> Result<Vec<String>, ApiErro
 }
 
 /// Strings as binary data: each one's length (4 bytes, little-endian), then its bytes.
-pub fn write(values: &[String], out: &mut Vec<u8>) {
+pub fn write<T: AsRef<[u8]>>(values: &[T], out: &mut Vec<u8>) {
     for value in values {
-        // An output string over 4 GiB cannot be written in this form; ONNX Runtime makes none.
+        let value = value.as_ref();
+        // An element over 4 GiB cannot be written in this form; ONNX Runtime makes none, and a
+        // request's are refused before they get here.
         out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
     }
 }
 
@@ -188,7 +190,7 @@ mod tests {
         let data = binary(&[b"", "ünï".as_bytes(), b"xyz"]);
         assert_eq!(from_binary(&data, 3).unwrap(), ["", "ünï", "xyz"]);
         let mut written = Vec::new();
-        write(&["".into(), "ünï".into(), "xyz".into()], &mut written);
+        write::<String>(&["".into(), "ünï".into(), "xyz".into()], &mut written);
         assert_eq!(written, data, "written as it is read");
         let message = |bytes: &[u8], n: usize| from_binary(bytes, n).unwrap_err().message;
         assert!(message(&data, 2).contains("goes on for"));

@@ -51,13 +51,8 @@ pub(in crate::checklist) async fn grpc(prober: &Prober, info: &ServerInfo) -> It
             None
         }
     };
-    let mut others = other_addresses();
-    others.retain(|ip| ip.to_string() != prober.endpoint.host);
-    let elsewhere = join_all(others.iter().map(|ip| async move {
-        let result = crate::probe::connect(&ip.to_string(), port, prober.timeout).await;
-        (*ip, result)
-    }));
-    let (anonymous, plaintext, elsewhere) = tokio::join!(anonymous, plaintext, elsewhere);
+    let (anonymous, plaintext, elsewhere) =
+        tokio::join!(anonymous, plaintext, connect_elsewhere(prober, port));
     let scheme = if info.tls { "TLS" } else { "plain" };
     seen.evidence.push(evidence(
         format!("gRPC {PROTECTED_METHOD} without a key ({scheme}), port {port}"),
@@ -71,16 +66,11 @@ pub(in crate::checklist) async fn grpc(prober: &Prober, info: &ServerInfo) -> It
         ));
         seen.plaintext = Some(plaintext);
     }
-    for (ip, result) in elsewhere {
-        let observed = match &result {
-            Ok(_) => {
-                seen.reachable_elsewhere.push(ip.to_string());
-                "connection accepted".to_string()
-            }
-            Err(error) => describe(error),
-        };
-        seen.evidence
-            .push(evidence(format!("TCP connect {ip}:{port}"), observed));
+    for (ip, accepted, found) in elsewhere {
+        if accepted {
+            seen.reachable_elsewhere.push(ip.to_string());
+        }
+        seen.evidence.push(found);
     }
     judge_grpc(seen)
 }

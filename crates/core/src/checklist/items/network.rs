@@ -11,24 +11,13 @@ pub(in crate::checklist) async fn exposure(
     tls: bool,
     auth: bool,
 ) -> Item {
-    let port = prober.endpoint.port;
-    let mut others = other_addresses();
-    others.retain(|ip| ip.to_string() != prober.endpoint.host);
-    let probes = others.iter().map(|ip| async move {
-        let result = crate::probe::connect(&ip.to_string(), port, prober.timeout).await;
-        (*ip, result.is_ok(), result.err())
-    });
-    let results = join_all(probes).await;
     let mut found = Vec::new();
     let mut reachable = Vec::new();
-    for (ip, accepted, error) in results {
-        let observed = if accepted {
+    for (ip, accepted, seen) in connect_elsewhere(prober, prober.endpoint.port).await {
+        if accepted {
             reachable.push(ip.to_string());
-            "connection accepted".to_string()
-        } else {
-            error.map(|e| describe(&e)).unwrap_or_default()
-        };
-        found.push(evidence(format!("TCP connect {ip}:{port}"), observed));
+        }
+        found.push(seen);
     }
     let fix = set("server.host", "127.0.0.1");
     if loopback_only && reachable.is_empty() {
@@ -67,6 +56,29 @@ pub(in crate::checklist) async fn exposure(
             fix,
         )
     }
+}
+
+/// Connects to `port` on this computer's other addresses (not the one probed): for each, whether
+/// it accepted and the evidence line. The HTTP port's exposure and the gRPC port's are both this.
+pub(in crate::checklist) async fn connect_elsewhere(
+    prober: &Prober,
+    port: u16,
+) -> Vec<(IpAddr, bool, Evidence)> {
+    let mut others = other_addresses();
+    others.retain(|ip| ip.to_string() != prober.endpoint.host);
+    let probes = others.iter().map(|ip| async move {
+        let result = crate::probe::connect(&ip.to_string(), port, prober.timeout).await;
+        let observed = match &result {
+            Ok(_) => "connection accepted".to_string(),
+            Err(error) => describe(error),
+        };
+        (
+            *ip,
+            result.is_ok(),
+            evidence(format!("TCP connect {ip}:{port}"), observed),
+        )
+    });
+    join_all(probes).await
 }
 
 /// An exposure with a deadline says when it ends: still a warning (it is open now), but one that
