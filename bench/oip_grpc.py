@@ -54,59 +54,46 @@ def load(tool: tuple, address: str, key: str, model: str, concurrency: int, prot
 
 def measure() -> dict:
     tool = perf_analyzer()
+    results = {}
     with tempfile.TemporaryDirectory() as scratch:
         directory = pathlib.Path(scratch)
         models = directory / "models"
         image = tensors.make_model(models)
         shutil.copytree(run.MODELS / "sigmoid", models / "sigmoid")
         as_json, _, _ = tensors.bodies(directory)
-        port, grpc_port = run.free_port(), run.free_port()
-        with tempfile.TemporaryDirectory() as home:
-            env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn",
-                   "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000",
-                   "GATEHOUSE_MAX_BODY_BYTES": str(16 << 20)}
-            binary = str(run.ROOT / "target" / "release" / "gatehouse")
-            created = subprocess.run([binary, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
-                                     env=env, capture_output=True, text=True, check=True).stdout
-            key = json.loads(created)["key"]
-            server = subprocess.Popen([binary, "serve", "--port", str(port), "--grpc-port", str(grpc_port),
-                                       "--models", str(models)], env=env, stdout=subprocess.DEVNULL)
+        grpc_port = run.free_port()
+        large = {"GATEHOUSE_MAX_BODY_BYTES": str(16 << 20)}
+        with run.serving(True, large, models, ("--grpc-port", str(grpc_port))) as (base, key, _):
             address = f"127.0.0.1:{grpc_port}"
-            results = {}
-            try:
-                run.wait_http(f"http://127.0.0.1:{port}/readiness")
-                where = {"grpc": address, "http": f"127.0.0.1:{port}"}
-                for concurrency in (1, 16):
-                    turns = {"grpc": [], "http": []}
-                    for protocol in run.balanced("grpc", "http"):
-                        turns[protocol].append(load(tool, where[protocol], key, "sigmoid", concurrency, protocol))
-                        last = turns[protocol][-1]
-                        print(f"  {protocol:4} sigmoid c={concurrency:<3} {last['rps']:>8.0f} inferences/s  p50 {last['p50_us']:>6.0f} µs", flush=True)
-                    for protocol, values in turns.items():
-                        results[f"sigmoid {protocol} c={concurrency}"] = {
-                            "rps": sum(v["rps"] for v in values) / len(values),
-                            "p50_us": sum(v["p50_us"] for v in values) / len(values),
-                        }
-                floors, servers = [], []
-                for kind in run.balanced("floor", "server"):
-                    if kind == "floor":
-                        floor = subprocess.run([str(run.ROOT / "target" / "release" / "inprocess-floor"), str(run.LIBRARY),
-                                                str(image), str(as_json), str(max(100, run.SECONDS * 100))],
-                                               capture_output=True, text=True, check=True).stdout
-                        floors.append(json.loads(floor)["p50_us"])
-                        print(f"  image in-process p50 {floors[-1]:>6.0f} µs", flush=True)
-                    else:
-                        servers.append(load(tool, address, key, "image", 1))
-                        print(f"  gRPC image c=1   {servers[-1]['rps']:>8.0f} inferences/s  p50 {servers[-1]['p50_us']:>6.0f} µs", flush=True)
-                results["image c=1"] = {
-                    "rps": sum(s["rps"] for s in servers) / len(servers),
-                    "p50_us": sum(s["p50_us"] for s in servers) / len(servers),
-                }
-                results["image floor_p50_us"] = sum(floors) / len(floors)
-            finally:
-                server.terminate()
-                server.wait(timeout=20)
-        return results
+            where = {"grpc": address, "http": base.removeprefix("http://")}
+            for concurrency in (1, 16):
+                turns = {"grpc": [], "http": []}
+                for protocol in run.balanced("grpc", "http"):
+                    turns[protocol].append(load(tool, where[protocol], key, "sigmoid", concurrency, protocol))
+                    last = turns[protocol][-1]
+                    print(f"  {protocol:4} sigmoid c={concurrency:<3} {last['rps']:>8.0f} inferences/s  p50 {last['p50_us']:>6.0f} µs", flush=True)
+                for protocol, values in turns.items():
+                    results[f"sigmoid {protocol} c={concurrency}"] = {
+                        "rps": sum(v["rps"] for v in values) / len(values),
+                        "p50_us": sum(v["p50_us"] for v in values) / len(values),
+                    }
+            floors, servers = [], []
+            for kind in run.balanced("floor", "server"):
+                if kind == "floor":
+                    floor = subprocess.run([str(run.ROOT / "target" / "release" / "inprocess-floor"), str(run.LIBRARY),
+                                            str(image), str(as_json), str(max(100, run.SECONDS * 100))],
+                                           capture_output=True, text=True, check=True).stdout
+                    floors.append(json.loads(floor)["p50_us"])
+                    print(f"  image in-process p50 {floors[-1]:>6.0f} µs", flush=True)
+                else:
+                    servers.append(load(tool, address, key, "image", 1))
+                    print(f"  gRPC image c=1   {servers[-1]['rps']:>8.0f} inferences/s  p50 {servers[-1]['p50_us']:>6.0f} µs", flush=True)
+            results["image c=1"] = {
+                "rps": sum(s["rps"] for s in servers) / len(servers),
+                "p50_us": sum(s["p50_us"] for s in servers) / len(servers),
+            }
+            results["image floor_p50_us"] = sum(floors) / len(floors)
+    return results
 
 
 if __name__ == "__main__":

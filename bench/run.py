@@ -142,20 +142,24 @@ def measure(base: str, label: str, files: dict, key: str = "") -> dict:
 
 
 @contextlib.contextmanager
-def serving(auth: bool, extra_env: dict | None = None):
-    """Gatehouse in its default configuration (keys required, audit log on), or with keys off.
-    The rate limits are raised out of the way: they are measured as running, not as refusing."""
+def serving(auth: bool, extra_env: dict | None = None, models: pathlib.Path = MODELS, args: tuple = ()):
+    """Gatehouse in its default configuration (keys required, audit log on), or with keys off,
+    serving `models`, with `args` added to `gatehouse serve`. The rate limits are raised out of
+    the way: they are measured as running, not as refusing."""
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn", "GATEHOUSE_AUTH": str(auth).lower(),
-               "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000", **(extra_env or {})}
+               "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000",
+               # Two servers are up at once in the A/B turns: each takes a free gRPC port.
+               "GATEHOUSE_GRPC_PORT": "0", **(extra_env or {})}
         binary = str(ROOT / "target" / "release" / "gatehouse")
         key = ""
         if auth:
             created = subprocess.run([binary, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
                                      env=env, capture_output=True, text=True, check=True).stdout
             key = json.loads(created)["key"]
-        server = subprocess.Popen([binary, "serve", "--port", str(port), "--models", str(MODELS)], env=env, stdout=subprocess.DEVNULL)
+        server = subprocess.Popen([binary, "serve", "--port", str(port), "--models", str(models), *args],
+                                  env=env, stdout=subprocess.DEVNULL)
         try:
             if extra_env and extra_env.get("GATEHOUSE_TLS") == "true":
                 wait_tcp(port)

@@ -25,5 +25,7 @@ fi
 install_venv "$GATEHOUSE_KSERVE_VENV" scripts/upstreams-kserve.txt "KServe and Triton's clients"
 install_perf_analyzer
 export GATEHOUSE_PERF_ANALYZER
+# Servers the benchmark starts beside each other take free gRPC ports, not all 9002.
+export GATEHOUSE_GRPC_PORT=0
 cargo build --release --locked -p gatehouse-server -p gatehouse-app -p gatehouse-bench
 exec "$GATEHOUSE_VENV/bin/python" bench/run.py "$@"

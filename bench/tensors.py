@@ -58,43 +58,29 @@ def measure() -> dict:
         directory = pathlib.Path(scratch)
         model = make_model(directory / "models")
         as_json, as_binary, header_length = bodies(directory)
-        port = run.free_port()
-        with tempfile.TemporaryDirectory() as home:
-            env = {**os.environ, "GATEHOUSE_HOME": home, "GATEHOUSE_LOG": "warn",
-                   "GATEHOUSE_KEY_RPS": "100000000", "GATEHOUSE_ADDRESS_RPS": "100000000",
-                   "GATEHOUSE_MAX_BODY_BYTES": str(16 << 20)}
-            binary = str(run.ROOT / "target" / "release" / "gatehouse")
-            created = subprocess.run([binary, "keys", "create", "--no-keychain", "--json", "--name", "bench"],
-                                     env=env, capture_output=True, text=True, check=True).stdout
-            key = json.loads(created)["key"]
-            server = subprocess.Popen([binary, "serve", "--port", str(port), "--models", str(directory / "models")],
-                                      env=env, stdout=subprocess.DEVNULL)
-            try:
-                run.wait_http(f"http://127.0.0.1:{port}/readiness")
-                url = f"http://127.0.0.1:{port}/v2/models/image/infer"
-                results = {}
-                for connections in (1, 16):
-                    sides = {"json": {}, "binary": {"BENCH_HEADER_LENGTH": str(header_length)}}
-                    bodies_of = {"json": as_json, "binary": as_binary}
-                    for kind, extra in sides.items():
-                        os.environ.update(extra)
-                        run.warm_up(url, bodies_of[kind], key)
-                        os.environ.pop("BENCH_HEADER_LENGTH", None)
-                    turns = {"json": [], "binary": []}
-                    for kind in run.balanced("json", "binary"):
-                        os.environ.update(sides[kind])
-                        turns[kind].append(run.wrk(url, bodies_of[kind], connections, key))
-                        os.environ.pop("BENCH_HEADER_LENGTH", None)
-                        last = turns[kind][-1]
-                        print(f"  image 1×3×224×224 {kind:6} c={connections:<3} {last['rps']:>7.0f} req/s  p50 {last['p50_us']:>7.0f} µs", flush=True)
-                    for kind, values in turns.items():
-                        results[(kind, connections)] = {
-                            "rps": sum(v["rps"] for v in values) / len(values),
-                            "p50_us": sum(v["p50_us"] for v in values) / len(values),
-                        }
-            finally:
-                server.terminate()
-                server.wait(timeout=20)
+        results = {}
+        large = {"GATEHOUSE_MAX_BODY_BYTES": str(16 << 20)}
+        with run.serving(True, large, directory / "models") as (base, key, _):
+            url = f"{base}/v2/models/image/infer"
+            for connections in (1, 16):
+                sides = {"json": {}, "binary": {"BENCH_HEADER_LENGTH": str(header_length)}}
+                bodies_of = {"json": as_json, "binary": as_binary}
+                for kind, extra in sides.items():
+                    os.environ.update(extra)
+                    run.warm_up(url, bodies_of[kind], key)
+                    os.environ.pop("BENCH_HEADER_LENGTH", None)
+                turns = {"json": [], "binary": []}
+                for kind in run.balanced("json", "binary"):
+                    os.environ.update(sides[kind])
+                    turns[kind].append(run.wrk(url, bodies_of[kind], connections, key))
+                    os.environ.pop("BENCH_HEADER_LENGTH", None)
+                    last = turns[kind][-1]
+                    print(f"  image 1×3×224×224 {kind:6} c={connections:<3} {last['rps']:>7.0f} req/s  p50 {last['p50_us']:>7.0f} µs", flush=True)
+                for kind, values in turns.items():
+                    results[(kind, connections)] = {
+                        "rps": sum(v["rps"] for v in values) / len(values),
+                        "p50_us": sum(v["p50_us"] for v in values) / len(values),
+                    }
         floor = subprocess.run([str(run.ROOT / "target" / "release" / "inprocess-floor"), str(run.LIBRARY), str(model),
                                 str(as_json), str(max(100, run.SECONDS * 100))], capture_output=True, text=True, check=True).stdout
         results["floor_p50_us"] = json.loads(floor)["p50_us"]
