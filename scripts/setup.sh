@@ -61,14 +61,18 @@ install_python_and_models() {
 
 # The servers guard mode is tested in front of, each set in an environment of its own (their pins
 # differ): MLServer and uvicorn with WebSockets (scripts/upstreams.txt), KServe with Triton's HTTP
-# client (scripts/upstreams-kserve.txt). Only the test command and the benchmark install them.
+# client (scripts/upstreams-kserve.txt), Roboflow Inference and Prefect (the seeds' servers).
+# Only the test command and the benchmark install them.
 GATEHOUSE_UPSTREAMS_VENV="$GATEHOUSE_DATA/upstreams-venv"
 GATEHOUSE_KSERVE_VENV="$GATEHOUSE_DATA/kserve-venv"
+GATEHOUSE_ROBOFLOW_VENV="$GATEHOUSE_DATA/roboflow-venv"
+GATEHOUSE_PREFECT_VENV="$GATEHOUSE_DATA/prefect-venv"
 GATEHOUSE_KUBERNETES_VENV="$GATEHOUSE_DATA/kubernetes-venv"
 GATEHOUSE_RELIABILITY_VENV="$GATEHOUSE_DATA/reliability-venv"
 # Triton's load tool, perf_analyzer, unpacked from the registries' wheels (see install_perf_analyzer).
 GATEHOUSE_PERF_ANALYZER="$GATEHOUSE_DATA/perf-analyzer"
 export GATEHOUSE_UPSTREAMS_VENV GATEHOUSE_KSERVE_VENV GATEHOUSE_KUBERNETES_VENV GATEHOUSE_RELIABILITY_VENV
+export GATEHOUSE_ROBOFLOW_VENV GATEHOUSE_PREFECT_VENV
 install_venv() {
     local venv="$1" requirements="$2" what="$3"
     local stamp="$venv/.setup-stamp"
@@ -86,8 +90,25 @@ install_upstreams() {
     install_venv "$GATEHOUSE_UPSTREAMS_VENV" "$here/upstreams.txt" "the servers guard mode is tested with (MLServer, uvicorn with WebSockets)"
     install_venv "$GATEHOUSE_KSERVE_VENV" "$here/upstreams-kserve.txt" "KServe and Triton's HTTP client for guard mode's tests"
     install_venv "$GATEHOUSE_KUBERNETES_VENV" "$here/kubernetes.txt" "kubernetes-validate for the Kubernetes export's tests"
+    install_roboflow
+    install_venv "$GATEHOUSE_PREFECT_VENV" "$here/upstreams-prefect.txt" "a Prefect server for guard mode's tests"
     install_reliability_tools
     install_perf_analyzer
+}
+# Roboflow Inference brings torch with its CUDA libraries (PyPI has no CPU-only build): ~7 GB
+# installed, so it is installed without pip's cache and only where the disk has room for it.
+install_roboflow() {
+    local stamp="$GATEHOUSE_ROBOFLOW_VENV/.setup-stamp" want
+    want="$(sha256sum "$here/upstreams-roboflow.txt" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    local free_kib
+    free_kib="$(df -Pk "$GATEHOUSE_DATA" | awk 'NR == 2 { print $4 }')"
+    if [ "$free_kib" -lt $((10 * 1024 * 1024)) ]; then
+        fail "Roboflow Inference needs about 10 GB free to install for guard mode's tests, and $GATEHOUSE_DATA has $((free_kib / 1024)) MB; free some space and run this again"
+    fi
+    PIP_NO_CACHE_DIR=1 install_venv "$GATEHOUSE_ROBOFLOW_VENV" "$here/upstreams-roboflow.txt" "Roboflow Inference for guard mode's tests (about 7 GB, a few minutes)"
 }
 # perf_analyzer, the load tool Triton's users run: its last PyPI build is in the tritonclient
 # 2.41.1 wheel; it links against the CUDA runtime library (never used: no GPU is asked for), which

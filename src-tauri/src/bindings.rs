@@ -51,6 +51,7 @@ pub fn typescript() -> String {
         settings::WorkflowSettings,
         gatehouse_core::guard::GuardSettings,
         gatehouse_core::detect::Detected,
+        gatehouse_core::detect::PresetChoice,
         crate::error::CommandError,
         server::FixOutcome,
         keys_page::CreatedKey,

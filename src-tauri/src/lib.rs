@@ -145,6 +145,7 @@ pub fn run() {
             commands::settings::autostart_set,
             commands::settings::server_info,
             commands::settings::servers_detect,
+            commands::settings::guard_presets,
             commands::settings::expose_start,
             commands::settings::expose_stop,
             commands::models::models_index,

@@ -19,6 +19,7 @@ mod panel;
 mod perimeter;
 mod public;
 mod reliability;
+mod seeds;
 mod serve;
 mod supervisor;
 mod tls;

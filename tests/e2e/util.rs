@@ -74,6 +74,35 @@ pub fn reliability_python() -> PathBuf {
     venv_python("GATEHOUSE_RELIABILITY_VENV", "reliability-venv")
 }
 
+/// PATH with Roboflow Inference's environment first, so its `inference` command is found the way
+/// a person who installed it with pip has it.
+pub fn path_with_roboflow() -> String {
+    path_with(
+        &venv_python("GATEHOUSE_ROBOFLOW_VENV", "roboflow-venv"),
+        "inference",
+    )
+}
+
+/// PATH with the Prefect environment first (its `prefect` command).
+pub fn path_with_prefect() -> String {
+    path_with(&venv_python("GATEHOUSE_PREFECT_VENV", "prefect-venv"), "prefect")
+}
+
+/// The Python of the Prefect environment, for Prefect's own client.
+pub fn prefect_python() -> PathBuf {
+    venv_python("GATEHOUSE_PREFECT_VENV", "prefect-venv")
+}
+
+fn path_with(python: &Path, program: &str) -> String {
+    let bin = python.parent().expect("bin/python has a folder");
+    assert!(
+        bin.join(program).exists(),
+        "`{program}` is missing from {}; run ./scripts/test.sh, which installs it",
+        bin.display()
+    );
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
 /// `bin/python` of the environment `variable` names, else `directory` under the data directory.
 fn venv_python(variable: &str, directory: &str) -> PathBuf {
     let venv = std::env::var_os(variable)

@@ -2,6 +2,7 @@
 //! looks like, and its posture as an outsider sees it. The wizard's "Which server?" step and
 //! `gatehouse guard --detect` show the same list.
 
+use std::io::Read;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use crate::probe::{Endpoint, HttpResponse, Prober, TlsIdentity};
 use crate::wire::ServerInfo;
 
 /// The ports the servers guard mode knows listen on by default: Ollama, llama.cpp and LocalAI
-/// (and MLServer), vLLM, Triton and KServe, LM Studio, TF Serving, Roboflow Inference.
-pub const COMMON_PORTS: &[u16] = &[11434, 8080, 8000, 1234, 8501, 9001];
+/// (and MLServer), vLLM, Triton and KServe, LM Studio, TF Serving, Roboflow Inference, Prefect.
+pub const COMMON_PORTS: &[u16] = &[11434, 8080, 8000, 1234, 8501, 9001, 4200];
 
 /// One server found listening.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,6 +61,7 @@ async fn one(port: u16, timeout: Duration) -> Option<Detected> {
         "/health",
         "/api/tags",
         "/v1/models/gatehouse-probe",
+        "/api/health",
     ];
     let answers: Vec<(&str, Option<HttpResponse>)> = join_all(
         paths
@@ -94,6 +96,86 @@ async fn one(port: u16, timeout: Duration) -> Option<Detected> {
     })
 }
 
+/// A preset as the "Which server?" step shows it: what it is for, and whether its server is
+/// installed on this computer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+pub struct PresetChoice {
+    pub name: String,
+    /// The servers it fits, in words.
+    pub servers: String,
+    /// One line on what it is and why it needs guarding.
+    pub description: String,
+    /// Where its program was found on PATH.
+    pub installed: Option<String>,
+    /// The one command that installs it, when it was not found.
+    pub install: Option<String>,
+    /// What to put in the launch command: `{preset}` when Gatehouse knows how to start it.
+    pub launch: String,
+    /// What `{preset}` runs, in words, when it is offered.
+    pub launches: Option<String>,
+}
+
+/// Every preset, with its program looked for on PATH.
+pub fn preset_choices() -> Vec<PresetChoice> {
+    crate::guard::PRESETS
+        .iter()
+        .map(|preset| {
+            let installed = preset.program.and_then(find_program);
+            let builtin = preset.launch.iter().any(|word| word.contains('\n'));
+            PresetChoice {
+                name: preset.name.into(),
+                servers: preset.servers.into(),
+                description: preset.description.into(),
+                install: if installed.is_none() {
+                    preset.install.map(str::to_string)
+                } else {
+                    None
+                },
+                installed: installed.map(|p| p.display().to_string()),
+                launch: if builtin {
+                    crate::guard::PRESET_LAUNCH.into()
+                } else {
+                    preset.launch.join(" ")
+                },
+                launches: builtin.then(|| {
+                    format!(
+                        "{}'s HTTP app under the Python the `{}` command runs with",
+                        preset.servers,
+                        preset.program.unwrap_or("python3")
+                    )
+                }),
+            }
+        })
+        .collect()
+}
+
+/// `program` on PATH, as the shell would find it.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The interpreter a script names on its `#!` line (a pip-installed command names the Python
+/// of its environment).
+pub fn interpreter_of(script: &std::path::Path) -> Option<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(script).ok()?;
+    let mut first = String::new();
+    std::io::BufReader::new(file)
+        .take(4096)
+        .read_line(&mut first)
+        .ok()?;
+    let line = first.strip_prefix("#!")?.trim();
+    let interpreter = line.split_whitespace().next()?;
+    interpreter.contains("python").then(|| interpreter.to_string())
+}
+
 /// What the answers say the server is, and the preset for it.
 fn fingerprint(answers: &[(&str, Option<HttpResponse>)]) -> (String, Option<String>) {
     let ok = |path: &str| {
@@ -125,7 +207,10 @@ fn fingerprint(answers: &[(&str, Option<HttpResponse>)]) -> (String, Option<Stri
     if let Some(info) = ok("/info").and_then(json)
         && info["name"].as_str().is_some_and(|n| n.contains("Roboflow"))
     {
-        return ("Roboflow Inference".into(), preset("generic"));
+        return ("Roboflow Inference".into(), preset("roboflow"));
+    }
+    if ok("/api/health").is_some_and(|r| r.text().trim() == "true") {
+        return ("a Prefect server".into(), preset("prefect"));
     }
     if let Some(metadata) = ok("/v2").and_then(json)
         && (metadata.get("extensions").is_some() || metadata.get("version").is_some())
@@ -192,6 +277,18 @@ mod tests {
         assert_eq!(
             looks(&[("/info", answer(200, r#"{"name":"gatehouse","version":"0.1.0"}"#))]),
             ("Gatehouse".into(), None)
+        );
+        assert_eq!(
+            looks(&[(
+                "/info",
+                answer(200, r#"{"name":"Roboflow Inference Server","version":"1.8.3"}"#)
+            )])
+            .1,
+            Some("roboflow".into())
+        );
+        assert_eq!(
+            looks(&[("/api/health", answer(200, "true"))]).1,
+            Some("prefect".into())
         );
         assert_eq!(looks(&[("/", answer(404, "nope"))]).1, Some("generic".into()));
     }

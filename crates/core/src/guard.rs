@@ -20,10 +20,11 @@ pub struct GuardSettings {
     /// The server Gatehouse guards, e.g. `http://127.0.0.1:11434`; it must listen on loopback
     /// only. Unset: Gatehouse serves its own ONNX models instead.
     pub upstream: Option<String>,
-    /// Which route table applies: ollama, openai, oip, tfserving or generic.
+    /// Which route table applies: ollama, openai, oip, tfserving, roboflow, prefect or generic.
     pub preset: String,
     /// The command that starts the upstream, when Gatehouse launches it; `{port}` becomes the
-    /// loopback port Gatehouse picked for it.
+    /// loopback port Gatehouse picked for it. `["{preset}"]`: the preset's own command (for
+    /// Roboflow Inference, its HTTP app under the Python its `inference` command runs with).
     pub launch: Vec<String>,
     /// Environment for the launched upstream, after the preset's (`{port}` as above).
     pub launch_env: BTreeMap<String, String>,
@@ -134,6 +135,10 @@ pub enum Access {
     Public,
     /// A key with this scope.
     Key(Scope),
+    /// What Gatehouse's own `/metrics` needs: `server.metrics_access` decides (by default open
+    /// while Gatehouse listens on loopback only, a `metrics` key beyond it). For the status and
+    /// documentation pages some servers leave open whatever else they protect.
+    Observe,
 }
 
 impl fmt::Display for Access {
@@ -141,6 +146,7 @@ impl fmt::Display for Access {
         match self {
             Access::Public => f.write_str("public"),
             Access::Key(scope) => write!(f, "{scope}"),
+            Access::Observe => f.write_str("observe"),
         }
     }
 }
@@ -149,12 +155,14 @@ impl std::str::FromStr for Access {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Access, String> {
-        if text == "public" {
-            return Ok(Access::Public);
+        match text {
+            "public" => return Ok(Access::Public),
+            "observe" => return Ok(Access::Observe),
+            _ => {}
         }
         text.parse::<Scope>()
             .map(Access::Key)
-            .map_err(|_| format!("`{text}` is not public, infer, workflows, metrics or admin"))
+            .map_err(|_| format!("`{text}` is not public, observe, infer, workflows, metrics or admin"))
     }
 }
 
@@ -177,8 +185,11 @@ const fn rule(methods: &'static [&'static str], pattern: &'static str, access: A
 
 const ANY: &[&str] = &[];
 const READ: &[&str] = &["GET", "HEAD"];
+const WRITE: &[&str] = &["POST"];
 const INFER: Access = Access::Key(Scope::Infer);
+const WORKFLOWS: Access = Access::Key(Scope::Workflows);
 const ADMIN: Access = Access::Key(Scope::Admin);
+const OBSERVE: Access = Access::Observe;
 
 /// What Gatehouse knows about one kind of inference server.
 #[derive(Debug)]
@@ -197,6 +208,48 @@ pub struct Preset {
     pub otherwise: Access,
     /// A route the checklist calls with an inference key to prove admin routes refuse it.
     pub admin_probe: Option<(&'static str, &'static str)>,
+    /// What the panel says of it, in one line.
+    pub description: &'static str,
+    /// The program whose presence on PATH says the server is installed.
+    pub program: Option<&'static str>,
+    /// The one command that installs it, for the person to run (Gatehouse installs nothing).
+    pub install: Option<&'static str>,
+    /// The command Gatehouse launches it with when none is given: `{port}` is its port,
+    /// `{python}` the interpreter [`Preset::program`] runs under (for a Python server).
+    pub launch: &'static [&'static str],
+    /// Custom Python the server can run, switched by `workflows.allow_custom_python`.
+    pub custom_python: Option<CustomPython>,
+    /// The server's own security guide, control by control, and how Gatehouse applies it.
+    pub guide: Option<Guide>,
+}
+
+/// A server's security guide as the checklist reports it: each control, the checklist items
+/// that prove it live, and what Gatehouse does for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Guide {
+    pub title: &'static str,
+    pub controls: &'static [Control],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Control {
+    /// The control in the guide's words (its setting, when it names one).
+    pub control: &'static str,
+    /// Items whose status is this control's; none: enforced by Gatehouse's code, nothing to probe.
+    pub items: &'static [&'static str],
+    pub how: &'static str,
+}
+
+/// How a server runs code a request brings, and how Gatehouse keeps it from doing so while the
+/// switch is off: the server's own flag, and a refusal at the gate in front of it.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomPython {
+    /// The server's environment variable, set to `True` or `False` from the switch.
+    pub env: &'static str,
+    /// Routes whose JSON bodies can carry code; refused while the switch is off when they do.
+    pub routes: &'static [&'static str],
+    /// A request carrying a harmless piece of code, for the checklist to prove the refusal.
+    pub probe: (&'static str, &'static str),
 }
 
 pub const PRESETS: &[Preset] = &[
@@ -223,6 +276,12 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("POST", "/api/pull")),
+        description: "runs LLMs; has no keys or TLS of its own",
+        program: Some("ollama"),
+        install: Some("curl -fsSL https://ollama.com/install.sh | sh"),
+        launch: &["ollama", "serve"],
+        custom_python: None,
+        guide: None,
     },
     Preset {
         name: "openai",
@@ -233,6 +292,20 @@ pub const PRESETS: &[Preset] = &[
         rules: &[rule(READ, "/health", Access::Public), rule(ANY, "/v1/**", INFER)],
         otherwise: ADMIN,
         admin_probe: Some(("GET", "/slots")),
+        description: "OpenAI-compatible servers; their key, if any, covers only some routes",
+        program: Some("llama-server"),
+        install: None,
+        launch: &[
+            "llama-server",
+            "-m",
+            "model.gguf",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ],
+        custom_python: None,
+        guide: None,
     },
     Preset {
         name: "oip",
@@ -265,6 +338,12 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("POST", "/v2/repository/models/gatehouse-probe/unload")),
+        description: "the Open Inference Protocol; no keys of their own",
+        program: Some("mlserver"),
+        install: Some("pip install mlserver"),
+        launch: &["mlserver", "start", "."],
+        custom_python: None,
+        guide: None,
     },
     Preset {
         name: "tfserving",
@@ -287,6 +366,176 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("GET", "/monitoring/prometheus/metrics")),
+        description: "TensorFlow models over REST; no keys of its own",
+        program: Some("tensorflow_model_server"),
+        install: None,
+        launch: &[
+            "tensorflow_model_server",
+            "--rest_api_port={port}",
+            "--model_base_path=/models/m",
+        ],
+        custom_python: None,
+        guide: None,
+    },
+    Preset {
+        name: "roboflow",
+        servers: "Roboflow Inference",
+        default_port: 9001,
+        health: Some("/healthz"),
+        launch_env: &[
+            ("HOST", "127.0.0.1"),
+            ("PORT", "{port}"),
+            ("ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS", "{custom_python}"),
+            // Modal would run the code elsewhere with the person's Roboflow account; the switch
+            // is about this computer, and off means off.
+            ("WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE", "local"),
+        ],
+        // Roboflow's own `api_key` (query or body) is the person's Roboflow account key for
+        // fetching models: the guard takes its key from headers only and passes that one on.
+        rules: &[
+            rule(READ, "/healthz", Access::Public),
+            rule(READ, "/readiness", Access::Public),
+            // Open in Roboflow even with its workspace check on; they describe the server.
+            rule(READ, "/info", OBSERVE),
+            rule(READ, "/metrics", OBSERVE),
+            rule(READ, "/device/stats", OBSERVE),
+            rule(READ, "/docs", OBSERVE),
+            rule(READ, "/docs/oauth2-redirect", OBSERVE),
+            rule(READ, "/redoc", OBSERVE),
+            rule(READ, "/openapi.json", OBSERVE),
+            rule(READ, "/model/registry", INFER),
+            rule(ANY, "/workflows/**", WORKFLOWS),
+            rule(WRITE, "/infer/workflows/**", WORKFLOWS),
+            rule(WRITE, "/*/workflows/**", WORKFLOWS),
+            rule(WRITE, "/initialise_webrtc_worker", WORKFLOWS),
+            rule(WRITE, "/webrtc/**", WORKFLOWS),
+            rule(WRITE, "/infer/**", INFER),
+            rule(WRITE, "/clip/**", INFER),
+            rule(WRITE, "/perception_encoder/**", INFER),
+            rule(WRITE, "/grounding_dino/**", INFER),
+            rule(WRITE, "/yolo_world/**", INFER),
+            rule(WRITE, "/doctr/**", INFER),
+            rule(WRITE, "/easy_ocr/**", INFER),
+            rule(WRITE, "/sam/**", INFER),
+            rule(WRITE, "/sam2/**", INFER),
+            rule(WRITE, "/sam3/**", INFER),
+            rule(WRITE, "/gaze/**", INFER),
+            rule(WRITE, "/ocr/**", INFER),
+            // Adding, removing and clearing models, the cache, the notebook, the logs and the
+            // legacy per-dataset routes fall through to admin.
+        ],
+        otherwise: ADMIN,
+        admin_probe: Some(("POST", "/model/clear")),
+        description: "Roboflow's vision server; runs Workflows, which may carry custom Python",
+        program: Some("inference"),
+        install: Some("pip install \"inference[http]\""),
+        launch: &["{python}", "-c", ROBOFLOW_APP],
+        custom_python: Some(CustomPython {
+            env: "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS",
+            routes: &[
+                "/workflows/**",
+                "/infer/workflows/**",
+                "/*/workflows/**",
+                "/initialise_webrtc_worker",
+            ],
+            probe: ("/workflows/run", ROBOFLOW_PYTHON_PROBE),
+        }),
+        guide: Some(Guide {
+            title: "Roboflow's recommended baseline for a self-hosted server",
+            controls: &[
+                Control {
+                    control: "1. Restrict network access",
+                    items: &["network.exposure", "guard.upstream_loopback"],
+                    how: "Roboflow Inference listens on loopback only (HOST=127.0.0.1); Gatehouse is the one way in",
+                },
+                Control {
+                    control: "2. Enforce authentication",
+                    items: &["auth.required"],
+                    how: "Gatehouse's keys with scopes in front of every inference and Workflow route; Roboflow's own api_key passes through for fetching models",
+                },
+                Control {
+                    control: "3. Enable TLS when the network requires it",
+                    items: &["transport.tls"],
+                    how: "Gatehouse terminates TLS with the local CA or an imported certificate",
+                },
+                Control {
+                    control: "4. Disable custom Python execution in Workflows",
+                    items: &["guard.custom_python"],
+                    how: "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS follows the switch, and workflows carrying code are refused at the gate while it is off",
+                },
+            ],
+        }),
+    },
+    Preset {
+        name: "prefect",
+        servers: "a Prefect server",
+        default_port: 4200,
+        health: Some("/api/health"),
+        launch_env: &[
+            ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+            // The UI's browser code calls the API where the person opened the UI: through
+            // Gatehouse, never around it.
+            ("PREFECT_UI_API_URL", "{public_url}/api"),
+            ("PREFECT_SERVER_API_HOST", "127.0.0.1"),
+            ("PREFECT_SERVER_API_PORT", "{port}"),
+            // Origins are Gatehouse's allowlist, checked before a request gets here.
+            ("PREFECT_SERVER_CORS_ALLOWED_ORIGINS", ""),
+        ],
+        // Everything Prefect serves, UI included, shows or runs flows: a `workflows` key, sent as
+        // a Bearer token or as the password of the Basic form Prefect's client sends from
+        // PREFECT_API_AUTH_STRING.
+        rules: &[
+            rule(READ, "/api/health", Access::Public),
+            rule(READ, "/api/ready", Access::Public),
+            rule(ANY, "/api/admin/**", ADMIN),
+            rule(ANY, "/api/**", WORKFLOWS),
+            rule(READ, "/**", WORKFLOWS),
+        ],
+        otherwise: ADMIN,
+        admin_probe: Some(("POST", "/api/admin/database/clear")),
+        description: "orchestrates Python workflows; its UI and API have no accounts of their own",
+        program: Some("prefect"),
+        install: Some("pip install prefect"),
+        launch: &[
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ],
+        custom_python: None,
+        guide: Some(Guide {
+            title: "Prefect's settings for securing a self-hosted server",
+            controls: &[
+                Control {
+                    control: "server.api.auth_string (Basic authentication)",
+                    items: &["auth.required"],
+                    how: "Gatehouse's keys instead: Bearer, X-API-Key, or the password of PREFECT_API_AUTH_STRING (user:KEY); Prefect itself needs no auth string",
+                },
+                Control {
+                    control: "server.api.csrf_protection_enabled",
+                    items: &[],
+                    how: "Gatehouse refuses a Basic-authenticated request that changes something unless it is JSON or comes from Gatehouse's own origin",
+                },
+                Control {
+                    control: "server.api.cors_allowed_origins",
+                    items: &["cors.policy"],
+                    how: "Gatehouse's cors.allowed_origins; Prefect's own list is left empty",
+                },
+                Control {
+                    control: "ui.api_url behind a reverse proxy",
+                    items: &[],
+                    how: "set to Gatehouse's address when Gatehouse launches Prefect, so the UI calls the API through Gatehouse",
+                },
+                Control {
+                    control: "TLS in front of the server",
+                    items: &["transport.tls", "guard.upstream_loopback"],
+                    how: "Gatehouse terminates TLS; Prefect listens on loopback only",
+                },
+            ],
+        }),
     },
     Preset {
         name: "generic",
@@ -297,8 +546,97 @@ pub const PRESETS: &[Preset] = &[
         rules: &[],
         otherwise: INFER,
         admin_probe: None,
+        description: "every route needs an `infer` key unless guard.route_scopes says otherwise",
+        program: None,
+        install: None,
+        launch: &[],
+        custom_python: None,
+        guide: None,
     },
 ];
+
+/// Roboflow Inference's HTTP app, started the way its container's entry point starts it (the
+/// `inference` package ships the app, not the entry point), from a scratch directory holding the
+/// two static folders the app mounts; the directory goes when the server stops. No access log:
+/// Gatehouse's audit log has every request, and request lines can carry the person's Roboflow
+/// `api_key`.
+const ROBOFLOW_APP: &str = "\
+import os, tempfile, uvicorn
+with tempfile.TemporaryDirectory(prefix='gatehouse-roboflow-') as scratch:
+    os.chdir(scratch)
+    for folder in ('inference/landing/out/static', 'inference/landing/out/_next/static'):
+        os.makedirs(folder)
+    from inference.core.interfaces.http.http_api import HttpInterface
+    from inference.core.managers.base import ModelManager
+    from inference.core.registries.roboflow import RoboflowModelRegistry
+    from inference.models.utils import ROBOFLOW_MODEL_TYPES
+    app = HttpInterface(ModelManager(RoboflowModelRegistry(ROBOFLOW_MODEL_TYPES))).app
+    uvicorn.run(app, host=os.environ['HOST'], port=int(os.environ['PORT']), access_log=False)
+";
+
+/// A workflow whose one step is a custom Python block that returns 42: what the checklist
+/// submits to prove the gate refuses code while the switch is off.
+const ROBOFLOW_PYTHON_PROBE: &str = r#"{"specification":{"version":"1.0","inputs":[],"dynamic_blocks_definitions":[{"type":"DynamicBlockDefinition","manifest":{"type":"ManifestDescription","block_type":"GatehouseProbe","inputs":{},"outputs":{"ok":{"type":"DynamicOutputDefinition","kind":[]}}},"code":{"type":"PythonCode","run_function_code":"def run(self) -> BlockResult:\n    return {'ok': 6 * 7}\n"}}],"steps":[{"type":"GatehouseProbe","name":"probe"}],"outputs":[{"type":"JsonField","name":"ok","selector":"$steps.probe.ok"}]},"inputs":{}}"#;
+
+/// Whether a JSON body carries code for the server to run: a dynamic block definition or a
+/// `PythonCode` object anywhere in it. A body that is not JSON is an error, since the server may
+/// read it another way than Gatehouse could check it.
+pub fn carries_custom_python(body: &[u8]) -> Result<bool, String> {
+    fn look(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Object(map) => map.iter().any(|(key, value)| {
+                let definitions = key == "dynamic_blocks_definitions"
+                    && !matches!(value, serde_json::Value::Null)
+                    && value.as_array().is_none_or(|list| !list.is_empty());
+                let code = key == "type" && value.as_str() == Some("PythonCode");
+                definitions || code || look(value)
+            }),
+            serde_json::Value::Array(items) => items.iter().any(look),
+            _ => false,
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON Gatehouse can read ({e})"))?;
+    Ok(look(&value))
+}
+
+/// `guard.launch` as this one word: the preset's own launch command.
+pub const PRESET_LAUNCH: &str = "{preset}";
+
+/// The command to launch: `launch` as given, or for [`PRESET_LAUNCH`] the preset's own, with
+/// `{python}` the interpreter of the preset's program on PATH. A server that is not installed
+/// is an error saying how to install it.
+pub fn resolve_launch(preset: &Preset, launch: &[String]) -> Result<Vec<String>, String> {
+    if launch.len() != 1 || launch[0] != PRESET_LAUNCH {
+        return Ok(launch.to_vec());
+    }
+    if preset.launch.is_empty() {
+        return Err(format!(
+            "the `{}` preset has no command of its own; give guard.launch the command that starts the server",
+            preset.name
+        ));
+    }
+    let program = preset.program.unwrap_or(preset.launch[0]);
+    let found = crate::detect::find_program(program).ok_or_else(|| {
+        format!(
+            "{} is not installed: `{program}` is not on PATH{}",
+            preset.servers,
+            preset
+                .install
+                .map(|install| format!("; install it with `{install}`"))
+                .unwrap_or_default()
+        )
+    })?;
+    let python = crate::detect::interpreter_of(&found).unwrap_or_else(|| "python3".into());
+    Ok(preset
+        .launch
+        .iter()
+        .map(|word| word.replace("{python}", &python))
+        .collect())
+}
 
 /// The preset called `name`.
 pub fn preset(name: &str) -> Option<&'static Preset> {
@@ -507,6 +845,105 @@ mod tests {
         assert_eq!(needs(&table, "GET", "/admin/users"), "admin");
         assert_eq!(needs(&table, "GET", "/admin/reports/today"), "metrics");
         assert_eq!(needs(&table, "POST", "/predict"), "infer");
+    }
+
+    #[test]
+    fn roboflow_keeps_workflows_models_and_status_pages_apart() {
+        let roboflow = table("roboflow");
+        for (method, path, access) in [
+            ("GET", "/healthz", "public"),
+            ("GET", "/readiness", "public"),
+            ("GET", "/info", "observe"),
+            ("GET", "/metrics", "observe"),
+            ("GET", "/openapi.json", "observe"),
+            ("GET", "/docs", "observe"),
+            ("POST", "/workflows/run", "workflows"),
+            ("POST", "/workflows/validate", "workflows"),
+            ("GET", "/workflows/blocks/describe", "workflows"),
+            ("POST", "/infer/workflows/ws/flow", "workflows"),
+            ("POST", "/ws/workflows/flow", "workflows"),
+            ("POST", "/initialise_webrtc_worker", "workflows"),
+            ("POST", "/infer/object_detection", "infer"),
+            ("POST", "/infer/lmm/florence-2", "infer"),
+            ("POST", "/clip/embed_text", "infer"),
+            ("GET", "/model/registry", "infer"),
+            ("POST", "/model/add", "admin"),
+            ("POST", "/model/remove", "admin"),
+            ("POST", "/model/clear", "admin"),
+            ("GET", "/notebook/start", "admin"),
+            ("GET", "/clear_cache", "admin"),
+            ("GET", "/logs", "admin"),
+            ("POST", "/my-dataset/3", "admin"),
+            ("POST", "/info", "admin"),
+        ] {
+            assert_eq!(needs(&roboflow, method, path), access, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn prefect_needs_a_workflows_key_for_its_ui_and_api_and_admin_for_its_database() {
+        let prefect = table("prefect");
+        for (method, path, access) in [
+            ("GET", "/api/health", "public"),
+            ("POST", "/api/flow_runs/", "workflows"),
+            ("GET", "/api/events/in", "workflows"),
+            ("GET", "/", "workflows"),
+            ("GET", "/runs/flow-run/abc", "workflows"),
+            ("POST", "/api/admin/database/clear", "admin"),
+            ("GET", "/api/admin/settings", "admin"),
+            ("POST", "/somewhere", "admin"),
+        ] {
+            assert_eq!(needs(&prefect, method, path), access, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn custom_python_is_found_anywhere_in_a_workflow_and_unreadable_bodies_are_errors() {
+        let probe: serde_json::Value = serde_json::from_str(ROBOFLOW_PYTHON_PROBE).unwrap();
+        assert!(carries_custom_python(ROBOFLOW_PYTHON_PROBE.as_bytes()).unwrap());
+        // Only the code, without the definitions list around it.
+        let code = probe["specification"]["dynamic_blocks_definitions"][0]["code"].to_string();
+        assert!(carries_custom_python(format!(r#"{{"x":[{code}]}}"#).as_bytes()).unwrap());
+        assert!(
+            carries_custom_python(br#"{"specification":{"dynamic_blocks_definitions":{"a":1}}}"#).unwrap()
+        );
+        for harmless in [
+            r#"{"specification":{"version":"1.0","steps":[],"dynamic_blocks_definitions":[]}}"#,
+            r#"{"specification":{"dynamic_blocks_definitions":null},"inputs":{"type":"text"}}"#,
+            r#"{"inputs":{"note":"PythonCode"}}"#,
+            "",
+        ] {
+            assert!(!carries_custom_python(harmless.as_bytes()).unwrap(), "{harmless}");
+        }
+        for unreadable in ["{\"a\": NaN}", "specification=x", "\u{feff}{}"] {
+            assert!(
+                carries_custom_python(unreadable.as_bytes()).is_err(),
+                "{unreadable}"
+            );
+        }
+        let utf16: Vec<u8> = "{}".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(carries_custom_python(&utf16).is_err());
+    }
+
+    #[test]
+    fn a_preset_launch_names_what_to_install_when_the_server_is_missing() {
+        let given = vec!["ollama".to_string(), "serve".to_string()];
+        assert_eq!(resolve_launch(preset("ollama").unwrap(), &given).unwrap(), given);
+        let own = vec![PRESET_LAUNCH.to_string()];
+        let roboflow = Preset {
+            program: Some("gatehouse-no-such-program"),
+            ..*preset("roboflow").unwrap()
+        };
+        let missing = resolve_launch(&roboflow, &own).unwrap_err();
+        assert!(
+            missing.contains("not on PATH") && missing.contains("pip install"),
+            "{missing}"
+        );
+        assert!(
+            resolve_launch(preset("generic").unwrap(), &own)
+                .unwrap_err()
+                .contains("no command")
+        );
     }
 
     #[test]

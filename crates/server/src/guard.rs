@@ -126,6 +126,10 @@ pub struct Guard {
     pub info: ServerInfo,
     pub metrics: Arc<crate::metrics::Metrics>,
     metrics_protected: bool,
+    /// `workflows.allow_custom_python`: while false, requests carrying code for the upstream to
+    /// run are refused here, whatever the upstream's own flag says.
+    allow_custom_python: bool,
+    max_body_bytes: usize,
     /// Where a refusal to guard an exposed upstream is recorded (and becomes a security event).
     audit: gatehouse_core::audit::AuditLog,
 }
@@ -147,6 +151,11 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
     let table = RouteTable::new(&guard_settings).map_err(StartError::Guard)?;
     let preset = table.preset;
     let launching = !guard_settings.launch.is_empty();
+    let command = if launching {
+        gatehouse_core::guard::resolve_launch(preset, &guard_settings.launch).map_err(StartError::Guard)?
+    } else {
+        Vec::new()
+    };
     let upstream = match &guard_settings.upstream {
         Some(text) => Upstream::parse(text).map_err(StartError::Guard)?,
         None if launching => Upstream {
@@ -206,7 +215,10 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         tls: frontend.tls(),
         mtls: frontend.mtls(),
         auth: Some(settings.auth.enabled),
-        custom_python: None,
+        custom_python: preset
+            .custom_python
+            .as_ref()
+            .map(|_| settings.workflows.allow_custom_python),
         python_sandbox: None,
         keys_in_url: None,
         models_ready: 0,
@@ -226,6 +238,8 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         info,
         metrics: frontend.metrics.clone(),
         metrics_protected: frontend.metrics_protected(),
+        allow_custom_python: settings.workflows.allow_custom_python,
+        max_body_bytes: settings.limits.max_body_bytes,
         audit,
     });
     let launcher = if launching {
@@ -235,7 +249,21 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
         env.extend(guard_settings.launch_env.clone());
-        let launch = Launch::new(&guard_settings.launch, env, port);
+        let switch = if settings.workflows.allow_custom_python {
+            "True"
+        } else {
+            "False"
+        };
+        let env = env
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v
+                    .replace("{custom_python}", switch)
+                    .replace("{public_url}", &frontend.url);
+                (k, v)
+            })
+            .collect();
+        let launch = Launch::new(&command, env, port);
         Some(tokio::spawn(launch::supervise(launch, state.clone())))
     } else {
         None
@@ -367,12 +395,68 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         )
         .into_response();
     }
+    // Before the key: the refusal needs none and tells nothing but the switch's position, and the
+    // checklist can prove it from outside.
+    let request = match refuse_custom_python(&guard, request).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    let path = request.uri().path();
     match guard.table.access(request.method().as_str(), path) {
         Access::Public => next.run(request).await,
+        Access::Observe if !guard.metrics_protected => next.run(request).await,
+        Access::Observe => {
+            let gate = Gate::headers_only(guard.perimeter.clone(), Scope::Metrics);
+            crate::perimeter::authenticate_as(&gate, request, next).await
+        }
         Access::Key(scope) => {
             let gate = Gate::headers_only(guard.perimeter.clone(), scope);
             crate::perimeter::authenticate_as(&gate, request, next).await
         }
+    }
+}
+
+/// While custom Python is off, a request to one of the preset's code-carrying routes is read
+/// whole (within the body limit) and refused with 403 `custom_python_disabled` when it carries
+/// code; otherwise it goes on with the same bytes.
+async fn refuse_custom_python(guard: &Guard, request: Request) -> Result<Request, Response> {
+    let Some(python) = guard.table.preset.custom_python.as_ref() else {
+        return Ok(request);
+    };
+    let path = request.uri().path();
+    if guard.allow_custom_python
+        || request.method() != axum::http::Method::POST
+        || !python
+            .routes
+            .iter()
+            .any(|pattern| gatehouse_core::guard::matches(pattern, path))
+    {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, guard.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the request body is larger than {} bytes (limits.max_body_bytes) or was cut off",
+                    guard.max_body_bytes
+                ),
+            )
+            .into_response()
+        })?;
+    let refuse = |message: String| ApiError::new(ErrorCode::CustomPythonDisabled, message).into_response();
+    match gatehouse_core::guard::carries_custom_python(&bytes) {
+        Ok(false) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        Ok(true) => Err(refuse(format!(
+            "this workflow carries custom Python, and custom Python is off, so Gatehouse did not pass it to {}; turn it on with `gatehouse settings set workflows.allow_custom_python true` (or the panel's switch) only if you trust everyone who holds a workflows key",
+            guard.table.preset.servers
+        ))),
+        Err(problem) => Err(refuse(format!(
+            "{problem}; while custom Python is off, Gatehouse reads every workflow to {} to be sure it carries no code, so send the workflow as JSON",
+            guard.table.preset.servers
+        ))),
     }
 }
 

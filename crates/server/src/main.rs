@@ -109,11 +109,13 @@ struct GuardArgs {
     #[arg(long)]
     upstream: Option<String>,
     /// Its route table: ollama, openai (llama.cpp, vLLM, LM Studio), oip (Triton, KServe,
-    /// MLServer), tfserving, or generic (every route needs an `infer` key).
+    /// MLServer), tfserving, roboflow (Roboflow Inference), prefect, or generic (every route
+    /// needs an `infer` key).
     #[arg(long)]
     preset: Option<String>,
     /// Start the server given after `--` and keep it running; `{port}` in it becomes its port.
-    #[arg(long, requires = "command")]
+    /// Without a command: the preset's own (roboflow, prefect, ollama).
+    #[arg(long)]
     launch: bool,
     /// Address Gatehouse listens on (default 127.0.0.1: this computer only).
     #[arg(long)]
@@ -300,8 +302,10 @@ fn guard(args: GuardArgs, paths: Paths) -> Result<(), String> {
             ("guard.preset", args.preset),
         ],
     )?;
-    if args.launch || !args.command.is_empty() {
+    if !args.command.is_empty() {
         settings.guard.launch = args.command;
+    } else if args.launch {
+        settings.guard.launch = vec![gatehouse_core::guard::PRESET_LAUNCH.into()];
     }
     run_server(settings, paths, true)
 }

@@ -175,6 +175,12 @@ pub async fn servers_detect() -> Vec<gatehouse_core::detect::Detected> {
     gatehouse_core::detect::detect(&ports, std::time::Duration::from_secs(1)).await
 }
 
+/// Every guard preset, with whether its server is installed here and how to install it.
+#[tauri::command]
+pub fn guard_presets() -> Vec<gatehouse_core::detect::PresetChoice> {
+    gatehouse_core::detect::preset_choices()
+}
+
 /// The running server's public `/info`: TLS, the custom-Python switch and the sandbox layers.
 #[tauri::command]
 pub async fn server_info(state: Shared<'_>) -> CommandResult<serde_json::Value> {

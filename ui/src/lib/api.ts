@@ -8,6 +8,7 @@ import type {
   CertRow,
   CreatedKey,
   Detected,
+  PresetChoice,
   ExportedCa,
   FixOutcome,
   Initialised,
@@ -60,6 +61,7 @@ export interface Backend {
   setAutostart(on: boolean): Promise<void>;
   serverInfo(): Promise<Record<string, unknown>>;
   detectServers(): Promise<Detected[]>;
+  guardPresets(): Promise<PresetChoice[]>;
   exposeFor(window: string): Promise<Settings>;
   exposeStop(): Promise<Settings>;
   models(keyId: string): Promise<ModelRow[]>;
@@ -116,6 +118,7 @@ export const tauriBackend: Backend = {
   setAutostart: (on) => invoke("autostart_set", { on }),
   serverInfo: () => invoke("server_info"),
   detectServers: () => invoke("servers_detect"),
+  guardPresets: () => invoke("guard_presets"),
   exposeFor: (window) => invoke("expose_start", { window }),
   exposeStop: () => invoke("expose_stop"),
   models: (keyId) => invoke("models_index", { keyId }),

@@ -339,12 +339,13 @@ export type GuardSettings = {
  */
 upstream: string | null, 
 /**
- * Which route table applies: ollama, openai, oip, tfserving or generic.
+ * Which route table applies: ollama, openai, oip, tfserving, roboflow, prefect or generic.
  */
 preset: string, 
 /**
  * The command that starts the upstream, when Gatehouse launches it; `{port}` becomes the
- * loopback port Gatehouse picked for it.
+ * loopback port Gatehouse picked for it. `["{preset}"]`: the preset's own command (for
+ * Roboflow Inference, its HTTP app under the Python its `inference` command runs with).
  */
 launch: Array<string>, 
 /**
@@ -378,6 +379,32 @@ open: Array<string>,
  * Addresses beyond loopback it listens on: reachable around any guard until rebound.
  */
 beyond_loopback: Array<string>, };
+
+export type PresetChoice = { name: string, 
+/**
+ * The servers it fits, in words.
+ */
+servers: string, 
+/**
+ * One line on what it is and why it needs guarding.
+ */
+description: string, 
+/**
+ * Where its program was found on PATH.
+ */
+installed: string | null, 
+/**
+ * The one command that installs it, when it was not found.
+ */
+install: string | null, 
+/**
+ * What to put in the launch command: `{preset}` when Gatehouse knows how to start it.
+ */
+launch: string, 
+/**
+ * What `{preset}` runs, in words, when it is offered.
+ */
+launches: string | null, };
 
 export type CommandError = { message: string, };
 

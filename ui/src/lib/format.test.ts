@@ -30,6 +30,7 @@ describe("format", () => {
     expect(tryPath({ upstream: "http://127.0.0.1:11434", launch: [], preset: "ollama" })).toBe("/api/tags");
     expect(tryPath({ upstream: null, launch: ["llama-server"], preset: "openai" })).toBe("/v1/models");
     expect(tryPath({ upstream: "http://127.0.0.1:8000", launch: [], preset: "oip" })).toBe("/v2");
+    expect(tryPath({ upstream: null, launch: ["{preset}"], preset: "roboflow" })).toBe("/model/registry");
   });
 
   it("says how long an exposure has left, and nothing once it is over", () => {

@@ -75,6 +75,10 @@ export function tryPath(guard: { upstream?: string | null; launch: string[]; pre
       return "/v2";
     case "tfserving":
       return "/v1/models/MODEL";
+    case "roboflow":
+      return "/model/registry";
+    case "prefect":
+      return "/ui-settings";
     default:
       return "/";
   }

@@ -50,19 +50,88 @@ pub(super) async fn items(
         Box::pin(around_the_guard(prober, upstream)),
         Box::pin(admin_routes(prober, &guarding.preset, settings)),
     );
+    let python = Box::pin(custom_python(prober, info, &guarding.preset, settings)).await;
     let mut items = vec![
         super::items::with_deadline(exposure, settings),
         host_check,
         around,
         admin,
-        auth,
-        public,
     ];
+    items.extend(python);
+    items.extend([auth, public]);
     items.extend(transport);
     items.push(cors);
     items.push(metrics);
     items.extend(configuration_items(paths, settings));
+    if let Some(guide) = crate::guard::preset(&guarding.preset).and_then(|p| p.guide.as_ref()) {
+        let item = judge_guide(guide, &items);
+        items.insert(0, item);
+    }
     items
+}
+
+/// The guide's controls, each judged by the items that prove it: a fail among them fails the
+/// control, an item not yet known leaves it unknown.
+pub(super) fn judge_guide(guide: &crate::guard::Guide, items: &[Item]) -> Item {
+    const ID: &str = "guard.guide";
+    let mut worst = Status::Pass;
+    let mut failing = Vec::new();
+    let mut found = Vec::new();
+    for control in guide.controls {
+        let statuses: Vec<(&str, Status)> = control
+            .items
+            .iter()
+            .map(|id| {
+                let status = items
+                    .iter()
+                    .find(|i| i.id == *id)
+                    .map_or(Status::Unknown, |i| i.status);
+                (*id, status)
+            })
+            .collect();
+        let status = statuses
+            .iter()
+            .map(|(_, s)| *s)
+            .max_by_key(|s| severity(*s))
+            .unwrap_or(Status::Pass);
+        // The controls named in the summary are those at the worst status seen.
+        if severity(status) > severity(worst) {
+            worst = status;
+            failing = vec![control.control];
+        } else if status == worst && status != Status::Pass {
+            failing.push(control.control);
+        }
+        let proof = if statuses.is_empty() {
+            "enforced by Gatehouse".to_string()
+        } else {
+            statuses
+                .iter()
+                .map(|(id, s)| format!("{id} {}", s.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        found.push(evidence(control.control, format!("{} — {proof}", control.how)));
+    }
+    let summary = match worst {
+        Status::Pass => format!("{}: every control is in force", guide.title),
+        Status::Fail => format!("{}: not met — {}", guide.title, failing.join("; ")),
+        Status::Warn => format!(
+            "{}: in force, with a warning on {}",
+            guide.title,
+            failing.join("; ")
+        ),
+        Status::Unknown => format!("{}: not yet proved — {}", guide.title, failing.join("; ")),
+    };
+    item(ID, worst, summary, found, None)
+}
+
+fn severity(status: Status) -> u8 {
+    match status {
+        Status::Pass => 0,
+        Status::Warn => 1,
+        Status::Unknown => 2,
+        Status::Fail => 3,
+    }
 }
 
 /// What was seen of the guarded server's port beyond loopback.
@@ -289,6 +358,97 @@ pub(super) fn judge_admin(seen: &AdminRoutes) -> Item {
     }
 }
 
+/// What was seen of the custom-Python gate: the switch, and what a workflow carrying a
+/// harmless block got.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct CustomPythonGate {
+    pub servers: String,
+    pub env: String,
+    pub allowed: bool,
+    pub answer: Option<(u16, Option<String>)>,
+    pub observed: String,
+}
+
+async fn custom_python(
+    prober: &Prober,
+    info: &ServerInfo,
+    preset: &str,
+    settings: &Settings,
+) -> Option<Item> {
+    let preset = crate::guard::preset(preset)?;
+    let python = preset.custom_python.as_ref()?;
+    let (path, body) = python.probe;
+    let response = prober
+        .request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+    Some(judge_custom_python(&CustomPythonGate {
+        servers: preset.servers.into(),
+        env: python.env.into(),
+        allowed: info
+            .custom_python
+            .unwrap_or(settings.workflows.allow_custom_python),
+        answer: response.as_ref().ok().map(|r| (r.status, r.error_code())),
+        observed: observed(&response),
+    }))
+}
+
+pub(super) fn judge_custom_python(seen: &CustomPythonGate) -> Item {
+    const ID: &str = "guard.custom_python";
+    let servers = &seen.servers;
+    let found = vec![
+        evidence("workflows.allow_custom_python", seen.allowed.to_string()),
+        evidence(
+            "POST a workflow with a custom Python block, without a key",
+            seen.observed.clone(),
+        ),
+    ];
+    if seen.allowed {
+        return item(
+            ID,
+            Status::Fail,
+            format!(
+                "custom Python is on: workflows with code reach {servers}, started with {}=True, which runs it on this computer",
+                seen.env
+            ),
+            found,
+            super::items::set("workflows.allow_custom_python", "false"),
+        );
+    }
+    match &seen.answer {
+        Some((403, Some(code))) if code == "custom_python_disabled" => item(
+            ID,
+            Status::Pass,
+            format!(
+                "Gatehouse refuses workflows carrying custom Python before they reach {servers}, which runs with {}=False",
+                seen.env
+            ),
+            found,
+            None,
+        ),
+        Some(_) => item(
+            ID,
+            Status::Fail,
+            format!(
+                "a workflow carrying custom Python was not refused by Gatehouse's gate in front of {servers}"
+            ),
+            found,
+            None,
+        ),
+        None => item(
+            ID,
+            Status::Unknown,
+            "the workflow probe got no answer",
+            found,
+            None,
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +527,80 @@ mod tests {
         assert!(opened.summary.contains("needs only infer"), "{}", opened.summary);
         assert_eq!(admin(Access::Public, Some((200, None))).status, Status::Fail);
         assert_eq!(admin(Access::Key(Scope::Admin), None).status, Status::Unknown);
+    }
+
+    fn python(allowed: bool, answer: Option<(u16, Option<&str>)>) -> Item {
+        judge_custom_python(&CustomPythonGate {
+            servers: "Roboflow Inference".into(),
+            env: "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS".into(),
+            allowed,
+            answer: answer.map(|(s, c)| (s, c.map(str::to_string))),
+            observed: String::new(),
+        })
+    }
+
+    #[test]
+    fn custom_python_passes_only_when_off_and_refused_by_the_gate() {
+        assert_eq!(
+            python(false, Some((403, Some("custom_python_disabled")))).status,
+            Status::Pass
+        );
+        // Roboflow's own refusal (500) or a key check in front means the gate did not see it.
+        assert_eq!(python(false, Some((500, None))).status, Status::Fail);
+        assert_eq!(
+            python(false, Some((401, Some("unauthorized")))).status,
+            Status::Fail
+        );
+        let on = python(true, Some((401, Some("unauthorized"))));
+        assert_eq!(on.status, Status::Fail);
+        assert!(on.fix.is_some(), "switching it off is the fix");
+        assert_eq!(python(false, None).status, Status::Unknown);
+    }
+
+    #[test]
+    fn the_guide_follows_the_items_that_prove_each_control() {
+        let guide = crate::guard::preset("roboflow").unwrap().guide.as_ref().unwrap();
+        let ids = [
+            "network.exposure",
+            "guard.upstream_loopback",
+            "auth.required",
+            "transport.tls",
+            "guard.custom_python",
+        ];
+        let with = |failing: Option<&str>| -> Vec<Item> {
+            ids.iter()
+                .map(|id| {
+                    let status = if Some(*id) == failing {
+                        Status::Fail
+                    } else {
+                        Status::Pass
+                    };
+                    item(id, status, "", Vec::new(), None)
+                })
+                .collect()
+        };
+        let all = judge_guide(guide, &with(None));
+        assert_eq!(all.status, Status::Pass, "{}", all.summary);
+        assert_eq!(all.evidence.len(), 4);
+        let python = judge_guide(guide, &with(Some("guard.custom_python")));
+        assert_eq!(python.status, Status::Fail);
+        assert!(
+            python.summary.contains("4. Disable custom Python"),
+            "{}",
+            python.summary
+        );
+        let missing = judge_guide(guide, &with(None)[..2]);
+        assert_eq!(missing.status, Status::Unknown, "{}", missing.summary);
+        // A deliberate exposure with TLS and keys warns; the guide says which control.
+        let mut exposed = with(None);
+        exposed[0].status = Status::Warn;
+        let warned = judge_guide(guide, &exposed);
+        assert_eq!(warned.status, Status::Warn);
+        assert!(
+            warned.summary.contains("1. Restrict network access"),
+            "{}",
+            warned.summary
+        );
     }
 
     #[test]

@@ -68,6 +68,18 @@ const CATALOG: &[(&str, &str, &str, &[&str])] = &[
         &["OWASP API5:2023", "NIST CSF PR.AC-4"],
     ),
     (
+        "guard.custom_python",
+        "Workflows cannot bring code to the guarded server",
+        "A workflow with a custom Python block runs that code inside the server's own process: anyone who can submit one runs code on this computer. Roboflow's guide says to turn it off; Gatehouse turns it off and refuses such workflows at the gate as well.",
+        &["OWASP API8:2023", "OWASP NHI Top 10 (NHI5)", "NIST CSF PR.PS-1"],
+    ),
+    (
+        "guard.guide",
+        "The guarded server's own security guide is applied",
+        "The guarded server's makers publish the controls a self-hosted server needs and leave applying them to each reader; Gatehouse applies them in front of it and proves each one with the items it names.",
+        &["NIST CSF GV.PO-1", "NIST CSF PR.PS-1"],
+    ),
+    (
         "auth.required",
         "Protected endpoints demand a valid key",
         "Without authentication anyone who can reach the port can run models, read metadata and exhaust the machine.",
@@ -221,7 +233,7 @@ pub(super) fn evidence(probe: impl Into<String>, observed: impl Into<String>) ->
     }
 }
 
-fn set(key: &str, value: &str) -> Option<Fix> {
+pub(super) fn set(key: &str, value: &str) -> Option<Fix> {
     Some(Fix::SetSetting {
         key: key.into(),
         value: value.into(),

@@ -109,6 +109,7 @@ fn pass_output(child: &mut tokio::process::Child) {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                let line = redact(&line);
                 tracing::info!(target: "upstream", event = "upstream_output", stream = name, "{line}");
             }
         });
@@ -118,5 +119,74 @@ fn pass_output(child: &mut tokio::process::Child) {
     }
     if let Some(stderr) = child.stderr.take() {
         follow(stderr, "stderr");
+    }
+}
+
+/// Query and form parameters whose values are credentials: a server's access log prints request
+/// lines whole, and Roboflow's `api_key` is the person's Roboflow account key.
+const SECRET_PARAMETERS: [&str; 6] = ["api_key", "apikey", "key", "token", "access_token", "password"];
+
+/// `line` with the values of credential parameters (`api_key=…`) and anything that looks like a
+/// Gatehouse key replaced by `[redacted]`, before it reaches Gatehouse's log.
+fn redact(line: &str) -> std::borrow::Cow<'_, str> {
+    let is_value_char = |c: char| !matches!(c, '&' | ' ' | '"' | '\'' | ';' | ',' | ')' | ']' | '}');
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    let mut changed = false;
+    while let Some(at) = rest.find('=') {
+        let (before, after) = rest.split_at(at);
+        let name_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let name = &before[name_start..];
+        out.push_str(before);
+        out.push('=');
+        let value = &after[1..];
+        let end = value.find(|c: char| !is_value_char(c)).unwrap_or(value.len());
+        if end > 0 && SECRET_PARAMETERS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            out.push_str("[redacted]");
+            changed = true;
+            rest = &value[end..];
+        } else {
+            rest = value;
+        }
+    }
+    out.push_str(rest);
+    if let Some(at) = out.find("gth_") {
+        let end = out[at..]
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .map_or(out.len(), |i| at + i);
+        out.replace_range(at..end, "[redacted]");
+        return std::borrow::Cow::Owned(redact(&out).into_owned());
+    }
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_in_an_upstream_s_output_are_redacted() {
+        assert_eq!(
+            redact(
+                r#"INFO: 127.0.0.1:5 - "POST /infer/object_detection?api_key=rf_SECRET&confidence=0.5 HTTP/1.1" 200"#
+            ),
+            r#"INFO: 127.0.0.1:5 - "POST /infer/object_detection?api_key=[redacted]&confidence=0.5 HTTP/1.1" 200"#
+        );
+        assert_eq!(redact("GET /x?token=abc"), "GET /x?token=[redacted]");
+        assert_eq!(redact("key=v1 and KEY=v2"), "key=[redacted] and KEY=[redacted]");
+        assert_eq!(
+            redact("Authorization: Bearer gth_abc123XYZ_9 and gth_other"),
+            "Authorization: Bearer [redacted] and [redacted]"
+        );
+        let plain = "model loaded in 1.2 s, batch=4";
+        assert!(matches!(redact(plain), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(redact("a=b=c"), "a=b=c");
+        assert_eq!(redact("monkey=1"), "monkey=1");
     }
 }

@@ -271,6 +271,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a header value holds a Gatehouse key, plainly or as Basic credentials.
+fn carries_gatehouse_key(value: &str) -> bool {
+    use base64::Engine as _;
+    let value = value.trim();
+    if value.contains("gth_") {
+        return true;
+    }
+    value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, encoded)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .is_some_and(|decoded| String::from_utf8_lossy(&decoded).contains("gth_"))
+}
+
 /// Removes the credential the perimeter accepted; returns the path and query to send on.
 fn without_credential(headers: &mut HeaderMap, uri: &Uri, presented: Option<Presentation>) -> String {
     let path = uri.path();
@@ -296,6 +314,19 @@ fn without_credential(headers: &mut HeaderMap, uri: &Uri, presented: Option<Pres
         }
         Some(Presentation::Body) | None => {}
     }
+    // A client may send its key twice (Prefect's client: the auth string as Basic, and custom
+    // headers for its WebSockets); the copy the perimeter did not read goes too.
+    if presented.is_some() {
+        for name in [header::AUTHORIZATION.as_str(), "x-api-key"] {
+            if headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(carries_gatehouse_key)
+            {
+                headers.remove(name);
+            }
+        }
+    }
     match query {
         Some(query) => format!("{path}?{query}"),
         None => path.to_string(),
@@ -316,6 +347,22 @@ mod tests {
         assert_eq!(rest, "/v1/x?a=1");
         assert!(headers.get(header::AUTHORIZATION).is_none());
         assert_eq!(headers["x-api-key"], "upstream-own");
+
+        // The same key twice: Basic from Prefect's auth string and X-API-Key from its custom
+        // headers. Neither copy reaches the upstream.
+        let mut headers = HeaderMap::new();
+        let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "me:gth_x");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+        );
+        headers.insert("x-api-key", HeaderValue::from_static("gth_x"));
+        without_credential(
+            &mut headers,
+            &"/api/x".parse().unwrap(),
+            Some(Presentation::Header),
+        );
+        assert!(headers.is_empty(), "{headers:?}");
 
         let uri: Uri = "/v1/x?a=1&api_key=gth_x&b=2".parse().unwrap();
         let rest = without_credential(&mut HeaderMap::new(), &uri, Some(Presentation::Query));
