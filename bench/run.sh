@@ -25,6 +25,8 @@ fi
 install_venv "$GATEHOUSE_KSERVE_VENV" scripts/upstreams-kserve.txt "KServe and Triton's clients"
 install_perf_analyzer
 export GATEHOUSE_PERF_ANALYZER
+# Roboflow Inference, for the guard in front of the seeds' server (bench/roboflow.py).
+install_roboflow
 # Servers the benchmark starts beside each other take free gRPC ports, not all 9002.
 export GATEHOUSE_GRPC_PORT=0
 cargo build --release --locked -p gatehouse-server -p gatehouse-app -p gatehouse-bench
