@@ -1194,3 +1194,131 @@ fn the_wizard_guards_a_server_already_running_and_the_dashboard_shows_it() {
     drop(panel);
     let _ = upstream.0.kill();
 }
+
+#[test]
+fn the_wizard_launches_roboflow_inference_and_its_switch_restarts_it_with_custom_python_on() {
+    // Roboflow Inference installed the way pip leaves it: its `inference` command on PATH.
+    let path = crate::util::path_with_roboflow();
+    let nobody = free_port().to_string();
+    let panel = Panel::start_with(&[("PATH", &path), ("GATEHOUSE_DETECT_PORTS", &nobody)]);
+
+    // "A server Gatehouse starts", Roboflow Inference: found installed, started with its own command.
+    panel.click_xpath(
+        "//label[contains(@class,'choice')][.//strong[normalize-space(.)='A server Gatehouse starts']]//input",
+    );
+    panel.choose(".launch select", "roboflow");
+    let about = panel.wait_for(
+        "Roboflow Inference found installed",
+        "const p = document.querySelector('.launch .about'); return p && p.textContent.includes('Installed') && p.textContent",
+        Duration::from_secs(10),
+    );
+    assert!(
+        about.as_str().unwrap().contains("roboflow-venv/bin/inference"),
+        "{about}"
+    );
+    panel.wait_for(
+        "the preset's own command in the field",
+        "return document.querySelector('.launch input[type=text]')?.value === '{preset}'",
+        Duration::from_secs(10),
+    );
+    let note = panel.text_of("what happens to Roboflow's own api_key", ".consequence.roboflow");
+    assert!(note.contains("api_key") && note.contains("untouched"), "{note}");
+    panel.screenshot("wizard-roboflow");
+    panel.click("wizard", "Next");
+    let settings = gatehouse_core::Settings::load(&panel.home.path().join("settings.toml")).unwrap();
+    assert_eq!(settings.guard.preset, "roboflow");
+    assert_eq!(settings.guard.launch, vec!["{preset}".to_string()]);
+
+    panel.wait_for(
+        "the network step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('Who may connect')",
+        Duration::from_secs(10),
+    );
+    panel.click("wizard", "Next");
+    panel.click("wizard", "Create my first key");
+    let key = panel.text_of("the first key", ".created code.secret");
+    // The first key may run workflows too: that is what Roboflow Inference is for.
+    let listed = gatehouse(panel.home.path(), &["keys", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["scopes"], json!(["infer", "workflows"]), "{listed}");
+    panel.click("wizard", "Next");
+    panel.wait_for(
+        "the TLS step",
+        "return document.querySelector('.wizard h2')?.textContent.includes('TLS')",
+        Duration::from_secs(10),
+    );
+    panel.click("wizard", "Next");
+    let risk = panel.text_of("the custom-Python step", "#python-risk");
+    assert!(
+        risk.contains("ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS"),
+        "{risk}"
+    );
+    panel.click("wizard", "Next");
+
+    // Review: Roboflow Inference ready behind the guard, its guide's controls proved.
+    panel.wait_for_state("the guard ready in the review", "Ready", Duration::from_secs(180));
+    for title in [
+        "Workflows cannot bring code to the guarded server",
+        "The guarded server's own security guide is applied",
+        "The guarded server is reached only through Gatehouse",
+    ] {
+        panel.wait_for(
+            &format!("{title} passing"),
+            &item_is(title, "pass"),
+            Duration::from_secs(90),
+        );
+    }
+    panel.screenshot("wizard-roboflow-review");
+    panel.click("wizard", "Finish and open the dashboard");
+
+    let url = panel.server_url();
+    let python = json!({
+        "specification": {
+            "version": "1.0", "inputs": [],
+            "dynamic_blocks_definitions": [{
+                "type": "DynamicBlockDefinition",
+                "manifest": {"type": "ManifestDescription", "block_type": "Answer", "inputs": {},
+                             "outputs": {"answer": {"type": "DynamicOutputDefinition", "kind": []}}},
+                "code": {"type": "PythonCode", "run_function_code": "def run(self) -> BlockResult:\n    return {'answer': 6 * 7}\n"}
+            }],
+            "steps": [{"type": "Answer", "name": "answer"}],
+            "outputs": [{"type": "JsonField", "name": "answer", "selector": "$steps.answer.answer"}]
+        },
+        "inputs": {}
+    });
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let submit = || {
+        client
+            .post(format!("{url}/workflows/run"))
+            .bearer_auth(&key)
+            .json(&python)
+            .send()
+            .ok()
+            .map(|r| (r.status().as_u16(), r.json::<Value>().unwrap_or(Value::Null)))
+    };
+    let (status, body) = submit().expect("the guard answers");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("custom_python_disabled")),
+        "{body}"
+    );
+
+    // The switch on the Workflows page: Roboflow restarts with its flag on and runs the block.
+    panel.click("nav", "Workflows");
+    panel.click_xpath("//input[@role='switch']");
+    wait_until_within(
+        "the custom Python block to run in the restarted Roboflow Inference",
+        Duration::from_secs(180),
+        || submit().is_some_and(|(status, body)| status == 200 && body["outputs"] == json!([{"answer": 42}])),
+    );
+    panel.click("nav", "Dashboard");
+    panel.wait_for(
+        "the checklist seeing custom Python on",
+        &item_is("Workflows cannot bring code to the guarded server", "fail"),
+        Duration::from_secs(90),
+    );
+    panel.screenshot("dashboard-roboflow-python-on");
+}

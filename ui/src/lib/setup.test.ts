@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { commonName, expiryTone, fileEnds, guardChanges, networkChanges, reachOf, resumeAt, stepAfter } from "./setup";
+import { commonName, expiryTone, fileEnds, firstKeyScopes, guardChanges, networkChanges, reachOf, resumeAt, stepAfter } from "./setup";
 import type { CertInfo } from "./types";
 
 describe("wizard", () => {
+  it("gives the first key the scopes the protected server is used with", () => {
+    expect(firstKeyScopes(null)).toEqual(["infer"]);
+    expect(firstKeyScopes({ upstream: null, launch: [], preset: "roboflow" })).toEqual(["infer"]);
+    expect(firstKeyScopes({ upstream: null, launch: ["{preset}"], preset: "roboflow" })).toEqual(["infer", "workflows"]);
+    expect(firstKeyScopes({ upstream: "http://127.0.0.1:4200", launch: [], preset: "prefect" })).toEqual(["workflows"]);
+    expect(firstKeyScopes({ upstream: "http://127.0.0.1:11434", launch: [], preset: "ollama" })).toEqual(["infer"]);
+  });
+
   it("resumes where it was left and walks both ways within its steps", () => {
     expect(resumeAt("tls")).toBe("tls");
     expect(resumeAt("")).toBe("server");

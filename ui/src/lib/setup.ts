@@ -22,6 +22,20 @@ export function stepAfter(step: WizardStep, by: 1 | -1): WizardStep {
   return wizardSteps[Math.min(wizardSteps.length - 1, Math.max(0, index + by))].id;
 }
 
+/** The scopes of the wizard's first key: what the server being protected is used for. */
+export function firstKeyScopes(guard: { upstream?: string | null; launch: string[]; preset: string } | null | undefined): string[] {
+  const guarding = !!guard && (!!guard.upstream || guard.launch.length > 0);
+  if (!guarding) return ["infer"];
+  switch (guard.preset) {
+    case "roboflow":
+      return ["infer", "workflows"];
+    case "prefect":
+      return ["workflows"];
+    default:
+      return ["infer"];
+  }
+}
+
 /** The server Gatehouse protects: its own, one already running, or one it starts. */
 export type ServerPick =
   | { kind: "own" }
