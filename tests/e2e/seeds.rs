@@ -225,6 +225,20 @@ fn roboflow_on_the_network(lan: IpAddr) {
             refused.1
         );
     }
+    // A large one without a key is not read before its key is checked: only the key's refusal.
+    let mut padded: Value = serde_json::from_str(&python).unwrap();
+    padded["inputs"]["padding"] = Value::String("x".repeat(100 * 1024));
+    let padded = padded.to_string();
+    let unread = curl(&ca, "POST", &run, &[], Some(&padded));
+    assert_eq!(unread.1["code"], "unauthorized", "{}", unread.1);
+    let read = curl(
+        &ca,
+        "POST",
+        &run,
+        &[("authorization", &bearer(&workflows))],
+        Some(&padded),
+    );
+    assert_eq!(read.1["code"], "custom_python_disabled", "{}", read.1);
     let direct = post_direct(&upstream, "/workflows/run", &python);
     assert_ne!(
         direct.0, 200,

@@ -78,6 +78,17 @@ impl GuardSettings {
                 "see `gatehouse guard --help` for the presets and scopes".into(),
             ));
         }
+        if self.launch == [PRESET_LAUNCH] && preset(&self.preset).is_some_and(|p| p.launch.is_empty()) {
+            problems.push((
+                "guard.launch",
+                format!(
+                    "{PRESET_LAUNCH} runs a preset's own command, and the `{}` preset has none",
+                    self.preset
+                ),
+                "give the program and its arguments instead, e.g. [\"my-server\", \"--port\", \"{port}\"]"
+                    .into(),
+            ));
+        }
         if self
             .launch
             .first()
@@ -944,6 +955,24 @@ mod tests {
                 .unwrap_err()
                 .contains("no command")
         );
+        let settings = GuardSettings {
+            launch: own.clone(),
+            ..GuardSettings::default()
+        };
+        assert!(
+            settings
+                .problems()
+                .iter()
+                .any(|(field, ..)| *field == "guard.launch"),
+            "{:?}",
+            settings.problems()
+        );
+        let settings = GuardSettings {
+            preset: "roboflow".into(),
+            launch: own,
+            ..GuardSettings::default()
+        };
+        assert!(settings.problems().is_empty(), "{:?}", settings.problems());
     }
 
     #[test]

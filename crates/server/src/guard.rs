@@ -395,11 +395,20 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         )
         .into_response();
     }
-    // Before the key: the refusal needs none and tells nothing but the switch's position, and the
-    // checklist can prove it from outside.
-    let request = match refuse_custom_python(&guard, request).await {
-        Ok(request) => request,
-        Err(refusal) => return refusal,
+    // A small request without a credential is read before the key check, so the checklist can
+    // prove the refusal from outside; it tells nothing but the switch's position. Anything else
+    // is read only once its key passed (in `forward`), so no one without a key can make
+    // Gatehouse hold a large body.
+    let unauthenticated_and_small = !request.headers().contains_key(axum::http::header::AUTHORIZATION)
+        && !request.headers().contains_key("x-api-key")
+        && declared_length(&request).is_some_and(|length| length <= UNAUTHENTICATED_INSPECTION);
+    let request = if unauthenticated_and_small {
+        match refuse_custom_python(&guard, request, UNAUTHENTICATED_INSPECTION).await {
+            Ok(request) => request,
+            Err(refusal) => return refusal,
+        }
+    } else {
+        request
     };
     let path = request.uri().path();
     match guard.table.access(request.method().as_str(), path) {
@@ -416,10 +425,22 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     }
 }
 
+/// The largest body read for custom Python before its key is checked: a workflow of a few
+/// blocks, and the checklist's probe.
+const UNAUTHENTICATED_INSPECTION: usize = 64 * 1024;
+
+fn declared_length(request: &Request) -> Option<usize> {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// While custom Python is off, a request to one of the preset's code-carrying routes is read
-/// whole (within the body limit) and refused with 403 `custom_python_disabled` when it carries
-/// code; otherwise it goes on with the same bytes.
-async fn refuse_custom_python(guard: &Guard, request: Request) -> Result<Request, Response> {
+/// whole (within `limit`) and refused with 403 `custom_python_disabled` when it carries code;
+/// otherwise it goes on with the same bytes.
+async fn refuse_custom_python(guard: &Guard, request: Request, limit: usize) -> Result<Request, Response> {
     let Some(python) = guard.table.preset.custom_python.as_ref() else {
         return Ok(request);
     };
@@ -434,18 +455,13 @@ async fn refuse_custom_python(guard: &Guard, request: Request) -> Result<Request
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, guard.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the request body is larger than {} bytes (limits.max_body_bytes) or was cut off",
-                    guard.max_body_bytes
-                ),
-            )
-            .into_response()
-        })?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {limit} bytes (limits.max_body_bytes) or was cut off"),
+        )
+        .into_response()
+    })?;
     let refuse = |message: String| ApiError::new(ErrorCode::CustomPythonDisabled, message).into_response();
     match gatehouse_core::guard::carries_custom_python(&bytes) {
         Ok(false) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
@@ -489,7 +505,10 @@ fn ambiguous(path: &str) -> Option<&'static str> {
 }
 
 async fn forward(State(guard): State<Arc<Guard>>, request: Request) -> Response {
-    guard.proxy.forward(request).await
+    match refuse_custom_python(&guard, request, guard.max_body_bytes).await {
+        Ok(request) => guard.proxy.forward(request).await,
+        Err(refusal) => refusal,
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {
