@@ -171,6 +171,13 @@ fn triton_s_grpc_client_at_its_defaults_gets_onnx_runtime_s_answers_behind_the_p
             .any(|l| l["route"] == infer_route && l["outcome"] == "allowed" && l["key_id"].is_string()),
         "{audit}"
     );
+    // The model a call was for is in its line, though gRPC carries it in the message.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["route"] == infer_route && l["outcome"] == "allowed" && l["model"] == "sigmoid"),
+        "{audit}"
+    );
     assert!(
         lines
             .iter()
@@ -207,6 +214,26 @@ fn grpc_keys_keep_their_scopes_and_models() {
         response.status() == 200
     });
     let report = triton_grpc(&addr, &workflows, None);
+    let (status, message) = refused(&report, "sigmoid");
+    assert_eq!(status, "StatusCode.PERMISSION_DENIED", "{report}");
+    assert!(message.contains("does not have the `infer` scope"), "{message}");
+
+    // A key for reading metrics only reaches no model over gRPC either.
+    let metrics = server.create_key(&["--scope", "metrics", "--name", "metrics"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Known once HTTP refuses it for its scope rather than as an unknown key.
+    crate::util::wait_until("the metrics key is known", || {
+        let response = server
+            .client
+            .get(server.url("/v2/models/sigmoid"))
+            .bearer_auth(&metrics)
+            .send()
+            .unwrap();
+        response.status() == 403
+    });
+    let report = triton_grpc(&addr, &metrics, None);
     let (status, message) = refused(&report, "sigmoid");
     assert_eq!(status, "StatusCode.PERMISSION_DENIED", "{report}");
     assert!(message.contains("does not have the `infer` scope"), "{message}");

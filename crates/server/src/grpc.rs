@@ -207,6 +207,9 @@ fn version(text: &str) -> Option<&str> {
 
 /// Refuses a key held to other models, as the HTTP routes do, before the model is looked up.
 fn may_run<T>(request: &tonic::Request<T>, model: &str) -> Result<(), tonic::Status> {
+    if let Some(named) = request.extensions().get::<crate::perimeter::ModelNamed>() {
+        named.name(model);
+    }
     api::may_run(request.extensions().get::<Caller>(), model).map_err(refused)
 }
 

@@ -262,7 +262,7 @@ pub async fn authenticate(State(gate): State<Gate>, request: Request, next: Next
 }
 
 /// [`authenticate`] for a gate chosen per request (a guard's route table).
-pub async fn authenticate_as(gate: &Gate, request: Request, next: Next) -> Response {
+pub async fn authenticate_as(gate: &Gate, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let perimeter = &gate.perimeter;
     let address = request
@@ -270,6 +270,10 @@ pub async fn authenticate_as(gate: &Gate, request: Request, next: Next) -> Respo
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let mut line = AuditLine::new(&request, address);
+    let named = ModelNamed::default();
+    if line.model.is_none() {
+        request.extensions_mut().insert(named.clone());
+    }
 
     let outcome = admit(gate, request, address, &mut line).await;
     let response = match outcome {
@@ -277,6 +281,9 @@ pub async fn authenticate_as(gate: &Gate, request: Request, next: Next) -> Respo
         Err(response) => response,
     };
     line.finish(response.status(), started.elapsed());
+    if line.model.is_none() {
+        line.model = named.0.get().map(|name| name.chars().take(128).collect());
+    }
     if let Some(sink) = perimeter.audit() {
         sink.send(line.to_json());
     }
@@ -557,6 +564,17 @@ fn refuse_for(code: ErrorCode, message: &str, wait: Duration) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// Where a handler names the model a request is for when its path does not (a gRPC call
+/// carries it in the message), so the audit line names it too, refused or not.
+#[derive(Clone, Default)]
+pub struct ModelNamed(Arc<std::sync::OnceLock<String>>);
+
+impl ModelNamed {
+    pub fn name(&self, model: &str) {
+        let _ = self.0.set(model.to_string());
+    }
 }
 
 /// One audit record. Holds the route pattern, never the raw URI, so a key in `?api_key=` cannot
