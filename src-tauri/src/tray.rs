@@ -57,7 +57,10 @@ impl TrayView {
             State::Starting => ("starting", "Starting…".to_string()),
             State::Ready => (
                 "ready",
-                format!("Ready at {}", status.url.as_deref().unwrap_or("?")),
+                match &status.grpc_address {
+                    Some(grpc) => format!("Ready at {} (gRPC {grpc})", status.url.as_deref().unwrap_or("?")),
+                    None => format!("Ready at {}", status.url.as_deref().unwrap_or("?")),
+                },
             ),
             State::Degraded => ("warning", "Ready, with failing checks".to_string()),
             State::Crashed => ("crashed", "Crashed".to_string()),
@@ -294,6 +297,7 @@ mod tests {
             since: time::OffsetDateTime::UNIX_EPOCH,
             reason: None,
             url: url.map(str::to_string),
+            grpc_address: None,
             pid: None,
             restarts: 0,
             next_restart_ms: None,
@@ -314,6 +318,14 @@ mod tests {
         assert_eq!(ready.icon, "ready");
         assert_eq!(ready.line, "Ready at http://127.0.0.1:9001");
         assert!(ready.can_stop && !ready.can_start);
+        let with_grpc = Status {
+            grpc_address: Some("127.0.0.1:9002".into()),
+            ..status(State::Ready, Some("http://127.0.0.1:9001"))
+        };
+        assert_eq!(
+            TrayView::of(&with_grpc, &own, None, now).line,
+            "Ready at http://127.0.0.1:9001 (gRPC 127.0.0.1:9002)"
+        );
         let degraded = TrayView::of(
             &status(State::Degraded, Some("http://127.0.0.1:9001")),
             &own,

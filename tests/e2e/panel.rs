@@ -955,6 +955,23 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     );
     panel.click("header", "Start");
     panel.wait_for_state("the server ready again", "Ready", Duration::from_secs(60));
+    // Its gRPC port is shown beside the URL, read from the same `listening` line.
+    let grpc = panel.wait_for(
+        "the gRPC address beside the URL",
+        "const c = document.querySelector('.state code.grpc'); return c && c.textContent",
+        Duration::from_secs(10),
+    );
+    let grpc = grpc.as_str().unwrap();
+    assert!(
+        grpc.starts_with("127.0.0.1:")
+            && grpc
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse::<u16>()
+                .is_ok_and(|p| p != 0),
+        "{grpc}"
+    );
 
     // Someone guesses keys: one security event on the Events page, and one desktop notification
     // (raised through the notification service; under Xvfb none answers, which the page says).

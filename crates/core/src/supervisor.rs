@@ -118,6 +118,8 @@ pub struct Status {
     pub reason: Option<String>,
     /// The server's URL once it announced it.
     pub url: Option<String>,
+    /// Its gRPC port's address, when it has one open.
+    pub grpc_address: Option<String>,
     pub pid: Option<u32>,
     /// Restarts after crashes since the last deliberate start.
     pub restarts: u32,
@@ -253,6 +255,7 @@ impl Supervisor {
             since: OffsetDateTime::now_utc(),
             reason: None,
             url: None,
+            grpc_address: None,
             pid: None,
             restarts: 0,
             next_restart_ms: None,
@@ -374,6 +377,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
                 shared.set(State::Stopped, Some("stopped on request".into()), |s| {
                     s.pid = None;
                     s.url = None;
+                    s.grpc_address = None;
                 });
                 if let Some(done) = done {
                     let _ = done.send(());
@@ -383,6 +387,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
                 shared.set(State::Starting, Some(why.into()), |s| {
                     s.pid = None;
                     s.url = None;
+                    s.grpc_address = None;
                 });
                 launch = true;
             }
@@ -419,6 +424,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
                             |s| {
                                 s.pid = None;
                                 s.url = None;
+                    s.grpc_address = None;
                             },
                         );
                         continue;
@@ -438,6 +444,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
                         |s| {
                             s.pid = None;
                             s.url = None;
+                    s.grpc_address = None;
                         },
                     );
                     continue;
@@ -449,6 +456,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut commands: mpsc::UnboundedR
                     |s| {
                         s.pid = None;
                         s.url = None;
+                        s.grpc_address = None;
                         s.next_restart_ms = Some(delay.as_millis() as u64);
                     },
                 );
@@ -531,8 +539,9 @@ async fn supervise_once(
     shared.set(State::Starting, reason, |s| {
         s.pid = pid;
         s.url = None;
+        s.grpc_address = None;
     });
-    let (url_sender, url_receiver) = oneshot::channel::<String>();
+    let (url_sender, url_receiver) = oneshot::channel::<Listening>();
     let url_sender = Arc::new(Mutex::new(Some(url_sender)));
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
@@ -556,7 +565,7 @@ async fn supervise_once(
     // Starting: wait for the URL, then for /readiness.
     let deadline = tokio::time::Instant::now() + config.ready_timeout;
     let ready = async {
-        let url = url_receiver.await.ok()?;
+        let Listening { url, grpc } = url_receiver.await.ok()?;
         let endpoint = Endpoint::parse(&url).ok()?;
         let prober = Prober::new(endpoint, (config.identity)(), Duration::from_secs(2));
         loop {
@@ -565,7 +574,7 @@ async fn supervise_once(
                 .await
                 && response.status == 200
             {
-                return Some((url, prober));
+                return Some((url, grpc, prober));
             }
             // Loopback and a tiny answer: polling often costs little and shortens every start.
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -573,13 +582,16 @@ async fn supervise_once(
     };
     let prober = tokio::select! {
         result = tokio::time::timeout_at(deadline, ready) => match result {
-            Ok(Some((url, prober))) => {
+            Ok(Some((url, grpc, prober))) => {
                 let failing = shared.checklist_failing.lock().ok().and_then(|f| f.clone());
                 let (state, reason) = match failing {
                     Some(reason) => (State::Degraded, Some(reason)),
                     None => (State::Ready, None),
                 };
-                shared.set(state, reason, |s| s.url = Some(url));
+                shared.set(state, reason, |s| {
+                    s.url = Some(url);
+                    s.grpc_address = grpc;
+                });
                 prober
             }
             _ => {
@@ -694,7 +706,7 @@ async fn read_lines<R>(
     stream: R,
     name: &'static str,
     shared: Arc<Shared>,
-    url: Option<Arc<Mutex<Option<oneshot::Sender<String>>>>>,
+    url: Option<Arc<Mutex<Option<oneshot::Sender<Listening>>>>>,
 ) where
     R: tokio::io::AsyncRead + Unpin,
 {
@@ -716,10 +728,10 @@ async fn read_lines<R>(
             ),
         };
         if let (Some(url), Some(value)) = (&url, &fields)
-            && listening_url(value).is_some()
+            && let Some(listening) = listening(value)
             && let Some(sender) = url.lock().ok().and_then(|mut slot| slot.take())
         {
-            let _ = sender.send(listening_url(value).unwrap_or_default());
+            let _ = sender.send(listening);
         }
         shared.push_log(LogLine {
             at: OffsetDateTime::now_utc(),
@@ -731,12 +743,25 @@ async fn read_lines<R>(
     }
 }
 
-/// The URL in the server's `listening` log line.
-fn listening_url(line: &serde_json::Value) -> Option<String> {
+/// What the server's `listening` log line says: its URL, and its gRPC address when it opened one.
+#[derive(Debug, PartialEq)]
+struct Listening {
+    url: String,
+    grpc: Option<String>,
+}
+
+fn listening(line: &serde_json::Value) -> Option<Listening> {
     let fields = line.get("fields").unwrap_or(line);
-    (fields["event"] == "listening")
-        .then(|| fields["url"].as_str().map(str::to_string))
-        .flatten()
+    if fields["event"] != "listening" {
+        return None;
+    }
+    Some(Listening {
+        url: fields["url"].as_str()?.to_string(),
+        grpc: fields["grpc_addr"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+    })
 }
 
 /// Turns the child's CPU and memory and two successive `/metrics` scrapes into chart points.
@@ -927,10 +952,19 @@ mod tests {
     }
 
     #[test]
-    fn the_listening_line_gives_the_url() {
-        let line = serde_json::json!({"level": "INFO", "fields": {"event": "listening", "url": "https://127.0.0.1:9001"}});
-        assert_eq!(listening_url(&line).as_deref(), Some("https://127.0.0.1:9001"));
+    fn the_listening_line_gives_the_url_and_the_grpc_address() {
+        let line = serde_json::json!({"level": "INFO", "fields": {"event": "listening", "url": "https://127.0.0.1:9001", "grpc_addr": "127.0.0.1:9002"}});
+        assert_eq!(
+            listening(&line),
+            Some(Listening {
+                url: "https://127.0.0.1:9001".into(),
+                grpc: Some("127.0.0.1:9002".into())
+            })
+        );
+        // gRPC off (and a guard, which opens none): an empty address.
+        let line = serde_json::json!({"fields": {"event": "listening", "url": "http://127.0.0.1:9001", "grpc_addr": ""}});
+        assert_eq!(listening(&line).unwrap().grpc, None);
         let other = serde_json::json!({"fields": {"event": "ready"}});
-        assert_eq!(listening_url(&other), None);
+        assert_eq!(listening(&other), None);
     }
 }

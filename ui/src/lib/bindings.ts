@@ -10,7 +10,11 @@ reason: string | null,
 /**
  * The server's URL once it announced it.
  */
-url: string | null, pid: number | null, 
+url: string | null, 
+/**
+ * Its gRPC port's address, when it has one open.
+ */
+grpc_address: string | null, pid: number | null, 
 /**
  * Restarts after crashes since the last deliberate start.
  */
