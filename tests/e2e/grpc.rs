@@ -320,6 +320,61 @@ fn kserve_s_grpc_client_gets_the_same_answer_and_the_same_refusal() {
     );
 }
 
+/// With the local CA's own certificate (`certs init`), no import: Triton's gRPC client (BoringSSL
+/// inside) refuses a certificate that lists addresses under a CA whose constraints list address
+/// ranges, so a client asking by name gets the names-only certificate issued with it. Renewed,
+/// the pair is served again without a restart.
+#[test]
+fn triton_s_grpc_client_trusts_the_local_ca_when_it_asks_by_name() {
+    let models = models();
+    let builder = TestServer::builder()
+        .models(models.path())
+        .env("GATEHOUSE_TLS", "true");
+    crate::util::certs(builder.home(), &["init"]);
+    let home = builder.home().to_path_buf();
+    let ca = home.join("certs/ca.pem");
+    let server = builder.start();
+    crate::util::wait_until("the models are loaded", || {
+        server.log().contains("\"event\":\"ready\"")
+    });
+    let port = grpc_addr(&server).rsplit(':').next().unwrap().to_string();
+    let by_name = format!("localhost:{port}");
+    let y = sigmoid_reference(&models.path().join("sigmoid/1/model.onnx"));
+    let report = triton_grpc(&by_name, &server.key, Some(&ca));
+    assert_eq!(report["sigmoid"]["y"], y, "{report}");
+    assert_eq!(
+        refused(&report, "anonymous_infer").0,
+        "StatusCode.UNAUTHENTICATED"
+    );
+    // A client asking by address still gets the certificate with the addresses (curl: OpenSSL).
+    let http_port = server.addr.rsplit(':').next().unwrap().to_string();
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&ca)
+        .arg(format!("https://127.0.0.1:{http_port}/v2/health/live"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&curl.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+
+    // Renewed: both certificates again, picked up while running.
+    let before = std::fs::read(home.join("certs/server-names.pem")).unwrap();
+    crate::util::certs(&home, &["renew", "--force"]);
+    assert_ne!(
+        std::fs::read(home.join("certs/server-names.pem")).unwrap(),
+        before
+    );
+    crate::util::wait_until("the renewed certificates are loaded", || {
+        server.log().contains("\"event\":\"tls_reloaded\"")
+    });
+    let report = triton_grpc(&by_name, &server.key, Some(&ca));
+    assert_eq!(report["sigmoid"]["y"], y, "{report}");
+}
+
 /// Mutual TLS on the gRPC port: a client certificate from the CA in `tls.client_ca` gets in, a
 /// client without one does not get as far as a key check.
 #[test]

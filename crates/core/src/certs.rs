@@ -134,6 +134,18 @@ impl CertFiles {
         self.dir.join("server-key.pem")
     }
 
+    /// The server certificate's twin with its DNS names only, issued with it by the local CA and
+    /// served to clients that ask by name (SNI). BoringSSL-based clients (gRPC's, Chrome's
+    /// relatives) refuse a leaf with IP addresses under a CA whose name constraints list
+    /// address ranges; asked by name, they get this one.
+    pub fn server_names_cert(&self) -> PathBuf {
+        self.dir.join("server-names.pem")
+    }
+
+    pub fn server_names_key(&self) -> PathBuf {
+        self.dir.join("server-names-key.pem")
+    }
+
     /// The CA that issued an imported server certificate, when the import named one; trusted
     /// beside `ca.pem` by the checklist's probes and the panel's own requests.
     pub fn imported_ca(&self) -> PathBuf {
@@ -342,15 +354,38 @@ impl Authority {
                 return Err(CertError::OutsideAuthority { names: outside });
             }
         }
-        let mut params = CertificateParams::new(names.to_vec()).map_err(|_| CertError::Invalid {
-            what: "host name",
-            name: names.join(", "),
-            fix: "give DNS names (letters, digits, dots, dashes) or IP addresses",
-        })?;
-        params.distinguished_name = name(names.first().map_or("gatehouse", String::as_str));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.sign(params, lifetime, &files.server_cert(), &files.server_key())?;
+        let server_params = |names: &[String], subject: &[String]| -> Result<CertificateParams, CertError> {
+            let mut params = CertificateParams::new(names.to_vec()).map_err(|_| CertError::Invalid {
+                what: "host name",
+                name: names.join(", "),
+                fix: "give DNS names (letters, digits, dots, dashes) or IP addresses",
+            })?;
+            params.distinguished_name = name(subject.first().map_or("gatehouse", String::as_str));
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            Ok(params)
+        };
+        let params = server_params(names, names)?;
+        // Both certificates get the same validity, which is how the server tells that the twin
+        // belongs to the certificate beside it.
+        let now = OffsetDateTime::now_utc();
+        let validity = (now - time::Duration::minutes(5), now + lifetime);
+        let dns: Vec<String> = names
+            .iter()
+            .filter(|n| n.parse::<std::net::IpAddr>().is_err())
+            .cloned()
+            .collect();
+        if dns.is_empty() || dns.len() == names.len() {
+            forget_names_twin(files)?;
+        } else {
+            self.sign_at(
+                server_params(&dns, names)?,
+                validity,
+                &files.server_names_cert(),
+                &files.server_names_key(),
+            )?;
+        }
+        self.sign_at(params, validity, &files.server_cert(), &files.server_key())?;
         inspect("server", &files.server_cert())
     }
 
@@ -388,14 +423,29 @@ impl Authority {
 
     fn sign(
         &self,
-        mut params: CertificateParams,
+        params: CertificateParams,
         lifetime: time::Duration,
         cert_path: &Path,
         key_path: &Path,
     ) -> Result<(), CertError> {
         let now = OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + lifetime;
+        self.sign_at(
+            params,
+            (now - time::Duration::minutes(5), now + lifetime),
+            cert_path,
+            key_path,
+        )
+    }
+
+    fn sign_at(
+        &self,
+        mut params: CertificateParams,
+        (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<(), CertError> {
+        params.not_before = not_before;
+        params.not_after = not_after;
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer()?)?;
@@ -559,6 +609,7 @@ pub fn import_server(
         path: files.server_key(),
         source,
     })?;
+    forget_names_twin(files)?;
     write_public(&files.server_cert(), &cert_pem)?;
     match ca_pem {
         Some(pem) => write_public(&files.imported_ca(), &pem)?,
@@ -568,6 +619,19 @@ pub fn import_server(
         path: files.server_cert(),
         ..info
     })
+}
+
+/// Removes the local CA's names-only twin: it must never outlive the certificate it was made
+/// with (an imported certificate has none).
+fn forget_names_twin(files: &CertFiles) -> Result<(), CertError> {
+    for path in [files.server_names_cert(), files.server_names_key()] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(CertError::Write { path, source }),
+        }
+    }
+    Ok(())
 }
 
 /// Checks that the certificate in `cert_pem` verifies, for its first name and now, against the
@@ -758,7 +822,11 @@ mod tests {
             std::fs::read_to_string(files.server_key()).unwrap(),
             std::fs::read_to_string(&first_key).unwrap()
         );
+        // A twin the local CA made for an earlier certificate does not outlive it.
+        std::fs::write(files.server_names_cert(), "old").unwrap();
+        std::fs::write(files.server_names_key(), "old").unwrap();
         import_server(&files, &second_cert, &second_key, None).unwrap();
+        assert!(!files.server_names_cert().exists() && !files.server_names_key().exists());
     }
 
     #[test]
@@ -869,6 +937,31 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+        // Its twin: the DNS names only, the same validity, the key as private.
+        let twin = inspect("server", &files.server_names_cert()).unwrap();
+        assert!(!twin.names.is_empty());
+        assert!(
+            twin.names
+                .iter()
+                .all(|n| n.parse::<std::net::IpAddr>().is_err() && info.names.contains(n)),
+            "{:?}",
+            twin.names
+        );
+        assert_eq!(
+            (twin.not_before, twin.not_after),
+            (info.not_before, info.not_after)
+        );
+        let mode = std::fs::metadata(files.server_names_key())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        // Addresses only: no twin, and the old one goes.
+        authority
+            .issue_server(&files, &["127.0.0.1".to_string()], SERVER_LIFETIME)
+            .unwrap();
+        assert!(!files.server_names_cert().exists() && !files.server_names_key().exists());
         let client = authority.issue_client(&files, "phone", CLIENT_LIFETIME).unwrap();
         assert!(client.subject.contains("phone"));
         assert!(authority.issue_client(&files, "../etc", CLIENT_LIFETIME).is_err());

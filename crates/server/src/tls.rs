@@ -74,15 +74,28 @@ impl TlsFiles {
                         .add(cert)
                         .map_err(|e| unreadable(path, "client CA", &e.to_string()))?;
                 }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .map_err(|e| unreadable(path, "client CA", &e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder
-            .with_single_cert(chain, key)
+        let all = rustls::sign::CertifiedKey::from_der(chain, key, &provider)
             .map_err(|e| format!("the certificate {} and key {} do not fit together: {e}; fix: use the key that belongs to the certificate", self.cert.display(), self.key.display()))?;
+        let names = self.names_twin().and_then(|(cert, key)| {
+            let chain = CertificateDer::pem_file_iter(&cert)
+                .ok()?
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
+            let key = PrivateKeyDer::from_pem_file(&key).ok()?;
+            rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+                .ok()
+                .map(Arc::new)
+        });
+        let mut config = builder.with_cert_resolver(Arc::new(BySni {
+            all: Arc::new(all),
+            names,
+        }));
         config.alpn_protocols = vec![match protocol {
             crate::connections::Protocol::Http1 => b"http/1.1".to_vec(),
             crate::connections::Protocol::Http2 => b"h2".to_vec(),
@@ -94,8 +107,31 @@ impl TlsFiles {
         Ok(Arc::new(config))
     }
 
+    /// The local CA's names-only twin of the certificate (see
+    /// `gatehouse_core::certs::CertFiles::server_names_cert`), when one lies beside it and was
+    /// issued with it: the same validity to the second, and names the certificate has too. A
+    /// certificate put in place any other way has no twin that fits, so none is served.
+    fn names_twin(&self) -> Option<(PathBuf, PathBuf)> {
+        if self.cert.file_name()? != "server.pem" {
+            return None;
+        }
+        let files = gatehouse_core::certs::CertFiles::new(self.cert.parent()?.to_path_buf());
+        let (cert, key) = (files.server_names_cert(), files.server_names_key());
+        let twin = gatehouse_core::certs::inspect("server", &cert).ok()?;
+        let main = gatehouse_core::certs::inspect("server", &self.cert).ok()?;
+        let fits = twin.not_before == main.not_before
+            && twin.not_after == main.not_after
+            && !twin.names.is_empty()
+            && twin.names.iter().all(|name| main.names.contains(name));
+        fits.then_some((cert, key))
+    }
+
     fn signature(&self) -> Vec<Option<(SystemTime, u64)>> {
+        let files =
+            gatehouse_core::certs::CertFiles::new(self.cert.parent().unwrap_or(Path::new(".")).to_path_buf());
+        let twin = [files.server_names_cert(), files.server_names_key()];
         let mut files = vec![&self.cert, &self.key];
+        files.extend(twin.iter());
         files.extend(self.client_ca.as_ref());
         files
             .into_iter()
@@ -105,6 +141,24 @@ impl TlsFiles {
                     .and_then(|m| Some((m.modified().ok()?, m.len())))
             })
             .collect()
+    }
+}
+
+/// Which certificate a client gets: one that asked for a name (SNI) gets the names-only twin
+/// when there is one, so BoringSSL-based clients accept it under the local CA's constraints;
+/// one that asked for none (it connected to an address) gets the certificate with every name.
+#[derive(Debug)]
+struct BySni {
+    all: Arc<rustls::sign::CertifiedKey>,
+    names: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        match (&self.names, hello.server_name()) {
+            (Some(names), Some(_)) => Some(names.clone()),
+            _ => Some(self.all.clone()),
+        }
     }
 }
 
