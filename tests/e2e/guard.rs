@@ -192,6 +192,32 @@ fn a_guarded_server_is_reached_only_with_the_right_scope_and_never_sees_the_key(
 }
 
 /// Sends a raw request line, so the path reaches the guard exactly as written.
+#[test]
+fn a_gatehouse_key_sent_to_a_public_route_does_not_reach_the_upstream_either() {
+    let echo = Echo::start("127.0.0.1");
+    let server = guard(
+        &echo.url(),
+        "openai",
+        "[guard]\nroute_scopes = { \"/v1/echo\" = \"public\" }\n",
+    );
+    // A key on a route that needs none is not checked, and still removed: the upstream never
+    // sees a Gatehouse key, whichever route it was sent to.
+    let (status, body) = split(
+        server
+            .client
+            .get(server.url("/v1/echo"))
+            .bearer_auth(&server.key)
+            .header("x-api-key", "the-upstream-s-own")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let headers = &body["headers"];
+    assert!(headers.get("authorization").is_none(), "{body}");
+    assert_eq!(headers["x-api-key"], "the-upstream-s-own", "{body}");
+    assert!(!body.to_string().contains(&server.key), "{body}");
+}
+
 fn raw_status(server: &TestServer, request_target: &str, key: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -423,6 +423,19 @@ fn a_prefect_server_behind_the_guard_takes_its_client_s_auth_string_and_refuses_
     let ran = prefect_client(&server, "run", std::slice::from_ref(&auth));
     assert!(ran["flow_run"].is_string(), "{ran}");
     assert_eq!(ran["state"], "PENDING", "{ran}");
+    // A browser opening the UI without credentials is asked for them (Basic: the key as password).
+    let anonymous = server.client.get(server.url("/")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let challenges: Vec<&str> = anonymous
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Basic ")),
+        "{challenges:?}"
+    );
     let refused = prefect_client(&server, "run", &[]);
     assert!(refused["error"].as_str().unwrap().contains("401"), "{refused}");
     let wrong = prefect_client(

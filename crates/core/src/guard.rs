@@ -219,6 +219,9 @@ pub struct Preset {
     pub otherwise: Access,
     /// A route the checklist calls with an inference key to prove admin routes refuse it.
     pub admin_probe: Option<(&'static str, &'static str)>,
+    /// Whether people open it in a browser (a web UI): its 401 then also offers Basic, so the
+    /// browser asks for the key (any user name, the key as password) and sends it from then on.
+    pub browser_login: bool,
     /// What the panel says of it, in one line.
     pub description: &'static str,
     /// The program whose presence on PATH says the server is installed.
@@ -287,6 +290,7 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("POST", "/api/pull")),
+        browser_login: false,
         description: "runs LLMs; has no keys or TLS of its own",
         program: Some("ollama"),
         install: Some("curl -fsSL https://ollama.com/install.sh | sh"),
@@ -303,6 +307,7 @@ pub const PRESETS: &[Preset] = &[
         rules: &[rule(READ, "/health", Access::Public), rule(ANY, "/v1/**", INFER)],
         otherwise: ADMIN,
         admin_probe: Some(("GET", "/slots")),
+        browser_login: false,
         description: "OpenAI-compatible servers; their key, if any, covers only some routes",
         program: Some("llama-server"),
         install: None,
@@ -349,6 +354,7 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("POST", "/v2/repository/models/gatehouse-probe/unload")),
+        browser_login: false,
         description: "the Open Inference Protocol; no keys of their own",
         program: Some("mlserver"),
         install: Some("pip install mlserver"),
@@ -377,6 +383,7 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("GET", "/monitoring/prometheus/metrics")),
+        browser_login: false,
         description: "TensorFlow models over REST; no keys of its own",
         program: Some("tensorflow_model_server"),
         install: None,
@@ -437,6 +444,7 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("POST", "/model/clear")),
+        browser_login: false,
         description: "Roboflow's vision server; runs Workflows, which may carry custom Python",
         program: Some("inference"),
         install: Some("pip install \"inference[http]\""),
@@ -504,6 +512,7 @@ pub const PRESETS: &[Preset] = &[
         ],
         otherwise: ADMIN,
         admin_probe: Some(("POST", "/api/admin/database/clear")),
+        browser_login: true,
         description: "orchestrates Python workflows; its UI and API have no accounts of their own",
         program: Some("prefect"),
         install: Some("pip install prefect"),
@@ -557,6 +566,7 @@ pub const PRESETS: &[Preset] = &[
         rules: &[],
         otherwise: INFER,
         admin_probe: None,
+        browser_login: false,
         description: "every route needs an `infer` key unless guard.route_scopes says otherwise",
         program: None,
         install: None,

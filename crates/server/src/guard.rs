@@ -420,7 +420,14 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         }
         Access::Key(scope) => {
             let gate = Gate::headers_only(guard.perimeter.clone(), scope);
-            crate::perimeter::authenticate_as(&gate, request, next).await
+            let mut response = crate::perimeter::authenticate_as(&gate, request, next).await;
+            if guard.table.preset.browser_login && response.status() == axum::http::StatusCode::UNAUTHORIZED {
+                response.headers_mut().append(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
+                );
+            }
+            response
         }
     }
 }

@@ -291,8 +291,6 @@ fn carries_gatehouse_key(value: &str) -> bool {
 
 /// Removes the credential the perimeter accepted; returns the path and query to send on.
 fn without_credential(headers: &mut HeaderMap, uri: &Uri, presented: Option<Presentation>) -> String {
-    let path = uri.path();
-    let query = uri.query();
     match presented {
         Some(Presentation::Bearer | Presentation::Basic) => {
             headers.remove(header::AUTHORIZATION);
@@ -300,36 +298,39 @@ fn without_credential(headers: &mut HeaderMap, uri: &Uri, presented: Option<Pres
         Some(Presentation::Header) => {
             headers.remove("x-api-key");
         }
-        Some(Presentation::Query) => {
-            let kept: Vec<&str> = query
-                .unwrap_or("")
-                .split('&')
-                .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("api_key"))
-                .collect();
-            return if kept.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            };
-        }
-        Some(Presentation::Body) | None => {}
+        Some(Presentation::Query | Presentation::Body) | None => {}
     }
-    // A client may send its key twice (Prefect's client: the auth string as Basic, and custom
-    // headers for its WebSockets); the copy the perimeter did not read goes too.
-    if presented.is_some() {
-        for name in [header::AUTHORIZATION.as_str(), "x-api-key"] {
-            if headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(carries_gatehouse_key)
-            {
-                headers.remove(name);
-            }
+    // Whatever else carries a Gatehouse key goes too: the copy the perimeter did not read (Prefect's
+    // client sends the auth string as Basic and custom headers for its WebSockets), and one sent
+    // to a public route, where no key is checked at all.
+    for name in [header::AUTHORIZATION.as_str(), "x-api-key"] {
+        if headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(carries_gatehouse_key)
+        {
+            headers.remove(name);
         }
     }
-    match query {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_string(),
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_string();
+    };
+    // `api_key` goes when it was the key accepted, or holds a Gatehouse key; an upstream's own
+    // `api_key` (Roboflow's account key) passes.
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            !pair.is_empty()
+                && !(name == "api_key"
+                    && (presented == Some(Presentation::Query) || value.starts_with("gth_")))
+        })
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
     }
 }
 
@@ -363,6 +364,28 @@ mod tests {
             Some(Presentation::Header),
         );
         assert!(headers.is_empty(), "{headers:?}");
+
+        // On a public route no key is read, and a Gatehouse key still does not pass.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer gth_canary"),
+        );
+        headers.insert("x-api-key", HeaderValue::from_static("upstream-own"));
+        without_credential(&mut headers, &"/health".parse().unwrap(), None);
+        assert!(headers.get(header::AUTHORIZATION).is_none());
+        assert_eq!(headers["x-api-key"], "upstream-own");
+        let uri: Uri = "/infer/x?api_key=gth_canary&confidence=0.5".parse().unwrap();
+        assert_eq!(
+            without_credential(&mut HeaderMap::new(), &uri, None),
+            "/infer/x?confidence=0.5"
+        );
+        let uri: Uri = "/infer/x?api_key=rf_account&confidence=0.5".parse().unwrap();
+        assert_eq!(
+            without_credential(&mut HeaderMap::new(), &uri, Some(Presentation::Bearer)),
+            "/infer/x?api_key=rf_account&confidence=0.5",
+            "the upstream's own api_key passes"
+        );
 
         let uri: Uri = "/v1/x?a=1&api_key=gth_x&b=2".parse().unwrap();
         let rest = without_credential(&mut HeaderMap::new(), &uri, Some(Presentation::Query));
