@@ -254,16 +254,12 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         } else {
             "False"
         };
-        let env = env
-            .into_iter()
-            .map(|(k, v)| {
-                let v = v
-                    .replace("{custom_python}", switch)
-                    .replace("{public_url}", &frontend.url);
-                (k, v)
-            })
-            .collect();
-        let launch = Launch::new(&command, env, port);
+        let launch = Launch::new(
+            &command,
+            env,
+            port,
+            &[("{custom_python}", switch), ("{public_url}", &frontend.url)],
+        );
         Some(tokio::spawn(launch::supervise(launch, state.clone())))
     } else {
         None

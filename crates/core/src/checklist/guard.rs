@@ -70,8 +70,8 @@ pub(super) async fn items(
     items
 }
 
-/// The guide's controls, each judged by the items that prove it: a fail among them fails the
-/// control, an item not yet known leaves it unknown.
+/// The guide's controls, each judged by the items that prove it: the worst of their statuses, in
+/// the report's own order (a fail fails the control).
 pub(super) fn judge_guide(guide: &crate::guard::Guide, items: &[Item]) -> Item {
     const ID: &str = "guard.guide";
     let mut worst = Status::Pass;
@@ -89,13 +89,9 @@ pub(super) fn judge_guide(guide: &crate::guard::Guide, items: &[Item]) -> Item {
                 (*id, status)
             })
             .collect();
-        let status = statuses
-            .iter()
-            .map(|(_, s)| *s)
-            .max_by_key(|s| severity(*s))
-            .unwrap_or(Status::Pass);
+        let status = statuses.iter().map(|(_, s)| *s).max().unwrap_or(Status::Pass);
         // The controls named in the summary are those at the worst status seen.
-        if severity(status) > severity(worst) {
+        if status > worst {
             worst = status;
             failing = vec![control.control];
         } else if status == worst && status != Status::Pass {
@@ -123,15 +119,6 @@ pub(super) fn judge_guide(guide: &crate::guard::Guide, items: &[Item]) -> Item {
         Status::Unknown => format!("{}: not yet proved — {}", guide.title, failing.join("; ")),
     };
     item(ID, worst, summary, found, None)
-}
-
-fn severity(status: Status) -> u8 {
-    match status {
-        Status::Pass => 0,
-        Status::Warn => 1,
-        Status::Unknown => 2,
-        Status::Fail => 3,
-    }
 }
 
 /// What was seen of the guarded server's port beyond loopback.

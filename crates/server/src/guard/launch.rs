@@ -24,9 +24,20 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// `{port}` in the command and the environment becomes the upstream's port.
-    pub fn new(command: &[String], env: Vec<(String, String)>, port: u16) -> Launch {
-        let fill = |text: &str| text.replace("{port}", &port.to_string());
+    /// `{port}` in the command and the environment becomes the upstream's port, and each of
+    /// `placeholders` its value.
+    pub fn new(
+        command: &[String],
+        env: Vec<(String, String)>,
+        port: u16,
+        placeholders: &[(&str, &str)],
+    ) -> Launch {
+        let fill = |text: &str| {
+            placeholders.iter().fold(
+                text.replace("{port}", &port.to_string()),
+                |text, (name, value)| text.replace(name, value),
+            )
+        };
         Launch {
             command: command.iter().map(|part| fill(part)).collect(),
             env: env.into_iter().map(|(k, v)| (k, fill(&v))).collect(),
