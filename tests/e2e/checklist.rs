@@ -43,14 +43,7 @@ fn check(home: &Path, url: &str, env: &[(&str, &str)]) -> (i32, Value) {
     (output.status.code().unwrap(), report)
 }
 
-fn item<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no item {id} in {report:#}"))
-}
+use crate::util::report_item as item;
 
 #[track_caller]
 fn assert_item(report: &Value, id: &str, status: &str, evidence_fragments: &[&str]) {

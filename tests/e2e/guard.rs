@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::{
-    TestServer, create_key, default_models, gatehouse_bin, kserve_python, on_a_network_of_its_own, split,
-    upstreams_python, wait_until, wait_until_within,
+    TestServer, create_key, default_models, gatehouse_bin, kserve_python, on_a_network_of_its_own,
+    report_item, split, upstreams_python, wait_until, wait_until_within,
 };
 
 fn free_port() -> u16 {
@@ -723,28 +723,7 @@ fn mlserver_s_stream_reaches_the_client_event_by_event_through_the_guard() {
 /// `gatehouse check --url URL --json` from `home`, probing 127.0.0.2 and `lan` as this
 /// computer's other addresses.
 fn report(home: &std::path::Path, url: &str, lan: std::net::IpAddr) -> (i32, Value) {
-    let output = Command::new(gatehouse_bin())
-        .args(["check", "--url", url, "--json"])
-        .env("GATEHOUSE_HOME", home)
-        .env("GATEHOUSE_PROBE_ADDRESSES", format!("127.0.0.2,{lan}"))
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "check printed no JSON: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code().unwrap(), report)
-}
-
-fn item_of<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+    crate::util::check_report(home, url, &format!("127.0.0.2,{lan}"))
 }
 
 #[test]
@@ -761,7 +740,7 @@ fn checklist_of_a_guard(lan: std::net::IpAddr) {
     let scratch = tempfile::tempdir().unwrap();
     let (code, before) = report(scratch.path(), &echo.url(), lan);
     assert_eq!(code, 1, "{before:#}");
-    let open = item_of(&before, "auth.required");
+    let open = report_item(&before, "auth.required");
     assert_eq!(open["status"], "fail", "{open:#}");
     assert!(
         open["summary"].as_str().unwrap().contains("GET /v1/models"),
@@ -782,21 +761,21 @@ fn checklist_of_a_guard(lan: std::net::IpAddr) {
         "cors.policy",
     ] {
         assert_eq!(
-            item_of(&after, id)["status"],
+            report_item(&after, id)["status"],
             "pass",
             "{id}: {:#}",
-            item_of(&after, id)
+            report_item(&after, id)
         );
     }
     assert_ne!(code, 1, "no item fails: {after:#}");
-    let admin = item_of(&after, "guard.admin_routes");
+    let admin = report_item(&after, "guard.admin_routes");
     assert!(admin["evidence"].to_string().contains("GET /slots"), "{admin:#}");
 
     // A way around the guard appears: the server's port answers on the network address too.
     let around = std::net::TcpListener::bind((lan, echo.port)).unwrap();
     let (code, seen) = report(server.home.path(), &server.url(""), lan);
     assert_eq!(code, 1);
-    let item = item_of(&seen, "guard.upstream_loopback");
+    let item = report_item(&seen, "guard.upstream_loopback");
     assert_eq!(item["status"], "fail", "{item:#}");
     assert!(
         item["summary"].as_str().unwrap().contains(&format!("{lan}")),
@@ -857,12 +836,12 @@ fn the_supervisor_runs_a_guard_the_settings_describe_and_checks_it() {
     let report = report.unwrap();
     assert_eq!(report["kind"], "gatehouse", "{report:#}");
     assert_eq!(
-        item_of(&report, "guard.upstream_loopback")["status"],
+        report_item(&report, "guard.upstream_loopback")["status"],
         "pass",
         "{report:#}"
     );
     assert_eq!(
-        item_of(&report, "guard.admin_routes")["status"],
+        report_item(&report, "guard.admin_routes")["status"],
         "pass",
         "{report:#}"
     );

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::util::{
     TestServer, certs, create_key, gatehouse, on_a_network_of_its_own, path_with_prefect, path_with_roboflow,
-    prefect_python, split, wait_until_within,
+    prefect_python, report_item, split, wait_until_within,
 };
 
 /// One HTTPS request with curl trusting `ca`; status and body (JSON when it is).
@@ -116,27 +116,7 @@ fn wait_ready(ca: &Path, url: &str, what: &str) {
 
 /// `gatehouse check --url URL --json`, probing `lan` as this computer's other address.
 fn report(home: &Path, url: &str, lan: IpAddr) -> Value {
-    let output = Command::new(crate::util::gatehouse_bin())
-        .args(["check", "--url", url, "--json"])
-        .env("GATEHOUSE_HOME", home)
-        .env("GATEHOUSE_PROBE_ADDRESSES", format!("127.0.0.2,{lan}"))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "check printed no JSON: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-fn item<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+    crate::util::check_report(home, url, &format!("127.0.0.2,{lan}")).1
 }
 
 /// A guard of Roboflow Inference on `lan` with TLS from the local CA, launched with the preset's
@@ -307,20 +287,20 @@ fn roboflow_on_the_network(lan: IpAddr) {
         "guard.custom_python",
     ] {
         assert_eq!(
-            item(&checked, id)["status"],
+            report_item(&checked, id)["status"],
             "pass",
             "{id}: {:#}",
-            item(&checked, id)
+            report_item(&checked, id)
         );
     }
     // Open to the network on purpose, with TLS and keys: a warning, and the guide says where.
     assert_eq!(
-        item(&checked, "network.exposure")["status"],
+        report_item(&checked, "network.exposure")["status"],
         "warn",
         "{:#}",
-        item(&checked, "network.exposure")
+        report_item(&checked, "network.exposure")
     );
-    let guide = item(&checked, "guard.guide");
+    let guide = report_item(&checked, "guard.guide");
     assert_eq!(guide["status"], "warn", "{guide:#}");
     assert!(
         guide["summary"]
@@ -353,9 +333,9 @@ fn roboflow_on_the_network(lan: IpAddr) {
     assert_eq!(ran.0, 200, "{}", ran.1);
     assert_eq!(ran.1["outputs"], json!([{"answer": 42}]));
     let checked = report(server.home.path(), &url, lan);
-    let python_item = item(&checked, "guard.custom_python");
+    let python_item = report_item(&checked, "guard.custom_python");
     assert_eq!(python_item["status"], "fail", "{python_item:#}");
-    assert_eq!(item(&checked, "guard.guide")["status"], "fail");
+    assert_eq!(report_item(&checked, "guard.guide")["status"], "fail");
 }
 
 /// A guard of a Prefect server on loopback, launched with the preset's own command.

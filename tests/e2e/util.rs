@@ -725,13 +725,13 @@ pub fn foreign_certificate(
     files
 }
 
-/// `gatehouse check --url URL --json` with `server`'s home (probes of other addresses kept on
-/// loopback), and the item `id` of its report.
-pub fn check_item(server: &TestServer, url: &str, id: &str) -> Value {
+/// `gatehouse check --url URL --json` from `home`, probing `addresses` (comma-separated) as this
+/// computer's other addresses: its exit code and its report.
+pub fn check_report(home: &Path, url: &str, addresses: &str) -> (i32, Value) {
     let output = std::process::Command::new(gatehouse_bin())
         .args(["check", "--url", url, "--json"])
-        .env("GATEHOUSE_HOME", server.home.path())
-        .env("GATEHOUSE_PROBE_ADDRESSES", "127.0.0.2")
+        .env("GATEHOUSE_HOME", home)
+        .env("GATEHOUSE_PROBE_ADDRESSES", addresses)
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
@@ -740,13 +740,24 @@ pub fn check_item(server: &TestServer, url: &str, id: &str) -> Value {
             String::from_utf8_lossy(&output.stderr)
         )
     });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// The item `id` of a checklist report.
+#[track_caller]
+pub fn report_item<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {report}"))
-        .clone()
+        .unwrap_or_else(|| panic!("no item {id} in {report:#}"))
+}
+
+/// `gatehouse check --url URL --json` with the server's config directory (probing 127.0.0.2 as
+/// loopback), and the item `id` of its report.
+pub fn check_item(server: &TestServer, url: &str, id: &str) -> Value {
+    report_item(&check_report(server.home.path(), url, "127.0.0.2").1, id).clone()
 }
 
 /// Runs `body` on a network this test makes for itself: a network namespace whose one interface
