@@ -825,6 +825,10 @@ fn a_first_run_walks_the_wizard_then_every_page_works_against_the_real_server() 
     panel.click("main", "Import and turn TLS on");
     let refusal = panel.text_of("the refusal", "main .error");
     assert!(refusal.contains("does not verify against this CA"), "{refusal}");
+    assert!(
+        refusal.contains("Fix: ") && !refusal.contains("`gatehouse "),
+        "the panel gives the fix in its own words, never a CLI command: {refusal}"
+    );
     assert_eq!(
         std::fs::read(certs.server_cert()).unwrap(),
         served,

@@ -7,6 +7,7 @@
 //! `unknown`, never a guessed `pass`. The same engine audits servers that are not Gatehouse
 //! ([`check_external`]), with the probes that make sense for any HTTP server.
 
+mod catalog;
 pub mod fix;
 mod guard;
 mod items;
@@ -21,6 +22,7 @@ use crate::paths::Paths;
 use crate::probe::{Endpoint, ProbeError, Prober};
 use crate::wire::ServerInfo;
 
+pub use catalog::ItemId;
 pub use fix::{Applied, Fix, FixError, apply};
 pub use items::{local_identity, local_identity_reader};
 
@@ -64,8 +66,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct Item {
-    /// Stable across releases: the app, `--fix` and scripts refer to items by it.
-    pub id: String,
+    pub id: ItemId,
     pub title: String,
     /// Why it matters, in plain words.
     pub why: String,
@@ -87,14 +88,24 @@ pub struct Item {
 pub struct Report {
     /// The URL that was probed.
     pub target: String,
-    /// `gatehouse` when the local configuration was checked too, `external` otherwise.
-    pub kind: String,
+    pub kind: ReportKind,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub started: OffsetDateTime,
     pub duration_ms: u64,
     pub summary: Summary,
     pub items: Vec<Item>,
+}
+
+/// What a report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// A Gatehouse server on this computer: live probes and its local configuration.
+    Gatehouse,
+    /// Any server, from the outside only.
+    External,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +133,13 @@ impl Default for Options {
 }
 
 impl Report {
-    fn new(target: String, kind: &str, started: OffsetDateTime, clock: Instant, items: Vec<Item>) -> Report {
+    fn new(
+        target: String,
+        kind: ReportKind,
+        started: OffsetDateTime,
+        clock: Instant,
+        items: Vec<Item>,
+    ) -> Report {
         let mut summary = Summary::default();
         for item in &items {
             match item.status {
@@ -134,7 +151,7 @@ impl Report {
         }
         Report {
             target,
-            kind: kind.to_string(),
+            kind,
             started,
             duration_ms: clock.elapsed().as_millis() as u64,
             summary,
@@ -151,7 +168,7 @@ impl Report {
             .unwrap_or(Status::Unknown)
     }
 
-    pub fn item(&self, id: &str) -> Option<&Item> {
+    pub fn item(&self, id: ItemId) -> Option<&Item> {
         self.items.iter().find(|i| i.id == id)
     }
 
@@ -171,7 +188,7 @@ impl Report {
             out.push_str(&format!(
                 "{:<7} {:<28} {}\n",
                 item.status.name().to_uppercase(),
-                item.id,
+                item.id.as_str(),
                 item.summary
             ));
             if item.status != Status::Pass {
@@ -261,7 +278,7 @@ pub async fn check_gatehouse(url: &str, paths: &Paths, settings: &Settings, opti
         Ok(endpoint) => Box::pin(items::gatehouse(endpoint, paths, settings, options)).await,
         Err(error) => vec![items::unreachable(url, &error)],
     };
-    Report::new(url.to_string(), "gatehouse", started, clock, items)
+    Report::new(url.to_string(), ReportKind::Gatehouse, started, clock, items)
 }
 
 /// Audits any HTTP server at `url` (Gatehouse or not) from the outside: open endpoints,
@@ -273,7 +290,7 @@ pub async fn check_external(url: &str, options: Options) -> Report {
         Ok(endpoint) => Box::pin(items::external(endpoint, options)).await,
         Err(error) => vec![items::unreachable(url, &error)],
     };
-    Report::new(url.to_string(), "external", started, clock, items)
+    Report::new(url.to_string(), ReportKind::External, started, clock, items)
 }
 
 /// The URL of the local Gatehouse server as `settings` place it (a wildcard bind is probed on

@@ -237,7 +237,7 @@ pub struct Control {
     /// The control in the guide's words (its setting, when it names one).
     pub control: &'static str,
     /// Items whose status is this control's; none: enforced by Gatehouse's code, nothing to probe.
-    pub items: &'static [&'static str],
+    pub items: &'static [crate::checklist::ItemId],
     pub how: &'static str,
 }
 

@@ -15,6 +15,7 @@ pub mod checklist;
 pub mod detect;
 pub mod duration;
 pub mod events;
+pub mod explain;
 pub mod export;
 pub mod exposure;
 pub mod fsutil;

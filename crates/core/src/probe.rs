@@ -17,7 +17,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod grpc;
+mod http;
+mod legacy;
+mod verify;
 pub use grpc::{GrpcAnswer, UNAUTHENTICATED};
+pub use http::*;
+use legacy::*;
+use verify::*;
 
 /// The most a probe reads of one response; enough for any page the checklist looks at.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -553,88 +559,6 @@ async fn within<T>(
     }
 }
 
-type Verdict = Arc<Mutex<Option<Result<(), String>>>>;
-
-/// Verifies the server's certificate against the trusted roots, records the verdict and lets the
-/// handshake go on either way.
-#[derive(Debug)]
-struct RecordingVerifier {
-    roots: Vec<CertificateDer<'static>>,
-    provider: Arc<CryptoProvider>,
-    verdict: Verdict,
-}
-
-impl RecordingVerifier {
-    fn webpki(&self) -> Result<Arc<rustls::client::WebPkiServerVerifier>, String> {
-        let mut store = rustls::RootCertStore::empty();
-        for root in &self.roots {
-            let _ = store.add(root.clone());
-        }
-        if store.is_empty() {
-            return Err("no trusted CA certificate to check it against".into());
-        }
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), self.provider.clone())
-            .build()
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.webpki().and_then(|verifier| {
-            verifier
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
-        if let Ok(mut slot) = self.verdict.lock() {
-            *slot = Some(verdict);
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 async fn exchange<S>(
     stream: &mut S,
     endpoint: &Endpoint,
@@ -693,130 +617,6 @@ where
         target: target.to_string(),
         reason,
     })
-}
-
-/// Parses a complete HTTP/1.x response (identity or chunked body).
-pub fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
-    if raw.is_empty() {
-        return Err("the connection closed without a response".into());
-    }
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the response has no end of headers")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the headers are not text")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!(
-            "the status line is `{}`",
-            status_line.chars().take(40).collect::<String>()
-        ));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or("the status code is not a number")?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("a chunk has no size line")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size `{size_text}`"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size {
-            // Truncated at the read limit: keep what arrived.
-            out.extend_from_slice(data);
-            return Ok(out);
-        }
-        out.extend_from_slice(&data[..size]);
-        data = data.get(size + 2..).unwrap_or_default();
-    }
-}
-
-fn legacy_client_hello(minor: u8, host: &str) -> Vec<u8> {
-    let mut random = [0u8; 32];
-    let _ = getrandom::fill(&mut random);
-    // ECDHE and RSA CBC suites every TLS 1.0/1.1 server offers.
-    let suites: [u16; 6] = [0xc013, 0xc014, 0xc009, 0xc00a, 0x002f, 0x0035];
-    let mut extensions = Vec::new();
-    if host.parse::<std::net::IpAddr>().is_err() {
-        let name = host.as_bytes();
-        let mut server_name = Vec::new();
-        push_u16(&mut server_name, name.len() as u16 + 3);
-        server_name.push(0);
-        push_u16(&mut server_name, name.len() as u16);
-        server_name.extend_from_slice(name);
-        push_extension(&mut extensions, 0x0000, &server_name);
-    }
-    // supported_groups: x25519, secp256r1, secp384r1; ec_point_formats: uncompressed.
-    push_extension(&mut extensions, 0x000a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]);
-    push_extension(&mut extensions, 0x000b, &[1, 0]);
-    let mut body = vec![3, minor];
-    body.extend_from_slice(&random);
-    body.push(0);
-    push_u16(&mut body, (suites.len() * 2) as u16);
-    for suite in suites {
-        push_u16(&mut body, suite);
-    }
-    body.extend_from_slice(&[1, 0]);
-    push_u16(&mut body, extensions.len() as u16);
-    body.extend_from_slice(&extensions);
-    let mut handshake = vec![1];
-    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    handshake.extend_from_slice(&body);
-    let mut record = vec![0x16, 3, 1];
-    push_u16(&mut record, handshake.len() as u16);
-    record.extend_from_slice(&handshake);
-    record
-}
-
-fn push_u16(out: &mut Vec<u8>, value: u16) {
-    out.extend_from_slice(&value.to_be_bytes());
-}
-
-fn push_extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
-    push_u16(out, kind);
-    push_u16(out, data.len() as u16);
-    out.extend_from_slice(data);
-}
-
-fn alert_name(code: u8) -> &'static str {
-    match code {
-        40 => "handshake_failure",
-        47 => "illegal_parameter",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        _ => "other",
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 
+mod table;
 mod validate;
+
+pub use table::panel_fix;
+use table::{Kind, ROWS, row_of};
 
 /// All of Gatehouse's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -344,67 +348,6 @@ pub enum SettingsError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Environment variables and the settings they set. Roboflow Inference's names come first where
-/// they overlap, so an existing deployment's environment keeps working; `GATEHOUSE_*` wins over them.
-pub const ENVIRONMENT: &[(&str, &str)] = &[
-    ("HOST", "server.host"),
-    ("GATEHOUSE_HOST", "server.host"),
-    ("PORT", "server.port"),
-    ("GATEHOUSE_PORT", "server.port"),
-    ("GATEHOUSE_GRPC", "grpc.enabled"),
-    ("GATEHOUSE_GRPC_PORT", "grpc.port"),
-    ("GATEHOUSE_MODELS", "server.models"),
-    ("GATEHOUSE_METRICS_ACCESS", "server.metrics_access"),
-    ("GATEHOUSE_ALLOWED_HOSTS", "server.allowed_hosts"),
-    ("ENABLE_HTTPS", "tls.enabled"),
-    ("GATEHOUSE_TLS", "tls.enabled"),
-    ("SSL_CERTFILE", "tls.cert"),
-    ("SSL_KEYFILE", "tls.key"),
-    ("SSL_CA_CERTS", "tls.client_ca"),
-    ("GATEHOUSE_AUTH", "auth.enabled"),
-    ("GATEHOUSE_ALLOW_OPEN_NETWORK", "auth.allow_open_network"),
-    ("GATEHOUSE_CORS_ORIGINS", "cors.allowed_origins"),
-    ("GATEHOUSE_MAX_CONCURRENT", "limits.max_concurrent_requests"),
-    ("GATEHOUSE_REQUEST_TIMEOUT", "limits.request_timeout_seconds"),
-    ("GATEHOUSE_MAX_URI_BYTES", "limits.max_uri_bytes"),
-    ("GATEHOUSE_MAX_HEADER_BYTES", "limits.max_header_bytes"),
-    ("GATEHOUSE_MAX_CONNECTIONS", "limits.max_connections"),
-    ("GATEHOUSE_MAX_TLS_HANDSHAKES", "limits.max_tls_handshakes"),
-    (
-        "GATEHOUSE_HEADER_READ_TIMEOUT",
-        "limits.header_read_timeout_seconds",
-    ),
-    ("GATEHOUSE_WORKFLOW_MEMORY_MB", "limits.workflow_memory_mb"),
-    ("GATEHOUSE_AUDIT", "audit.enabled"),
-    ("GATEHOUSE_KEY_RPS", "limits.key_requests_per_second"),
-    ("GATEHOUSE_ADDRESS_RPS", "limits.address_requests_per_second"),
-    (
-        "GATEHOUSE_AUTH_FAILURES_BEFORE_SLOWDOWN",
-        "limits.auth_failures_before_slowdown",
-    ),
-    (
-        "GATEHOUSE_AUTH_FAILURES_BEFORE_LOCKOUT",
-        "limits.auth_failures_before_lockout",
-    ),
-    ("GATEHOUSE_AUTH_LOCKOUT_SECONDS", "limits.auth_lockout_seconds"),
-    ("GATEHOUSE_INTRA_THREADS", "inference.intra_threads"),
-    ("GATEHOUSE_SESSIONS_PER_MODEL", "inference.sessions_per_model"),
-    ("ORT_DYLIB_PATH", "inference.onnxruntime"),
-    ("GATEHOUSE_MAX_BODY_BYTES", "limits.max_body_bytes"),
-    ("GATEHOUSE_LOG", "log.level"),
-    (
-        "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS",
-        "workflows.allow_custom_python",
-    ),
-    ("GATEHOUSE_ALLOW_CUSTOM_PYTHON", "workflows.allow_custom_python"),
-    ("GATEHOUSE_PYTHON", "workflows.python"),
-    ("GATEHOUSE_ALLOW_WEAKER_SANDBOX", "workflows.allow_weaker_sandbox"),
-    ("GATEHOUSE_PYTHON_TIMEOUT", "workflows.python_timeout_seconds"),
-    ("GATEHOUSE_PYTHON_CPU_SECONDS", "workflows.python_cpu_seconds"),
-    ("GATEHOUSE_PYTHON_MEMORY_MB", "workflows.python_memory_mb"),
-    ("GATEHOUSE_PYTHON_OUTPUT_BYTES", "workflows.python_output_bytes"),
-];
-
 impl Settings {
     /// Reads `path`; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
@@ -443,13 +386,15 @@ impl Settings {
     /// Applies environment overrides from `var` (the process environment in production).
     pub fn apply_environment(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
         let mut problems = Vec::new();
-        for (name, key) in ENVIRONMENT {
-            let Some(value) = var(name).filter(|v| !v.is_empty()) else {
-                continue;
-            };
-            if let Err(mut problem) = self.set(key, &value) {
-                problem.source = Some(format!("environment variable {name}"));
-                problems.push(problem);
+        for row in ROWS {
+            for name in row.environment {
+                let Some(value) = var(name).filter(|v| !v.is_empty()) else {
+                    continue;
+                };
+                if let Err(mut problem) = self.set(row.key, &value) {
+                    problem.source = Some(format!("environment variable {name}"));
+                    problems.push(problem);
+                }
             }
         }
         if problems.is_empty() {
@@ -481,7 +426,7 @@ impl Settings {
                 format!("use one of: {}", Self::keys().join(", ")),
             ));
         };
-        let Some(kind) = Self::kind(key) else {
+        let Some(kind) = row_of(key).map(|row| row.kind) else {
             return Err(problem(
                 "no such setting".into(),
                 format!("use one of: {}", Self::keys().join(", ")),
@@ -540,11 +485,7 @@ impl Settings {
 
     /// Every settable dotted key.
     pub fn keys() -> Vec<&'static str> {
-        KEYS.iter().map(|(key, _)| *key).collect()
-    }
-
-    fn kind(key: &str) -> Option<Kind> {
-        KEYS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+        ROWS.iter().map(|row| row.key).collect()
     }
 
     /// The settings as they would be written to `settings.toml`.
@@ -606,67 +547,6 @@ pub fn change(
     }
     Ok(Changed { settings, unaudited })
 }
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Integer,
-    Bool,
-    Text,
-    /// Comma-separated text.
-    List,
-}
-
-/// Every settable key and how its text is parsed.
-const KEYS: &[(&str, Kind)] = &[
-    ("server.host", Kind::Text),
-    ("server.port", Kind::Integer),
-    ("grpc.enabled", Kind::Bool),
-    ("grpc.port", Kind::Integer),
-    ("server.models", Kind::Text),
-    ("server.metrics_access", Kind::Text),
-    ("server.allowed_hosts", Kind::List),
-    ("server.exposed_until", Kind::Text),
-    ("tls.enabled", Kind::Bool),
-    ("tls.cert", Kind::Text),
-    ("tls.key", Kind::Text),
-    ("tls.client_ca", Kind::Text),
-    ("tls.allow_plaintext_network", Kind::Bool),
-    ("cors.allowed_origins", Kind::List),
-    ("cors.allowed_methods", Kind::List),
-    ("cors.allowed_headers", Kind::List),
-    ("auth.enabled", Kind::Bool),
-    ("auth.allow_open_network", Kind::Bool),
-    ("inference.intra_threads", Kind::Integer),
-    ("inference.sessions_per_model", Kind::Integer),
-    ("inference.onnxruntime", Kind::Text),
-    ("inference.allow_model_symlinks", Kind::Bool),
-    ("limits.max_body_bytes", Kind::Integer),
-    ("limits.key_requests_per_second", Kind::Integer),
-    ("limits.address_requests_per_second", Kind::Integer),
-    ("limits.auth_failures_before_slowdown", Kind::Integer),
-    ("limits.auth_failures_before_lockout", Kind::Integer),
-    ("limits.auth_lockout_seconds", Kind::Integer),
-    ("limits.max_concurrent_requests", Kind::Integer),
-    ("limits.request_timeout_seconds", Kind::Integer),
-    ("limits.max_uri_bytes", Kind::Integer),
-    ("limits.max_header_bytes", Kind::Integer),
-    ("limits.max_connections", Kind::Integer),
-    ("limits.max_tls_handshakes", Kind::Integer),
-    ("limits.header_read_timeout_seconds", Kind::Integer),
-    ("limits.workflow_memory_mb", Kind::Integer),
-    ("audit.enabled", Kind::Bool),
-    ("log.level", Kind::Text),
-    ("workflows.allow_custom_python", Kind::Bool),
-    ("workflows.python", Kind::Text),
-    ("workflows.python_timeout_seconds", Kind::Integer),
-    ("workflows.python_cpu_seconds", Kind::Integer),
-    ("workflows.python_memory_mb", Kind::Integer),
-    ("workflows.python_output_bytes", Kind::Integer),
-    ("workflows.allow_weaker_sandbox", Kind::Bool),
-    ("guard.upstream", Kind::Text),
-    ("guard.preset", Kind::Text),
-    ("guard.launch", Kind::List),
-];
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@ pub mod routes {
 /// the posture the checklist judges. Never a secret.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct ServerInfo {
     pub name: String,
@@ -34,34 +35,42 @@ pub struct ServerInfo {
     /// Whether protected endpoints need an API key. Told to clients on this computer only, like
     /// the fields below: beyond it they would tell an attacker where to start.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub auth: Option<bool>,
     /// Whether workflows may run `python` steps.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub custom_python: Option<bool>,
     /// With custom Python on: the sandbox layers in force and the ones this system lacks.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub python_sandbox: Option<PythonSandbox>,
     /// Valid keys sent in a URL (`?api_key=`) in the last 24 hours, most recent first.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub keys_in_url: Option<Vec<KeyInUrl>>,
     pub models_ready: usize,
     /// Where the Open Inference Protocol's gRPC service listens, when it is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub grpc_address: Option<String>,
     /// In guard mode: what Gatehouse stands in front of.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub guarding: Option<Guarding>,
 }
 
 /// The server a guard stands in front of.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct Guarding {
     /// The route table in force (`ollama`, `openai`, `oip`, `tfserving`, `generic`).
     pub preset: String,
     /// Its loopback address; told to clients on this computer only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub upstream: Option<String>,
     /// starting, ready, restarting, crash-looping, failed, or external (not launched by Gatehouse).
     pub state: String,
@@ -71,6 +80,7 @@ pub struct Guarding {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct PythonSandbox {
     pub layers: Vec<String>,
@@ -82,12 +92,15 @@ pub struct PythonSandbox {
 /// One key seen in a URL: where from last, when, and how often in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct KeyInUrl {
     pub key_id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub address: IpAddr,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub last_seen: OffsetDateTime,
     pub count: u64,
 }

@@ -31,7 +31,7 @@ pub struct CheckArgs {
     json: bool,
     /// Apply the fix of the item with this id (e.g. `auth.required`) instead of only reporting.
     #[arg(long, value_name = "ID")]
-    fix: Option<String>,
+    fix: Option<checklist::ItemId>,
     /// The most one probe may take, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
@@ -75,8 +75,8 @@ fn check(args: CheckArgs, paths: &Paths) -> Result<ExitCode, String> {
     });
     if let Some(id) = args.fix {
         let item = report
-            .item(&id)
-            .ok_or_else(|| format!("no checklist item `{id}`; `gatehouse check` lists the ids"))?;
+            .item(id)
+            .ok_or_else(|| format!("`{id}` is not in this report; `gatehouse check` lists the ids it ran"))?;
         let fix = item.fix.as_ref().ok_or_else(|| {
             format!(
                 "`{id}` has no automatic fix (status: {}); {}",

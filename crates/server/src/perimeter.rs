@@ -7,9 +7,11 @@
 //! set in whole; a file that does not parse never removes access that existed.
 
 pub mod audit;
+mod credentials;
 pub mod denial;
 pub mod hosts;
 pub mod limits;
+mod record;
 pub mod requests;
 pub mod url_keys;
 
@@ -32,9 +34,11 @@ use time::OffsetDateTime;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use audit::AuditSink;
+use credentials::*;
 use denial::Denial;
 use hosts::AllowedHosts;
 use limits::{FailureGuard, Penalty, RateLimiter, Subject};
+use record::*;
 
 /// How often `keys.toml` is checked for changes; a change takes effect within about this long.
 pub const RELOAD_INTERVAL: Duration = Duration::from_millis(200);
@@ -405,91 +409,6 @@ async fn admit(
     Ok(request)
 }
 
-/// Looks for a key in the places clients put one: Authorization (Bearer, or Basic's password),
-/// X-API-Key, `?api_key=`, then an `api_key` field of a JSON body.
-async fn find_key(
-    request: Request,
-    perimeter: &Perimeter,
-    body_keys: bool,
-) -> Result<(Request, Option<(Presentation, Sensitive<String>)>), Response> {
-    if let Some(found) = key_from_headers(request.headers()) {
-        return Ok((request, Some(found)));
-    }
-    if let Some(key) = request.uri().query().and_then(key_from_query) {
-        return Ok((request, Some((Presentation::Query, key))));
-    }
-    // Only a JSON body can carry `api_key`; anything else is refused for its missing key without
-    // being read.
-    if !body_keys || request.method() != Method::POST || !json_body(request.headers()) {
-        return Ok((request, None));
-    }
-    let Ok(Ok(_turn)) =
-        tokio::time::timeout(UNAUTHENTICATED_WAIT, perimeter.unauthenticated_bodies.acquire()).await
-    else {
-        Denial::UnauthenticatedBodies.count(&perimeter.metrics);
-        return Err(refuse_for(
-            ErrorCode::Busy,
-            "too many requests with the key inside the body are being read at once; send the key \
-             in an `Authorization: Bearer` or `X-API-Key` header instead",
-            Duration::from_secs(1),
-        ));
-    };
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, perimeter.max_body_bytes).await.map_err(|_| {
-        ApiError::new(ErrorCode::PayloadTooLarge,
-            "the request body is larger than the server accepts; send a smaller batch, or raise limits.max_body_bytes in the settings",
-        )
-        .into_response()
-    })?;
-    #[derive(serde::Deserialize)]
-    struct WithKey {
-        api_key: Option<String>,
-    }
-    let key = serde_json::from_slice::<WithKey>(&bytes)
-        .ok()
-        .and_then(|b| b.api_key)
-        .map(Sensitive::new);
-    Ok((
-        Request::from_parts(parts, Body::from(bytes)),
-        key.map(|k| (Presentation::Body, k)),
-    ))
-}
-
-fn key_from_headers(headers: &HeaderMap) -> Option<(Presentation, Sensitive<String>)> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            return Some((Presentation::Bearer, Sensitive::new(rest.trim().to_string())));
-        }
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (user, password) = text.split_once(':').unwrap_or((&text, ""));
-            // Some clients put a token in the user name and leave the password empty.
-            let key = if password.is_empty() { user } else { password };
-            return Some((Presentation::Basic, Sensitive::new(key.to_string())));
-        }
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| (Presentation::Header, Sensitive::new(v.trim().to_string())))
-}
-
-/// What the handlers would read as JSON (a JSON media type, or none, as OIP clients send).
-fn json_body(headers: &HeaderMap) -> bool {
-    crate::json::check_content_type(headers.get(header::CONTENT_TYPE)).is_ok()
-}
-
-fn key_from_query(query: &str) -> Option<Sensitive<String>> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("api_key="))
-        .map(|v| Sensitive::new(v.to_string()))
-}
-
 /// A state-changing request a browser could send cross-site without the page reading anything:
 /// a "simple" content type and no Origin of our own.
 fn forgeable(request: &Request, hosts: &AllowedHosts) -> bool {
@@ -575,103 +494,6 @@ impl ModelNamed {
     pub fn name(&self, model: &str) {
         let _ = self.0.set(model.to_string());
     }
-}
-
-/// One audit record. Holds the route pattern, never the raw URI, so a key in `?api_key=` cannot
-/// reach the file.
-#[derive(serde::Serialize)]
-struct AuditLine {
-    #[serde(with = "time::serde::rfc3339")]
-    time: OffsetDateTime,
-    event: &'static str,
-    request_id: Option<String>,
-    key_id: Option<String>,
-    address: IpAddr,
-    #[serde(serialize_with = "serialize_method")]
-    method: Method,
-    /// The pattern (`/v2/models/{model}/infer`); cloning it only bumps a reference count.
-    #[serde(serialize_with = "serialize_route")]
-    route: Option<MatchedPath>,
-    /// For a request no route of Gatehouse's matched (a guard's): its path, without the query
-    /// (where a key may be) and cut to 256 characters.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
-    key_presented_as: Option<&'static str>,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    status: u16,
-    latency_us: u64,
-}
-
-impl AuditLine {
-    fn new(request: &Request, address: IpAddr) -> AuditLine {
-        let model = request
-            .uri()
-            .path()
-            .strip_prefix("/v2/models/")
-            .and_then(|rest| rest.split('/').next())
-            .filter(|name| !name.is_empty())
-            .map(|name| name.chars().take(128).collect());
-        AuditLine {
-            time: OffsetDateTime::now_utc(),
-            event: "request",
-            request_id: request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(64).collect()),
-            key_id: None,
-            address,
-            method: request.method().clone(),
-            route: request.extensions().get::<MatchedPath>().cloned(),
-            path: request
-                .extensions()
-                .get::<MatchedPath>()
-                .is_none()
-                .then(|| request.uri().path().chars().take(256).collect()),
-            model,
-            key_presented_as: None,
-            outcome: "allowed",
-            reason: None,
-            status: 0,
-            latency_us: 0,
-        }
-    }
-
-    fn presented(&mut self, presentation: Presentation) {
-        self.key_presented_as = Some(presentation.name());
-    }
-
-    /// Records `denial` in this line and in the metrics; gives it back for its error code.
-    fn deny(&mut self, denial: Denial, metrics: &Metrics) -> Denial {
-        denial.count(metrics);
-        self.outcome = "refused";
-        self.reason = Some(denial.reason());
-        denial
-    }
-
-    fn finish(&mut self, status: StatusCode, latency: Duration) {
-        self.status = status.as_u16();
-        self.latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-}
-
-fn serialize_method<S: serde::Serializer>(method: &Method, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(method.as_str())
-}
-
-fn serialize_route<S: serde::Serializer>(
-    route: &Option<MatchedPath>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(route.as_ref().map_or("unmatched", MatchedPath::as_str))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Shared;
-use crate::error::{CommandError, CommandResult};
+use crate::error::{Code, CommandError, CommandResult, internal};
 
 /// Long enough for a cold model on a busy laptop, short enough that a hung server is reported.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,8 +29,12 @@ pub async fn request(
     key_id: Option<&str>,
     body: &[u8],
 ) -> CommandResult<HttpResponse> {
-    let url = state.supervisor.status().url.ok_or_else(|| CommandError {
-        message: "the server is not running; start it on the Dashboard".into(),
+    let url = state.supervisor.status().url.ok_or_else(|| {
+        CommandError::new(
+            Code::ServerNotRunning,
+            "the server is not running",
+            "start it on the Dashboard",
+        )
     })?;
     let prober = Prober::new(Endpoint::parse(&url)?, local_identity(&state.paths), TIMEOUT);
     let key = match key_id {
@@ -47,23 +51,32 @@ pub async fn request(
         .request_verified(method, path, &headers, body)
         .await
         .map_err(|error| match error {
-            gatehouse_core::probe::ProbeError::Handshake { .. } => CommandError {
-                message: format!(
-                    "{error}; the panel sends your key only to a server whose certificate verifies against the local CA, or against the CA a certificate was imported with: if you imported the server's certificate, import it again with its CA on the Certificates page"
+            gatehouse_core::probe::ProbeError::Handshake { .. } => CommandError::new(
+                Code::ServerNotVerified,
+                format!(
+                    "{error}; the panel sends your key only to a server whose certificate verifies against the local CA, or against the CA a certificate was imported with"
                 ),
-            },
+                "if you imported the server's certificate, import it again with its CA on the Certificates page",
+            ),
             other => other.into(),
         })?;
     if response.status >= 400 {
-        let said = serde_json::from_slice::<serde_json::Value>(&response.body)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| response.text());
+        // The server's own code travels on, so the page can tell a wrong key from a wrong shape.
+        let answer = serde_json::from_slice::<serde_json::Value>(&response.body).ok();
+        let field = |name: &str| {
+            answer
+                .as_ref()
+                .and_then(|v| v.get(name)?.as_str().map(str::to_string))
+        };
+        let (message, fix) =
+            gatehouse_core::explain::split(&field("error").unwrap_or_else(|| response.text()));
         return Err(CommandError {
+            code: field("code").unwrap_or_else(|| Code::ServerRefused.as_str().into()),
             message: format!(
-                "the server answered {} to {method} {path}: {said}",
+                "the server answered {} to {method} {path}: {message}",
                 response.status
             ),
+            fix,
         });
     }
     Ok(response)
@@ -83,7 +96,7 @@ pub struct ModelRow {
 #[tauri::command]
 pub async fn models_index(state: Shared<'_>, key_id: String) -> CommandResult<Vec<ModelRow>> {
     let response = request(&state, "POST", "/v2/repository/index", Some(&key_id), b"{}").await?;
-    Ok(serde_json::from_slice(&response.body)?)
+    serde_json::from_slice(&response.body).map_err(|e| internal("reading the server's answer", e))
 }
 
 #[derive(Serialize, ts_rs::TS)]
@@ -116,12 +129,13 @@ pub async fn model_try(
         "inputs": [{"name": "bytes", "shape": [1, 2 * FEATURE_BYTES], "datatype": "INT32",
                     "data": magika_features(&head, &tail)}],
     });
-    let body = serde_json::to_vec(&body)?;
+    let body = serde_json::to_vec(&body).map_err(|e| internal("writing the request", e))?;
     let path = format!("/v2/models/{TRY_MODEL}/infer");
     let started = Instant::now();
     let response = request(&state, "POST", &path, Some(&key_id), &body).await?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let answer: serde_json::Value = serde_json::from_slice(&response.body)?;
+    let answer: serde_json::Value =
+        serde_json::from_slice(&response.body).map_err(|e| internal("reading the server's answer", e))?;
     let scores: Vec<f64> = answer["outputs"][0]["data"]
         .as_array()
         .map(|data| data.iter().filter_map(serde_json::Value::as_f64).collect())
@@ -134,7 +148,8 @@ pub async fn model_try(
         &[],
     )
     .await?;
-    let labels: Vec<String> = serde_json::from_slice::<serde_json::Value>(&metadata.body)?["labels"]
+    let labels: Vec<String> = serde_json::from_slice::<serde_json::Value>(&metadata.body)
+        .map_err(|e| internal("reading the model's metadata", e))?["labels"]
         .as_array()
         .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
@@ -146,15 +161,20 @@ pub async fn model_try(
         .join("try-it")
         .join(format!("{TRY_MODEL}-request.json"));
     if let Some(dir) = request_file.parent() {
-        fsutil::ensure_private_dir(dir).map_err(|e| CommandError {
-            message: format!("cannot create {}: {e}", dir.display()),
+        fsutil::ensure_private_dir(dir).map_err(|e| {
+            CommandError::new(
+                Code::WriteFailed,
+                format!("cannot create {}: {e}", dir.display()),
+                "check that your data directory is writable",
+            )
         })?;
     }
-    fsutil::write_atomic(&request_file, &body).map_err(|e| CommandError {
-        message: format!(
-            "cannot save the request to {}: {e}; check free disk space",
-            request_file.display()
-        ),
+    fsutil::write_atomic(&request_file, &body).map_err(|e| {
+        CommandError::new(
+            Code::WriteFailed,
+            format!("cannot save the request to {}: {e}", request_file.display()),
+            "check free disk space",
+        )
     })?;
     let url = state.supervisor.status().url.unwrap_or_default();
     let ca = CertFiles::new(state.paths.certs_dir()).ca();

@@ -6,7 +6,7 @@ use gatehouse_core::supervisor::{LogLine, Sample, Status};
 use serde::Serialize;
 
 use super::Shared;
-use crate::error::{CommandError, CommandResult};
+use crate::error::{Code, CommandError, CommandResult, internal};
 
 #[tauri::command]
 pub fn status(state: Shared<'_>) -> Status {
@@ -50,14 +50,22 @@ pub struct FixOutcome {
 /// Applies the fix the latest checklist offers for item `id`, restarting the server when the
 /// change needs it (the supervisor would notice the settings file too, within a second).
 #[tauri::command]
-pub async fn apply_fix(app: tauri::AppHandle, state: Shared<'_>, id: String) -> CommandResult<FixOutcome> {
+pub async fn apply_fix(
+    app: tauri::AppHandle,
+    state: Shared<'_>,
+    id: checklist::ItemId,
+) -> CommandResult<FixOutcome> {
     let fix = state
         .last_report
         .lock()
         .ok()
-        .and_then(|report| report.as_ref()?.item(&id)?.fix.clone())
-        .ok_or_else(|| CommandError {
-            message: format!("the checklist offers no fix for `{id}`; run the checklist again"),
+        .and_then(|report| report.as_ref()?.item(id)?.fix.clone())
+        .ok_or_else(|| {
+            CommandError::new(
+                Code::NoFix,
+                format!("the checklist offers no fix for `{id}`"),
+                "run the checklist again",
+            )
         })?;
     let applied = checklist::apply(&fix, &state.paths)?;
     if applied.restart_needed {
@@ -89,12 +97,17 @@ pub async fn security_events(state: Shared<'_>) -> CommandResult<Vec<gatehouse_c
         gatehouse_core::events::catch_up(&paths, time::OffsetDateTime::now_utc())?;
         gatehouse_core::events::recent(&paths, 200)
     })
-    .await?;
-    read.map_err(|e| CommandError {
-        message: format!(
-            "the security events could not be read: {e}; fix: check that {} is readable and writable",
-            state.paths.config_dir.display()
-        ),
+    .await
+    .map_err(|e| internal("reading in the background", e))?;
+    read.map_err(|e| {
+        CommandError::new(
+            Code::EventsUnreadable,
+            format!("the security events could not be read: {e}"),
+            format!(
+                "check that {} is readable and writable",
+                state.paths.config_dir.display()
+            ),
+        )
     })
 }
 
@@ -130,11 +143,13 @@ pub async fn audit_view(state: Shared<'_>) -> CommandResult<AuditView> {
             .collect();
         Ok(AuditView { lines, verdict })
     })
-    .await?;
-    read.map_err(|e| CommandError {
-        message: format!(
-            "the audit log could not be read: {e}; fix: check that {} is readable",
-            state.paths.audit_log().display()
-        ),
+    .await
+    .map_err(|e| internal("reading in the background", e))?;
+    read.map_err(|e| {
+        CommandError::new(
+            Code::AuditUnreadable,
+            format!("the audit log could not be read: {e}"),
+            format!("check that {} is readable", state.paths.audit_log().display()),
+        )
     })
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tauri_plugin_autostart::ManagerExt;
 
 use super::Shared;
-use crate::error::{CommandError, CommandResult};
+use crate::error::{Code, CommandError, CommandResult, internal};
 
 /// What `settings.toml` says (the environment of `gatehouse serve` may still override it).
 #[tauri::command]
@@ -55,9 +55,13 @@ pub fn expose_stop(state: Shared<'_>) -> CommandResult<Settings> {
 pub fn expose(state: &crate::AppState, window: &str) -> CommandResult<Settings> {
     use gatehouse_core::exposure;
     let window = exposure::parse_window(window)?;
-    let host = gatehouse_core::net::network_address().ok_or(
-        "this computer has no network address (no interface with a route is up), so there is nothing to open it to",
-    )?;
+    let host = gatehouse_core::net::network_address().ok_or_else(|| {
+        CommandError::new(
+            Code::NoNetworkAddress,
+            "this computer has no network address (no interface with a route is up), so there is nothing to open it to",
+            "connect to a network, then open it again",
+        )
+    })?;
     let audit = AuditLog::new(state.paths.audit_log());
     let now = time::OffsetDateTime::now_utc();
     let (changed, _) = exposure::start(
@@ -142,30 +146,35 @@ pub fn wizard_get(state: Shared<'_>) -> WizardProgress {
 #[tauri::command]
 pub fn wizard_set(state: Shared<'_>, progress: WizardProgress) -> CommandResult<()> {
     let path = panel_file(&state);
-    let text = serde_json::to_vec_pretty(&PanelFile { wizard: progress })?;
-    fsutil::write_atomic(&path, &text).map_err(|error| CommandError {
-        message: format!(
-            "cannot save the wizard's progress to {}: {error}; check free disk space",
-            path.display()
-        ),
+    let text = serde_json::to_vec_pretty(&PanelFile { wizard: progress })
+        .map_err(|e| internal("writing the wizard's progress", e))?;
+    fsutil::write_atomic(&path, &text).map_err(|error| {
+        CommandError::new(
+            Code::WriteFailed,
+            format!("cannot save the wizard's progress to {}: {error}", path.display()),
+            "check free disk space",
+        )
     })
 }
 
 #[tauri::command]
 pub fn autostart_get(app: tauri::AppHandle) -> CommandResult<bool> {
-    Ok(app.autolaunch().is_enabled()?)
+    app.autolaunch().is_enabled().map_err(autostart)
+}
+
+fn autostart(error: tauri_plugin_autostart::Error) -> CommandError {
+    CommandError::new(
+        Code::Autostart,
+        format!("the login item could not be read or changed: {error}"),
+        "check that ~/.config/autostart is yours and writable",
+    )
 }
 
 /// Starts Gatehouse when the user logs in (an XDG autostart entry on Linux).
 #[tauri::command]
 pub fn autostart_set(app: tauri::AppHandle, on: bool) -> CommandResult<()> {
     let launcher = app.autolaunch();
-    if on {
-        launcher.enable()?
-    } else {
-        launcher.disable()?
-    }
-    Ok(())
+    if on { launcher.enable() } else { launcher.disable() }.map_err(autostart)
 }
 
 /// The inference servers already running on this computer, for the wizard's "Which server?".
@@ -183,8 +192,8 @@ pub fn guard_presets() -> Vec<gatehouse_core::detect::PresetChoice> {
 
 /// The running server's public `/info`: TLS, the custom-Python switch and the sandbox layers.
 #[tauri::command]
-pub async fn server_info(state: Shared<'_>) -> CommandResult<serde_json::Value> {
+pub async fn server_info(state: Shared<'_>) -> CommandResult<gatehouse_core::wire::ServerInfo> {
     let response =
         super::models::request(&state, "GET", gatehouse_core::wire::routes::INFO, None, &[]).await?;
-    Ok(serde_json::from_slice(&response.body)?)
+    serde_json::from_slice(&response.body).map_err(|e| internal("reading the server's /info", e))
 }

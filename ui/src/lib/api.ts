@@ -21,6 +21,7 @@ import type {
   Report,
   Sample,
   SecurityEvent,
+  ServerInfo,
   SettingChange,
   Settings,
   Status,
@@ -59,7 +60,7 @@ export interface Backend {
   saveWizard(progress: WizardProgress): Promise<void>;
   autostart(): Promise<boolean>;
   setAutostart(on: boolean): Promise<void>;
-  serverInfo(): Promise<Record<string, unknown>>;
+  serverInfo(): Promise<ServerInfo>;
   detectServers(): Promise<Detected[]>;
   guardPresets(): Promise<PresetChoice[]>;
   exposeFor(window: string): Promise<Settings>;
@@ -78,10 +79,13 @@ export interface Handlers {
   securityEvent: (event: SecurityEvent) => void;
 }
 
-/** The text of an error thrown by a command, whatever its shape. */
+/** The text of an error thrown by a command, whatever its shape: what went wrong, then the fix. */
 export function errorText(error: unknown): string {
   if (typeof error === "string") return error;
-  if (error && typeof error === "object" && "message" in error) return String((error as { message: unknown }).message);
+  if (error && typeof error === "object" && "message" in error) {
+    const { message, fix } = error as { message: unknown; fix?: unknown };
+    return typeof fix === "string" && fix ? `${String(message)}. Fix: ${fix}` : String(message);
+  }
   return "The request failed without saying why.";
 }
 

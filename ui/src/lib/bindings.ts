@@ -54,11 +54,9 @@ observed: string, at: string, };
 
 export type Fix = { "action": "set_setting", key: string, value: string, } | { "action": "create_key", name: string, scopes: Array<Scope>, expires: string, } | { "action": "enable_tls" } | { "action": "renew_certificates" } | { "action": "restrict_file_modes", paths: Array<string>, };
 
-export type Item = { 
-/**
- * Stable across releases: the app, `--fix` and scripts refer to items by it.
- */
-id: string, title: string, 
+export type ItemId = "server.reachable" | "network.exposure" | "network.host_check" | "guard.upstream_loopback" | "guard.admin_routes" | "guard.custom_python" | "guard.guide" | "auth.required" | "grpc.perimeter" | "public.no_secrets" | "transport.tls" | "transport.certificate" | "transport.versions" | "transport.plaintext" | "transport.mtls" | "workflows.custom_python" | "workflows.sandbox" | "auth.key_in_url" | "cors.policy" | "metrics.protected" | "keys.exist" | "keys.expiry" | "keys.age" | "keys.separation" | "keys.storage" | "files.permissions" | "audit.enabled";
+
+export type Item = { id: ItemId, title: string, 
 /**
  * Why it matters, in plain words.
  */
@@ -76,17 +74,15 @@ summary: string, evidence: Array<Evidence>,
  */
 fix?: Fix, };
 
+export type ReportKind = "gatehouse" | "external";
+
 export type Summary = { pass: number, warn: number, fail: number, unknown: number, };
 
 export type Report = { 
 /**
  * The URL that was probed.
  */
-target: string, 
-/**
- * `gatehouse` when the local configuration was checked too, `external` otherwise.
- */
-kind: string, started: string, duration_ms: number, summary: Summary, items: Array<Item>, };
+target: string, kind: ReportKind, started: string, duration_ms: number, summary: Summary, items: Array<Item>, };
 
 export type Scope = "infer" | "workflows" | "metrics" | "admin";
 
@@ -410,7 +406,68 @@ launch: string,
  */
 launches: string | null, };
 
-export type CommandError = { message: string, };
+export type ServerInfo = { name: string, version: string, onnxruntime: string, 
+/**
+ * The address the server listens on.
+ */
+address: string, 
+/**
+ * True when only this computer can connect.
+ */
+loopback_only: boolean, tls: boolean, mtls: boolean, 
+/**
+ * Whether protected endpoints need an API key. Told to clients on this computer only, like
+ * the fields below: beyond it they would tell an attacker where to start.
+ */
+auth?: boolean, 
+/**
+ * Whether workflows may run `python` steps.
+ */
+custom_python?: boolean, 
+/**
+ * With custom Python on: the sandbox layers in force and the ones this system lacks.
+ */
+python_sandbox?: PythonSandbox, 
+/**
+ * Valid keys sent in a URL (`?api_key=`) in the last 24 hours, most recent first.
+ */
+keys_in_url?: Array<KeyInUrl>, models_ready: number, 
+/**
+ * Where the Open Inference Protocol's gRPC service listens, when it is on.
+ */
+grpc_address?: string, 
+/**
+ * In guard mode: what Gatehouse stands in front of.
+ */
+guarding?: Guarding, };
+
+export type Guarding = { 
+/**
+ * The route table in force (`ollama`, `openai`, `oip`, `tfserving`, `generic`).
+ */
+preset: string, 
+/**
+ * Its loopback address; told to clients on this computer only.
+ */
+upstream?: string, 
+/**
+ * starting, ready, restarting, crash-looping, failed, or external (not launched by Gatehouse).
+ */
+state: string, 
+/**
+ * Whether Gatehouse launched it and restarts it.
+ */
+launched: boolean, };
+
+export type PythonSandbox = { layers: Array<string>, missing: Array<string>, 
+/**
+ * Python steps run although a layer is missing (`workflows.allow_weaker_sandbox`).
+ */
+weaker_accepted: boolean, };
+
+export type KeyInUrl = { key_id: string, address: string, last_seen: string, count: number, };
+
+export type CommandError = { code: string, message: string, fix: string | null, };
 
 export type FixOutcome = { message: string, 
 /**

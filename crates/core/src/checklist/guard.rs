@@ -11,7 +11,7 @@ use super::items::{
     authentication, configuration_items, cors, evidence, exposure, host_check, item, metrics_protected,
     observed, other_addresses, public_endpoints,
 };
-use super::{Evidence, Item, Status};
+use super::{Evidence, Item, ItemId, Status};
 use crate::Settings;
 use crate::guard::{Access, RouteTable};
 use crate::keys::Scope;
@@ -73,12 +73,12 @@ pub(super) async fn items(
 /// The guide's controls, each judged by the items that prove it: the worst of their statuses, in
 /// the report's own order (a fail fails the control).
 pub(super) fn judge_guide(guide: &crate::guard::Guide, items: &[Item]) -> Item {
-    const ID: &str = "guard.guide";
+    const ID: ItemId = ItemId::GuardGuide;
     let mut worst = Status::Pass;
     let mut failing = Vec::new();
     let mut found = Vec::new();
     for control in guide.controls {
-        let statuses: Vec<(&str, Status)> = control
+        let statuses: Vec<(ItemId, Status)> = control
             .items
             .iter()
             .map(|id| {
@@ -158,7 +158,7 @@ async fn around_the_guard(prober: &Prober, upstream: Option<std::net::SocketAddr
 }
 
 pub(super) fn judge_around(seen: &AroundTheGuard) -> Item {
-    const ID: &str = "guard.upstream_loopback";
+    const ID: ItemId = ItemId::GuardUpstreamLoopback;
     let Some(upstream) = seen.upstream else {
         return item(
             ID,
@@ -291,7 +291,7 @@ async fn admin_routes(prober: &Prober, preset: &str, settings: &Settings) -> Ite
 }
 
 pub(super) fn judge_admin(seen: &AdminRoutes) -> Item {
-    const ID: &str = "guard.admin_routes";
+    const ID: ItemId = ItemId::GuardAdminRoutes;
     let Some(((method, path), access)) = &seen.probe else {
         return item(
             ID,
@@ -385,7 +385,7 @@ async fn custom_python(
 }
 
 pub(super) fn judge_custom_python(seen: &CustomPythonGate) -> Item {
-    const ID: &str = "guard.custom_python";
+    const ID: ItemId = ItemId::GuardCustomPython;
     let servers = &seen.servers;
     let found = vec![
         evidence("workflows.allow_custom_python", seen.allowed.to_string()),
@@ -548,13 +548,13 @@ mod tests {
     fn the_guide_follows_the_items_that_prove_each_control() {
         let guide = crate::guard::preset("roboflow").unwrap().guide.as_ref().unwrap();
         let ids = [
-            "network.exposure",
-            "guard.upstream_loopback",
-            "auth.required",
-            "transport.tls",
-            "guard.custom_python",
+            ItemId::NetworkExposure,
+            ItemId::GuardUpstreamLoopback,
+            ItemId::AuthRequired,
+            ItemId::TransportTls,
+            ItemId::GuardCustomPython,
         ];
-        let with = |failing: Option<&str>| -> Vec<Item> {
+        let with = |failing: Option<ItemId>| -> Vec<Item> {
             ids.iter()
                 .map(|id| {
                     let status = if Some(*id) == failing {
@@ -562,14 +562,14 @@ mod tests {
                     } else {
                         Status::Pass
                     };
-                    item(id, status, "", Vec::new(), None)
+                    item(*id, status, "", Vec::new(), None)
                 })
                 .collect()
         };
         let all = judge_guide(guide, &with(None));
         assert_eq!(all.status, Status::Pass, "{}", all.summary);
         assert_eq!(all.evidence.len(), 4);
-        let python = judge_guide(guide, &with(Some("guard.custom_python")));
+        let python = judge_guide(guide, &with(Some(ItemId::GuardCustomPython)));
         assert_eq!(python.status, Status::Fail);
         assert!(
             python.summary.contains("4. Disable custom Python"),

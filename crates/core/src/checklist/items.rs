@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
-use super::{Evidence, Fix, Item, Options, Status, describe};
+use super::{Evidence, Fix, Item, ItemId, Options, Status, describe};
 use crate::Settings;
 use crate::certs::CertFiles;
 use crate::keys::{KeyFile, KeyState, Scope, Storage};
@@ -35,189 +35,18 @@ pub const ROTATION_DAYS: i64 = 90;
 /// A certificate that expires within this many days is flagged.
 pub const CERTIFICATE_WARN_DAYS: i64 = 30;
 
-/// Id, title, why, standards: the text of every item, in the order the checklist shows them.
-const CATALOG: &[(&str, &str, &str, &[&str])] = &[
-    (
-        "server.reachable",
-        "The server answers",
-        "Every other check probes the running server; without an answer they cannot prove anything.",
-        &["NIST CSF DE.CM-1"],
-    ),
-    (
-        "network.exposure",
-        "Reachable only where intended",
-        "A server bound to every interface can be reached by any device on the same network, café Wi-Fi included. Loopback-only binding is the first perimeter.",
-        &["OWASP API8:2023", "NIST SP 800-207 (tenet 2)", "NIST CSF PR.AC-5"],
-    ),
-    (
-        "network.host_check",
-        "Only requests addressed to this server are answered",
-        "A web page you open can point its own domain name at 127.0.0.1 (DNS rebinding) and then read whatever the server answers; refusing every Host that is not the server's own name stops it, key or no key.",
-        &["OWASP API8:2023", "NIST CSF PR.AC-5"],
-    ),
-    (
-        "guard.upstream_loopback",
-        "The guarded server is reached only through Gatehouse",
-        "A guarded server that also listens beyond loopback can be called around Gatehouse, without a key, TLS or the audit log: the proxy then protects nothing.",
-        &["OWASP API8:2023", "NIST SP 800-207 (tenet 2)", "NIST CSF PR.AC-5"],
-    ),
-    (
-        "guard.admin_routes",
-        "Routes that change the guarded server need an admin key",
-        "Pulling, pushing, creating or unloading models changes the server and can reach the internet; an inference key that leaks must not reach them.",
-        &["OWASP API5:2023", "NIST CSF PR.AC-4"],
-    ),
-    (
-        "guard.custom_python",
-        "Workflows cannot bring code to the guarded server",
-        "A workflow with a custom Python block runs that code inside the server's own process: anyone who can submit one runs code on this computer. Roboflow's guide says to turn it off; Gatehouse turns it off and refuses such workflows at the gate as well.",
-        &["OWASP API8:2023", "OWASP NHI Top 10 (NHI5)", "NIST CSF PR.PS-1"],
-    ),
-    (
-        "guard.guide",
-        "The guarded server's own security guide is applied",
-        "The guarded server's makers publish the controls a self-hosted server needs and leave applying them to each reader; Gatehouse applies them in front of it and proves each one with the items it names.",
-        &["NIST CSF GV.PO-1", "NIST CSF PR.PS-1"],
-    ),
-    (
-        "auth.required",
-        "Protected endpoints demand a valid key",
-        "Without authentication anyone who can reach the port can run models, read metadata and exhaust the machine.",
-        &["OWASP API2:2023", "NIST SP 800-207 (tenet 6)", "NIST CSF PR.AC-1"],
-    ),
-    (
-        "grpc.perimeter",
-        "The gRPC port is behind the same perimeter",
-        "A second port is a second way in: if it answered without a key, in plain text or on more addresses than the HTTP port, every control on the HTTP port could be walked around.",
-        &["OWASP API8:2023", "OWASP API2:2023", "NIST CSF PR.AC-5"],
-    ),
-    (
-        "public.no_secrets",
-        "Public endpoints leak nothing secret",
-        "Health and info endpoints answer anyone; they must not carry keys, private keys or tokens.",
-        &["OWASP API3:2023", "NIST CSF PR.DS-5"],
-    ),
-    (
-        "transport.tls",
-        "Traffic is encrypted when it leaves this computer",
-        "Without TLS, keys and data cross the network in plain text for anyone on it to read.",
-        &["OWASP API8:2023", "NIST SP 800-207 (tenet 2)", "NIST CSF PR.DS-2"],
-    ),
-    (
-        "transport.certificate",
-        "The certificate is trusted and current",
-        "Clients must be able to verify the server; an expired or untrusted certificate teaches people to click through warnings.",
-        &["OWASP API8:2023", "NIST CSF PR.DS-2"],
-    ),
-    (
-        "transport.versions",
-        "Only TLS 1.2 and 1.3 are accepted",
-        "TLS 1.0 and 1.1 have known weaknesses and were deprecated by RFC 8996.",
-        &["OWASP API8:2023", "NIST SP 800-52r2"],
-    ),
-    (
-        "transport.plaintext",
-        "Plain HTTP is refused on the TLS port",
-        "A port that also answers plain HTTP invites clients to send keys unencrypted.",
-        &["OWASP API8:2023", "NIST CSF PR.DS-2"],
-    ),
-    (
-        "transport.mtls",
-        "Client certificates where the network is shared",
-        "Mutual TLS turns away devices without a certificate before they can even try a key.",
-        &["NIST SP 800-207 (tenet 6)", "NIST CSF PR.AC-7"],
-    ),
-    (
-        "workflows.custom_python",
-        "Custom Python in workflows is off",
-        "Anyone who can submit a workflow with a python step could run code on this computer. Roboflow Inference's guide for self-hosted servers advises turning its switch off too, although its default is on.",
-        &["OWASP API8:2023", "OWASP API5:2023", "NIST CSF PR.PT-3"],
-    ),
-    (
-        "workflows.sandbox",
-        "Python steps run in the whole sandbox",
-        "With a layer of the sandbox missing, a python step can reach more of this computer: without namespaces UDP, local sockets and the session bus (and through it the keychain), without Landlock the files, without seccomp sockets and signals.",
-        &["OWASP API8:2023", "NIST CSF PR.PT-3"],
-    ),
-    (
-        "auth.key_in_url",
-        "No key was sent in a URL",
-        "A key in a URL (`?api_key=`) lands in shell history, proxy and server logs and browser history, where anyone who reads them finds it.",
-        &["OWASP ASVS 5.0 V14.2.1", "OWASP API2:2023"],
-    ),
-    (
-        "cors.policy",
-        "Browsers on other sites cannot call the server",
-        "A wildcard or reflected CORS policy lets any web page you open talk to your local server.",
-        &["OWASP API8:2023"],
-    ),
-    (
-        "metrics.protected",
-        "Metrics and docs are not open to the network",
-        "Metrics and API docs map the attack surface; beyond this computer they need a key.",
-        &["OWASP API9:2023", "OWASP API8:2023"],
-    ),
-    (
-        "keys.exist",
-        "There is a key to use",
-        "With authentication on and no active key, every request is refused; people then turn authentication off.",
-        &["OWASP API2:2023", "NIST CSF PR.AC-1"],
-    ),
-    (
-        "keys.expiry",
-        "Every key expires",
-        "A key that never expires stays valid long after the laptop, script or colleague that had it is gone.",
-        &["OWASP API2:2023", "NIST CSF PR.AC-1"],
-    ),
-    (
-        "keys.age",
-        "No key is older than the rotation age",
-        "Old keys have had the most chances to leak; rotate them every 90 days.",
-        &["OWASP API2:2023", "NIST CSF PR.AC-1"],
-    ),
-    (
-        "keys.separation",
-        "Admin and inference keys are separate",
-        "A key that can both run models and administer the server turns any leaked client key into full control.",
-        &["OWASP API5:2023", "NIST CSF PR.AC-4"],
-    ),
-    (
-        "keys.storage",
-        "Key secrets live only in the keychain",
-        "keys.toml must hold hashes, never key text; the text lives in the OS keychain or nowhere.",
-        &["OWASP API2:2023", "NIST CSF PR.DS-1"],
-    ),
-    (
-        "files.permissions",
-        "Private files are readable by you alone",
-        "Settings, keys and certificate keys readable by other users let them take over the server.",
-        &["NIST CSF PR.AC-4", "NIST CSF PR.DS-1"],
-    ),
-    (
-        "audit.enabled",
-        "Requests and key changes are audited",
-        "Without an audit log nobody can tell afterwards who used which key, from where.",
-        &["NIST SP 800-207 (tenet 7)", "NIST CSF PR.PT-1"],
-    ),
-];
-
 pub(super) fn item(
-    id: &str,
+    id: ItemId,
     status: Status,
     summary: impl Into<String>,
     evidence: Vec<Evidence>,
     fix: Option<Fix>,
 ) -> Item {
-    let (title, why, standards) = CATALOG
-        .iter()
-        .find(|(known, ..)| *known == id)
-        .map(|(_, title, why, standards)| (*title, *why, *standards))
-        .unwrap_or((id, "", &[]));
     Item {
-        id: id.to_string(),
-        title: title.to_string(),
-        why: why.to_string(),
-        standards: standards.iter().map(|s| s.to_string()).collect(),
+        id,
+        title: id.title().to_string(),
+        why: id.why().to_string(),
+        standards: id.standards().iter().map(|s| s.to_string()).collect(),
         status,
         summary: summary.into(),
         evidence,
@@ -245,7 +74,7 @@ pub fn unreachable(url: &str, error: &ProbeError) -> Item {
     if text.contains("CertificateRequired") {
         // Mutual TLS doing its job: the probes have no client certificate to show.
         return item(
-            "server.reachable",
+            ItemId::ServerReachable,
             Status::Unknown,
             "the server demands a client certificate and certs/clients has none; issue one with `gatehouse certs issue-client NAME`",
             vec![evidence(format!("GET {url}/"), text)],
@@ -253,7 +82,7 @@ pub fn unreachable(url: &str, error: &ProbeError) -> Item {
         );
     }
     item(
-        "server.reachable",
+        ItemId::ServerReachable,
         Status::Fail,
         format!("no answer from {url}"),
         vec![evidence(format!("GET {url}/"), text)],
@@ -384,18 +213,6 @@ mod tests {
             crate::keys::format::parse(&wrong_key()),
             Ok(crate::events::CHECKLIST_PROBE_KEY_ID)
         );
-    }
-
-    #[test]
-    fn every_item_has_its_text() {
-        for (id, title, why, standards) in CATALOG {
-            assert!(
-                !title.is_empty() && !why.is_empty() && !standards.is_empty(),
-                "{id}"
-            );
-        }
-        let ids: std::collections::HashSet<_> = CATALOG.iter().map(|(id, ..)| id).collect();
-        assert_eq!(ids.len(), CATALOG.len(), "ids are unique");
     }
 
     #[test]

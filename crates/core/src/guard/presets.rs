@@ -2,6 +2,7 @@
 //! health route, and its own security guide. Data only; `super` reads it.
 
 use super::{Access, Control, CustomPython, Guide, Preset, Rule};
+use crate::checklist::ItemId;
 use crate::keys::Scope;
 
 const fn rule(methods: &'static [&'static str], pattern: &'static str, access: Access) -> Rule {
@@ -218,22 +219,22 @@ pub const PRESETS: &[Preset] = &[
             controls: &[
                 Control {
                     control: "1. Restrict network access",
-                    items: &["network.exposure", "guard.upstream_loopback"],
+                    items: &[ItemId::NetworkExposure, ItemId::GuardUpstreamLoopback],
                     how: "Roboflow Inference listens on loopback only (HOST=127.0.0.1); Gatehouse is the one way in",
                 },
                 Control {
                     control: "2. Enforce authentication",
-                    items: &["auth.required"],
+                    items: &[ItemId::AuthRequired],
                     how: "Gatehouse's keys with scopes in front of every inference and Workflow route; Roboflow's own api_key passes through for fetching models",
                 },
                 Control {
                     control: "3. Enable TLS when the network requires it",
-                    items: &["transport.tls"],
+                    items: &[ItemId::TransportTls],
                     how: "Gatehouse terminates TLS with the local CA or an imported certificate",
                 },
                 Control {
                     control: "4. Disable custom Python execution in Workflows",
-                    items: &["guard.custom_python"],
+                    items: &[ItemId::GuardCustomPython],
                     how: "ALLOW_CUSTOM_PYTHON_EXECUTION_IN_WORKFLOWS follows the switch, and workflows carrying code are refused at the gate while it is off",
                 },
             ],
@@ -285,7 +286,7 @@ pub const PRESETS: &[Preset] = &[
             controls: &[
                 Control {
                     control: "server.api.auth_string (Basic authentication)",
-                    items: &["auth.required"],
+                    items: &[ItemId::AuthRequired],
                     how: "Gatehouse's keys instead: Bearer, X-API-Key, or the password of PREFECT_API_AUTH_STRING (user:KEY); Prefect itself needs no auth string",
                 },
                 Control {
@@ -295,7 +296,7 @@ pub const PRESETS: &[Preset] = &[
                 },
                 Control {
                     control: "server.api.cors_allowed_origins",
-                    items: &["cors.policy"],
+                    items: &[ItemId::CorsPolicy],
                     how: "Gatehouse's cors.allowed_origins; Prefect's own list is left empty",
                 },
                 Control {
@@ -305,7 +306,7 @@ pub const PRESETS: &[Preset] = &[
                 },
                 Control {
                     control: "TLS in front of the server",
-                    items: &["transport.tls", "guard.upstream_loopback"],
+                    items: &[ItemId::TransportTls, ItemId::GuardUpstreamLoopback],
                     how: "Gatehouse terminates TLS; Prefect listens on loopback only",
                 },
             ],

@@ -235,3 +235,93 @@ fn grpc_is_on_beside_the_http_port_and_may_not_share_it() {
     settings.set("server.port", "0").unwrap();
     settings.validate().unwrap();
 }
+
+#[test]
+fn every_setting_in_the_file_has_one_row_and_every_row_sets_its_field() {
+    let tree = toml::Table::try_from(Settings::default()).unwrap();
+    let mut fields = Vec::new();
+    for (section, table) in &tree {
+        for field in table.as_table().unwrap().keys() {
+            fields.push(format!("{section}.{field}"));
+        }
+    }
+    // Tables of their own, written in the file rather than set as one text value.
+    let untextual = ["guard.route_scopes", "guard.launch_env"];
+    for key in Settings::keys() {
+        assert_eq!(
+            Settings::keys().iter().filter(|k| **k == key).count(),
+            1,
+            "{key} twice"
+        );
+    }
+    let defaulted_to_none = [
+        "server.models",
+        "server.exposed_until",
+        "tls.cert",
+        "tls.key",
+        "tls.client_ca",
+        "inference.onnxruntime",
+        "guard.upstream",
+    ];
+    for field in &fields {
+        assert!(
+            Settings::keys().contains(&field.as_str()) || untextual.contains(&field.as_str()),
+            "{field} is in the settings file but not in the table"
+        );
+    }
+    for key in Settings::keys() {
+        assert!(
+            fields.iter().any(|f| f == key) || defaulted_to_none.contains(&key),
+            "{key} is in the table but not a field"
+        );
+    }
+}
+
+#[test]
+fn no_environment_variable_sets_two_settings() {
+    let mut seen = std::collections::HashSet::new();
+    for row in table::ROWS {
+        for name in row.environment {
+            assert!(seen.insert(*name), "{name} sets two settings");
+        }
+    }
+}
+
+#[test]
+fn each_range_refuses_just_outside_and_takes_its_ends() {
+    // The row's own check, apart from the rules that weigh it against other settings.
+    let problems = |row: &table::Row, value: i64| {
+        let mut settings = Settings::default();
+        settings.set(row.key, &value.to_string()).unwrap();
+        let tree = toml::Table::try_from(&settings).unwrap();
+        row.problems(&settings, &tree)
+    };
+    let mut ranges = 0;
+    for row in table::ROWS {
+        let table::Check::Range { low, high, .. } = row.check else {
+            continue;
+        };
+        ranges += 1;
+        assert!(problems(row, low).is_empty(), "{}: {low} refused", row.key);
+        if low > 0 {
+            let refused = problems(row, low - 1);
+            assert!(
+                refused.len() == 1 && refused[0].message.contains(&(low - 1).to_string()),
+                "{}: {} taken: {refused:?}",
+                row.key,
+                low - 1
+            );
+        }
+        if high < u32::MAX as i64 {
+            assert!(problems(row, high).is_empty(), "{}: {high} refused", row.key);
+            assert_eq!(
+                problems(row, high + 1).len(),
+                1,
+                "{}: {} taken",
+                row.key,
+                high + 1
+            );
+        }
+    }
+    assert_eq!(ranges, 20, "the ranges in the table");
+}

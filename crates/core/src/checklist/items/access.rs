@@ -31,28 +31,28 @@ pub(in crate::checklist) async fn authentication(prober: &Prober) -> Item {
         .is_ok_and(|r| r.status == 429 && r.error_code().as_deref() == Some("too_many_auth_failures"));
     match statuses {
         [Some(401), Some(401)] => item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Pass,
             "requests without a valid key get 401",
             found,
             None,
         ),
         [Some(401), Some(429)] if guarded => item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Pass,
             "requests without a valid key are refused (401; wrong keys get 429 from the guessing guard, which someone is setting off now)",
             found,
             None,
         ),
         [a, b] if [a, b].iter().any(|s| s.is_some_and(|s| (200..300).contains(&s))) => item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Fail,
             "protected endpoints answer without a valid key",
             found,
             fix,
         ),
         _ => item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Unknown,
             "the probes did not get a clear answer",
             found,
@@ -102,7 +102,7 @@ pub(in crate::checklist) async fn public_endpoints(prober: &Prober, paths: &[&st
     }
     if leaks.is_empty() {
         item(
-            "public.no_secrets",
+            ItemId::PublicNoSecrets,
             Status::Pass,
             "no key, private key or token in public answers",
             found,
@@ -110,7 +110,7 @@ pub(in crate::checklist) async fn public_endpoints(prober: &Prober, paths: &[&st
         )
     } else {
         item(
-            "public.no_secrets",
+            ItemId::PublicNoSecrets,
             Status::Fail,
             format!("secrets in {}", leaks.join(", ")),
             found,
@@ -151,7 +151,7 @@ pub(in crate::checklist) fn secret_in(text: &str) -> Option<&'static str> {
 pub(in crate::checklist) fn key_in_url(reported: Option<&[KeyInUrl]>) -> Item {
     let Some(keys) = reported else {
         return item(
-            "auth.key_in_url",
+            ItemId::AuthKeyInUrl,
             Status::Unknown,
             "the server tells which keys came in a URL only to clients on its own computer",
             vec![evidence("GET /info keys_in_url", "absent")],
@@ -160,7 +160,7 @@ pub(in crate::checklist) fn key_in_url(reported: Option<&[KeyInUrl]>) -> Item {
     };
     if keys.is_empty() {
         return item(
-            "auth.key_in_url",
+            ItemId::AuthKeyInUrl,
             Status::Pass,
             "no key came in a URL in the last 24 hours",
             vec![evidence("GET /info keys_in_url", "none")],
@@ -183,7 +183,7 @@ pub(in crate::checklist) fn key_in_url(reported: Option<&[KeyInUrl]>) -> Item {
         })
         .collect();
     item(
-        "auth.key_in_url",
+        ItemId::AuthKeyInUrl,
         Status::Warn,
         format!(
             "{} sent in a URL in the last 24 hours: send it in an `Authorization: Bearer` or \
@@ -219,7 +219,7 @@ pub(in crate::checklist) async fn cors(prober: &Prober) -> Item {
         Ok(response) => response,
         Err(error) => {
             return item(
-                "cors.policy",
+                ItemId::CorsPolicy,
                 Status::Unknown,
                 "the preflight got no answer",
                 vec![evidence("CORS preflight", describe(&error))],
@@ -251,7 +251,7 @@ pub(in crate::checklist) async fn cors(prober: &Prober) -> Item {
     let fix = set("cors.allowed_origins", "");
     if allow_origin == "*" {
         item(
-            "cors.policy",
+            ItemId::CorsPolicy,
             Status::Fail,
             "any website may call the server (wildcard origin)",
             found,
@@ -259,7 +259,7 @@ pub(in crate::checklist) async fn cors(prober: &Prober) -> Item {
         )
     } else if allow_origin == FOREIGN_ORIGIN {
         item(
-            "cors.policy",
+            ItemId::CorsPolicy,
             Status::Fail,
             "the server allows whatever origin asks",
             found,
@@ -267,7 +267,7 @@ pub(in crate::checklist) async fn cors(prober: &Prober) -> Item {
         )
     } else {
         item(
-            "cors.policy",
+            ItemId::CorsPolicy,
             Status::Pass,
             "a foreign origin is not allowed",
             found,
@@ -298,7 +298,7 @@ pub(in crate::checklist) async fn metrics_protected(
         .collect();
     if open.is_empty() {
         item(
-            "metrics.protected",
+            ItemId::MetricsProtected,
             Status::Pass,
             "metrics and docs need a key",
             found,
@@ -306,7 +306,7 @@ pub(in crate::checklist) async fn metrics_protected(
         )
     } else if loopback_only {
         item(
-            "metrics.protected",
+            ItemId::MetricsProtected,
             Status::Pass,
             format!("{} open, to this computer only", open.join(" and ")),
             found,
@@ -314,7 +314,7 @@ pub(in crate::checklist) async fn metrics_protected(
         )
     } else {
         item(
-            "metrics.protected",
+            ItemId::MetricsProtected,
             Status::Warn,
             format!("{} readable by anyone who can connect", open.join(" and ")),
             found,
@@ -358,7 +358,7 @@ pub(in crate::checklist) async fn open_endpoints(prober: &Prober) -> Item {
     }
     if !open.is_empty() {
         item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Fail,
             format!("answers without credentials: {}", open.join(", ")),
             found,
@@ -366,7 +366,7 @@ pub(in crate::checklist) async fn open_endpoints(prober: &Prober) -> Item {
         )
     } else if refused > 0 {
         item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Pass,
             "every known endpoint it serves demands credentials",
             found,
@@ -374,7 +374,7 @@ pub(in crate::checklist) async fn open_endpoints(prober: &Prober) -> Item {
         )
     } else {
         item(
-            "auth.required",
+            ItemId::AuthRequired,
             Status::Unknown,
             "none of the known endpoints answered; cannot tell",
             found,

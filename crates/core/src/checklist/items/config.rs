@@ -18,7 +18,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(error) => {
             return vec![item(
-                "keys.exist",
+                ItemId::KeysExist,
                 Status::Unknown,
                 "keys.toml cannot be read",
                 vec![evidence(source, error.to_string())],
@@ -30,7 +30,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         Ok(parsed) => parsed,
         Err(error) => {
             return vec![item(
-                "keys.exist",
+                ItemId::KeysExist,
                 Status::Fail,
                 "keys.toml is broken; the server keeps the last good set",
                 vec![evidence(source, error)],
@@ -57,7 +57,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
     );
     items.push(if !active.is_empty() {
         item(
-            "keys.exist",
+            ItemId::KeysExist,
             Status::Pass,
             format!("{} active key(s)", active.len()),
             vec![count],
@@ -65,7 +65,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         )
     } else if settings.auth.enabled {
         item(
-            "keys.exist",
+            ItemId::KeysExist,
             Status::Warn,
             "no active key: every protected request is refused",
             vec![count],
@@ -76,12 +76,18 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
             }),
         )
     } else {
-        item("keys.exist", Status::Warn, "no active key", vec![count], None)
+        item(
+            ItemId::KeysExist,
+            Status::Warn,
+            "no active key",
+            vec![count],
+            None,
+        )
     });
     let forever: Vec<_> = active.iter().filter(|k| k.expires.is_none()).collect();
     items.push(if forever.is_empty() {
         item(
-            "keys.expiry",
+            ItemId::KeysExpiry,
             Status::Pass,
             "every active key has an expiry",
             vec![evidence(&source, "all active keys have `expires`")],
@@ -89,7 +95,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         )
     } else {
         item(
-            "keys.expiry",
+            ItemId::KeysExpiry,
             Status::Warn,
             format!("{} key(s) never expire", forever.len()),
             vec![evidence(&source, format!("no expiry: {}", ids(&forever)))],
@@ -102,7 +108,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         .collect();
     items.push(if old.is_empty() {
         item(
-            "keys.age",
+            ItemId::KeysAge,
             Status::Pass,
             format!("no active key is older than {ROTATION_DAYS} days"),
             vec![evidence(&source, "creation dates checked")],
@@ -110,7 +116,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         )
     } else {
         item(
-            "keys.age",
+            ItemId::KeysAge,
             Status::Warn,
             format!(
                 "{} key(s) older than {ROTATION_DAYS} days; rotate them",
@@ -132,7 +138,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         .collect();
     items.push(if mixed.is_empty() {
         item(
-            "keys.separation",
+            ItemId::KeysSeparation,
             Status::Pass,
             "no key both administers and runs models",
             vec![evidence(&source, "scopes checked")],
@@ -140,7 +146,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         )
     } else {
         item(
-            "keys.separation",
+            ItemId::KeysSeparation,
             Status::Warn,
             format!("{} key(s) combine admin with inference", mixed.len()),
             vec![evidence(
@@ -158,7 +164,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
     let leaked = secret_in(&text) == Some("an API key");
     items.push(if leaked {
         item(
-            "keys.storage",
+            ItemId::KeysStorage,
             Status::Fail,
             "keys.toml contains key text",
             vec![evidence(&source, "a full API key appears in the file")],
@@ -166,7 +172,7 @@ pub(in crate::checklist) fn keys(paths: &Paths, settings: &Settings) -> Vec<Item
         )
     } else {
         item(
-            "keys.storage",
+            ItemId::KeysStorage,
             Status::Pass,
             "keys.toml holds hashes only",
             vec![evidence(
@@ -218,7 +224,7 @@ pub(in crate::checklist) fn file_permissions(paths: &Paths, settings: &Settings)
     }
     if loose.is_empty() {
         item(
-            "files.permissions",
+            ItemId::FilesPermissions,
             Status::Pass,
             format!("{} private file(s), all mode 0600 and yours", found.len()),
             found,
@@ -226,7 +232,7 @@ pub(in crate::checklist) fn file_permissions(paths: &Paths, settings: &Settings)
         )
     } else {
         item(
-            "files.permissions",
+            ItemId::FilesPermissions,
             Status::Fail,
             format!(
                 "readable by others: {}",
@@ -253,7 +259,7 @@ pub(in crate::checklist) fn audit(paths: &Paths, settings: &Settings) -> Item {
     if settings.audit.enabled {
         let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         item(
-            "audit.enabled",
+            ItemId::AuditEnabled,
             Status::Pass,
             "requests and key changes are written to the audit log",
             vec![evidence(
@@ -264,7 +270,7 @@ pub(in crate::checklist) fn audit(paths: &Paths, settings: &Settings) -> Item {
         )
     } else {
         item(
-            "audit.enabled",
+            ItemId::AuditEnabled,
             Status::Warn,
             "the audit log is off",
             vec![evidence("settings audit.enabled", "false")],

@@ -88,7 +88,7 @@ fn grpc_observed(result: &Result<GrpcAnswer, ProbeError>) -> String {
 
 /// The verdict on what was seen; pure, so each way the port can be weak is tested on its own.
 pub(in crate::checklist) fn judge_grpc(seen: GrpcSeen) -> Item {
-    let id = "grpc.perimeter";
+    let id = ItemId::GrpcPerimeter;
     let Some(address) = seen.address.clone() else {
         return item(
             id,

@@ -22,7 +22,7 @@ pub(in crate::checklist) async fn exposure(
     let fix = set("server.host", "127.0.0.1");
     if loopback_only && reachable.is_empty() {
         return item(
-            "network.exposure",
+            ItemId::NetworkExposure,
             Status::Pass,
             "only this computer can connect",
             found,
@@ -41,7 +41,7 @@ pub(in crate::checklist) async fn exposure(
             _ => "without authentication",
         };
         item(
-            "network.exposure",
+            ItemId::NetworkExposure,
             Status::Fail,
             format!("reachable {at} {missing}"),
             found,
@@ -49,7 +49,7 @@ pub(in crate::checklist) async fn exposure(
         )
     } else {
         item(
-            "network.exposure",
+            ItemId::NetworkExposure,
             Status::Warn,
             format!("reachable {at}; protected by TLS and keys"),
             found,
@@ -148,7 +148,7 @@ pub(in crate::checklist) async fn host_check(prober: &Prober) -> Item {
         .collect();
     if statuses.iter().all(|s| *s == Some(421)) {
         return item(
-            "network.host_check",
+            ItemId::NetworkHostCheck,
             Status::Pass,
             "requests to a name that is not the server's get 421",
             found,
@@ -162,7 +162,7 @@ pub(in crate::checklist) async fn host_check(prober: &Prober) -> Item {
         .collect();
     if answered.is_empty() {
         return item(
-            "network.host_check",
+            ItemId::NetworkHostCheck,
             Status::Unknown,
             "the probes did not get a clear answer",
             found,
@@ -170,7 +170,7 @@ pub(in crate::checklist) async fn host_check(prober: &Prober) -> Item {
         );
     }
     item(
-        "network.host_check",
+        ItemId::NetworkHostCheck,
         Status::Fail,
         format!(
             "{} answered a request addressed to {FOREIGN_HOST}: a web page could read it through a rebound DNS name",

@@ -30,7 +30,7 @@ pub(in crate::checklist) fn custom_python(
     }
     if allowed {
         item(
-            "workflows.custom_python",
+            ItemId::WorkflowsCustomPython,
             Status::Fail,
             "workflows may run custom Python on this computer",
             found,
@@ -38,7 +38,7 @@ pub(in crate::checklist) fn custom_python(
         )
     } else {
         item(
-            "workflows.custom_python",
+            ItemId::WorkflowsCustomPython,
             Status::Pass,
             "python steps are refused",
             found,
@@ -57,7 +57,7 @@ pub(in crate::checklist) fn sandbox(info: &ServerInfo) -> Option<Item> {
     let missing = reported.missing.join(", ");
     Some(if reported.missing.is_empty() {
         item(
-            "workflows.sandbox",
+            ItemId::WorkflowsSandbox,
             Status::Pass,
             "every layer of the sandbox is in force",
             found,
@@ -65,7 +65,7 @@ pub(in crate::checklist) fn sandbox(info: &ServerInfo) -> Option<Item> {
         )
     } else if reported.weaker_accepted {
         item(
-            "workflows.sandbox",
+            ItemId::WorkflowsSandbox,
             Status::Fail,
             format!("python steps run without {missing}: a weaker sandbox was accepted"),
             found,
@@ -73,7 +73,7 @@ pub(in crate::checklist) fn sandbox(info: &ServerInfo) -> Option<Item> {
         )
     } else {
         item(
-            "workflows.sandbox",
+            ItemId::WorkflowsSandbox,
             Status::Warn,
             format!("this system lacks {missing}, so python steps are refused"),
             found,

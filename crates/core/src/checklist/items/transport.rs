@@ -13,7 +13,7 @@ pub(in crate::checklist) async fn transport(
         let plain = evidence(format!("scheme of {}", prober.endpoint.url()), "http: no TLS");
         return vec![if loopback_only {
             item(
-                "transport.tls",
+                ItemId::TransportTls,
                 Status::Pass,
                 "TLS is off; only this computer connects, so traffic never leaves it",
                 vec![plain],
@@ -21,7 +21,7 @@ pub(in crate::checklist) async fn transport(
             )
         } else {
             item(
-                "transport.tls",
+                ItemId::TransportTls,
                 Status::Fail,
                 "reachable beyond this computer in plain text",
                 vec![plain],
@@ -48,7 +48,7 @@ pub(in crate::checklist) async fn transport(
     let modern = tls13.as_ref().or(tls12.as_ref());
     items.push(match modern {
         Ok(handshake) => item(
-            "transport.tls",
+            ItemId::TransportTls,
             Status::Pass,
             format!("TLS on ({})", handshake.version),
             vec![evidence(
@@ -58,7 +58,7 @@ pub(in crate::checklist) async fn transport(
             None,
         ),
         Err(error) => item(
-            "transport.tls",
+            ItemId::TransportTls,
             Status::Fail,
             "no TLS handshake succeeded",
             vec![evidence("TLS handshake", describe(error))],
@@ -81,7 +81,7 @@ pub(in crate::checklist) async fn transport(
         .collect();
     items.push(if !legacy_accepted.is_empty() {
         item(
-            "transport.versions",
+            ItemId::TransportVersions,
             Status::Fail,
             format!("accepts TLS {}", legacy_accepted.join(" and ")),
             version_evidence,
@@ -89,7 +89,7 @@ pub(in crate::checklist) async fn transport(
         )
     } else if tls11.is_err() || tls10.is_err() {
         item(
-            "transport.versions",
+            ItemId::TransportVersions,
             Status::Unknown,
             "the legacy handshakes got no clear answer",
             version_evidence,
@@ -102,7 +102,7 @@ pub(in crate::checklist) async fn transport(
             .map(|(name, _)| *name)
             .collect();
         item(
-            "transport.versions",
+            ItemId::TransportVersions,
             Status::Pass,
             format!("TLS {} accepted; 1.0 and 1.1 refused", accepted.join(" and ")),
             version_evidence,
@@ -115,21 +115,21 @@ pub(in crate::checklist) async fn transport(
     )];
     items.push(match &plaintext {
         Ok(response) if (200..400).contains(&response.status) => item(
-            "transport.plaintext",
+            ItemId::TransportPlaintext,
             Status::Fail,
             format!("plain HTTP answered {}", response.status),
             plain_evidence,
             None,
         ),
         Ok(response) => item(
-            "transport.plaintext",
+            ItemId::TransportPlaintext,
             Status::Pass,
             format!("plain HTTP refused with {}", response.status),
             plain_evidence,
             None,
         ),
         Err(_) => item(
-            "transport.plaintext",
+            ItemId::TransportPlaintext,
             Status::Pass,
             "plain HTTP gets no answer",
             plain_evidence,
@@ -165,7 +165,7 @@ pub(in crate::checklist) fn certificate(
 ) -> Item {
     let Some(der) = &handshake.certificate else {
         return item(
-            "transport.certificate",
+            ItemId::TransportCertificate,
             Status::Unknown,
             "the server sent no certificate",
             vec![],
@@ -216,21 +216,21 @@ pub(in crate::checklist) fn certificate(
     let expired = not_after.is_some_and(|t| t <= now);
     match (expired, days_left, &handshake.verified) {
         (true, ..) => item(
-            "transport.certificate",
+            ItemId::TransportCertificate,
             Status::Fail,
             format!("the certificate has expired{by_issuer}"),
             found,
             renew,
         ),
         (_, Some(days), _) if days < CERTIFICATE_WARN_DAYS => item(
-            "transport.certificate",
+            ItemId::TransportCertificate,
             Status::Warn,
             format!("the certificate expires in {days} days{by_issuer}"),
             found,
             renew,
         ),
         (_, _, Err(reason)) => item(
-            "transport.certificate",
+            ItemId::TransportCertificate,
             Status::Warn,
             format!("not verifiable with the local CA or an imported certificate's CA: {reason}"),
             found,
@@ -245,7 +245,7 @@ pub(in crate::checklist) fn certificate(
             if unconstrained {
                 found.push(evidence("the local CA's name constraints", "none"));
                 return item(
-                    "transport.certificate",
+                    ItemId::TransportCertificate,
                     Status::Warn,
                     format!(
                         "trusted; {expiry}; but the local CA has no name constraints, so whoever takes its key \
@@ -257,7 +257,7 @@ pub(in crate::checklist) fn certificate(
                 );
             }
             item(
-                "transport.certificate",
+                ItemId::TransportCertificate,
                 Status::Pass,
                 format!("trusted; {expiry}"),
                 found,
@@ -280,7 +280,7 @@ pub(in crate::checklist) fn mutual_tls(
     };
     match (mtls, anonymous) {
         (true, Some(Err(error))) => item(
-            "transport.mtls",
+            ItemId::TransportMtls,
             Status::Pass,
             "a client without a certificate is refused in the handshake",
             vec![
@@ -290,7 +290,7 @@ pub(in crate::checklist) fn mutual_tls(
             None,
         ),
         (true, Some(Ok(_))) => item(
-            "transport.mtls",
+            ItemId::TransportMtls,
             Status::Fail,
             "mTLS is on but a client without a certificate got through",
             vec![evidence(
@@ -300,14 +300,14 @@ pub(in crate::checklist) fn mutual_tls(
             None,
         ),
         (false, _) if loopback_only => item(
-            "transport.mtls",
+            ItemId::TransportMtls,
             Status::Pass,
             "off; not needed while only this computer connects",
             vec![evidence("/info", "mtls: false")],
             None,
         ),
         _ => item(
-            "transport.mtls",
+            ItemId::TransportMtls,
             Status::Warn,
             "off: any device on the network can try keys",
             vec![evidence("/info", "mtls: false")],
