@@ -40,6 +40,13 @@ pub struct AppState {
     pub notifications: Mutex<Vec<alerts::Notification>>,
 }
 
+impl AppState {
+    /// Where the panel's operations act, with the panel as the actor in their audit lines.
+    pub fn panel(&self) -> gatehouse_core::ops::Context<'_> {
+        gatehouse_core::ops::Context::new(&self.paths, gatehouse_core::audit::Actor::Panel)
+    }
+}
+
 /// The `gatehouse` binary the panel supervises: `GATEHOUSE_BIN`, else the one next to the app.
 fn server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("GATEHOUSE_BIN") {

@@ -201,7 +201,11 @@ fn misconfigured_server_fixed(lan: std::net::IpAddr) {
         std::fs::metadata(&keys_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let certificate = gatehouse_core::certs::inspect("server", &home.join("certs/server.pem")).unwrap();
+    let certificate = gatehouse_core::certs::inspect(
+        gatehouse_core::certs::CertRole::Server,
+        &home.join("certs/server.pem"),
+    )
+    .unwrap();
     for name in ["localhost", "127.0.0.1", "::1"] {
         assert!(
             certificate.names.iter().any(|n| n == name),
@@ -543,9 +547,12 @@ fn same_names_from_cli_and_fix(lan: std::net::IpAddr) {
         String::from_utf8_lossy(&output.stderr)
     );
     let names = |home: &Path| {
-        let mut names = gatehouse_core::certs::inspect("server", &home.join("certs/server.pem"))
-            .unwrap()
-            .names;
+        let mut names = gatehouse_core::certs::inspect(
+            gatehouse_core::certs::CertRole::Server,
+            &home.join("certs/server.pem"),
+        )
+        .unwrap()
+        .names;
         names.sort();
         names
     };
@@ -555,6 +562,17 @@ fn same_names_from_cli_and_fix(lan: std::net::IpAddr) {
         names(by_cli.path())
     );
     assert_eq!(names(by_cli.path()), names(by_fix));
+    // And both wrote the same certificate line, each with its own actor.
+    let issued = |home: &Path, actor: &str| {
+        std::fs::read_to_string(home.join("audit/audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["event"] == "certificates_initialised" && l["actor"] == actor)
+            .count()
+    };
+    assert_eq!(issued(by_cli.path(), "cli"), 1);
+    assert_eq!(issued(by_fix, "checklist"), 1);
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::{
-    TestServer, create_key, default_models, gatehouse_bin, kserve_python, on_a_network_of_its_own,
-    report_item, split, upstreams_python, wait_until, wait_until_within,
+    TestServer, check_item, create_key, default_models, gatehouse_bin, kserve_python,
+    on_a_network_of_its_own, report_item, split, upstreams_python, wait_until, wait_until_within,
 };
 
 fn free_port() -> u16 {
@@ -386,6 +386,7 @@ fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
         .arg(upstreams_python().to_str().unwrap())
         .arg(&echo_script())
         .arg("{port}")
+        .arg("--access-log")
         .start();
     wait_guard_ready(&server);
     let (status, body) = server.get("/v1/echo");
@@ -394,6 +395,19 @@ fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
     assert_eq!(info["guarding"]["launched"], true, "{info}");
     assert_eq!(info["guarding"]["state"], "ready", "{info}");
     assert_eq!(info["guarding"]["upstream"], format!("127.0.0.1:{port}"));
+    // The checklist's canary (a made-up key as Bearer, X-API-Key and api_key) reached the
+    // upstream, whose own access log shows the request and no key.
+    let stripped = check_item(&server, &server.url(""), "guard.key_stripped");
+    assert_eq!(stripped["status"], "pass", "{stripped:#}\n{}", server.log());
+    let log = server.log();
+    let canary = log
+        .lines()
+        .find(|l| l.contains("gatehouse_canary="))
+        .unwrap_or_else(|| panic!("the upstream logged no canary: {log}"));
+    assert!(
+        !canary.contains("api_key") && !canary.contains("redacted"),
+        "the request reached the upstream with its key: {canary}"
+    );
 
     // The upstream dies: requests get 502 until the guard has started it again.
     let first = upstream_pid(port).expect("the launched upstream listens");
@@ -420,6 +434,40 @@ fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
     wait_until("the launched upstream is gone", || upstream_pid(port).is_none());
+}
+
+#[test]
+fn a_gatehouse_key_in_the_launched_upstream_s_output_fails_the_checklist_and_stays_out_of_the_log() {
+    // An upstream that prints a Gatehouse key is one that received it, however it got there.
+    let leaked = "gth_leakedKEY0000000000000000";
+    let server = TestServer::builder()
+        .guard()
+        .arg("--preset")
+        .arg("openai")
+        .arg("--launch")
+        .arg("--")
+        .arg("sh")
+        .arg("-c")
+        .arg(&format!(
+            "echo 'received Authorization: Bearer {leaked}'; exec {} {} {{port}}",
+            upstreams_python().display(),
+            echo_script()
+        ))
+        .start();
+    wait_guard_ready(&server);
+    wait_until("the guard read the upstream's first line", || {
+        server.log().contains("upstream_received_key")
+    });
+    let stripped = check_item(&server, &server.url(""), "guard.key_stripped");
+    assert_eq!(stripped["status"], "fail", "{stripped:#}");
+    assert!(
+        stripped["summary"]
+            .as_str()
+            .unwrap()
+            .contains("received a Gatehouse key"),
+        "{stripped:#}"
+    );
+    assert!(!server.log().contains(leaked), "the key reached Gatehouse's log");
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub enum Actor {
     Cli,
     Panel,
     Checklist,
+    /// The server itself, ending an exposure whose time is up.
+    Deadline,
 }
 
 impl Actor {
@@ -33,6 +35,7 @@ impl Actor {
             Actor::Cli => "cli",
             Actor::Panel => "panel",
             Actor::Checklist => "checklist",
+            Actor::Deadline => "deadline",
         }
     }
 }

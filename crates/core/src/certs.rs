@@ -102,7 +102,8 @@ pub enum CertError {
     )]
     OutsideAuthority { names: Vec<String> },
     #[error(
-        "a certificate cannot live {days} days; fix: give 1 to 825 days (Apple's TLS clients refuse longer ones)"
+        "a certificate cannot live {days} days; fix: give 1 to {} days (Apple's TLS clients refuse longer ones)",
+        MAX_LIFETIME_DAYS
     )]
     Lifetime { days: i64 },
     #[error("certificate generation failed: {0}")]
@@ -166,16 +167,45 @@ impl CertFiles {
 }
 
 /// What one certificate file says about itself.
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "kebab-case")]
+pub enum CertRole {
+    /// The local CA.
+    Ca,
+    Server,
+    Client,
+    /// The CA a server certificate was imported with.
+    ImportedCa,
+}
+
+impl CertRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertRole::Ca => "ca",
+            CertRole::Server => "server",
+            CertRole::Client => "client",
+            CertRole::ImportedCa => "imported-ca",
+        }
+    }
+
+    /// A CA's certificate rather than one a CA issued.
+    pub fn is_authority(self) -> bool {
+        matches!(self, CertRole::Ca | CertRole::ImportedCa)
+    }
+}
+
+impl std::fmt::Display for CertRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub struct CertInfo {
-    /// `ca` (the local CA), `server`, `client`, or `imported-ca` (the CA a server certificate was
-    /// imported with).
-    #[cfg_attr(
-        feature = "bindings",
-        ts(type = "\"ca\" | \"server\" | \"client\" | \"imported-ca\"")
-    )]
-    pub role: &'static str,
+    pub role: CertRole,
     pub path: PathBuf,
     pub subject: String,
     pub names: Vec<String>,
@@ -189,7 +219,7 @@ pub struct CertInfo {
 }
 
 /// Reads a PEM certificate's subject, names and validity.
-pub fn inspect(role: &'static str, path: &Path) -> Result<CertInfo, CertError> {
+pub fn inspect(role: CertRole, path: &Path) -> Result<CertInfo, CertError> {
     let unreadable = |message: String| CertError::Unreadable {
         path: path.to_path_buf(),
         message,
@@ -316,7 +346,7 @@ pub fn init(
     let server = authority.issue_server(files, &default_server_names(extra_names), lifetime)?;
     forget_imported_ca(files)?;
     Ok(Initialised {
-        ca: inspect("ca", &files.ca())?,
+        ca: inspect(CertRole::Ca, &files.ca())?,
         server,
         ca_created,
         server_key: files.server_key(),
@@ -344,7 +374,7 @@ pub fn renew_server(
 ) -> Result<CertInfo, CertError> {
     ensure_renewable(files)?;
     let authority = Authority::load(files, keychain)?;
-    let names = inspect("server", &files.server_cert())
+    let names = inspect(CertRole::Server, &files.server_cert())
         .map(|info| info.names)
         .unwrap_or_else(|_| default_server_names(&[]));
     authority.issue_server(files, &names, lifetime)
@@ -355,9 +385,9 @@ pub fn renew_server(
 pub fn list(files: &CertFiles) -> Vec<Result<CertInfo, CertError>> {
     let mut found = Vec::new();
     for (role, path) in [
-        ("ca", files.ca()),
-        ("server", files.server_cert()),
-        ("imported-ca", files.imported_ca()),
+        (CertRole::Ca, files.ca()),
+        (CertRole::Server, files.server_cert()),
+        (CertRole::ImportedCa, files.imported_ca()),
     ] {
         if path.exists() {
             found.push(inspect(role, &path));
@@ -372,7 +402,7 @@ pub fn list(files: &CertFiles) -> Vec<Result<CertInfo, CertError>> {
             })
             .collect();
         paths.sort();
-        found.extend(paths.iter().map(|p| inspect("client", p)));
+        found.extend(paths.iter().map(|p| inspect(CertRole::Client, p)));
     }
     found
 }
@@ -578,7 +608,7 @@ mod tests {
             & 0o777;
         assert_eq!(mode, 0o600);
         // Its twin: the DNS names only, the same validity, the key as private.
-        let twin = inspect("server", &files.server_names_cert()).unwrap();
+        let twin = inspect(CertRole::Server, &files.server_names_cert()).unwrap();
         assert!(!twin.names.is_empty());
         assert!(
             twin.names

@@ -150,7 +150,8 @@ impl Explain for crate::checklist::FixError {
     fn code(&self) -> &'static str {
         use crate::checklist::FixError::*;
         match self {
-            Settings(_) => "invalid_settings",
+            Settings(error) => error.code(),
+            Tls(error) => error.code(),
             Keys(error) => error.code(),
             Certificates(error) => error.code(),
             Mode { .. } => "file_mode",
@@ -166,7 +167,8 @@ impl Explain for crate::checklist::FixError {
                 "make {} readable and writable by you alone (mode 0600) in your file manager's permissions",
                 path.display()
             )),
-            Settings(_) => None,
+            Settings(error) => error.panel_fix(),
+            Tls(error) => error.panel_fix(),
         }
     }
 }
@@ -190,6 +192,22 @@ impl Explain for crate::exposure::ExposeError {
             NoAuth => Some("turn authentication on on the Network page".into()),
             Settings(error) => error.panel_fix(),
             _ => None,
+        }
+    }
+}
+
+impl Explain for crate::ops::EnableTlsError {
+    fn code(&self) -> &'static str {
+        match self {
+            crate::ops::EnableTlsError::Certificates(error) => error.code(),
+            crate::ops::EnableTlsError::Settings(error) => error.code(),
+        }
+    }
+
+    fn panel_fix(&self) -> Option<String> {
+        match self {
+            crate::ops::EnableTlsError::Certificates(error) => error.panel_fix(),
+            crate::ops::EnableTlsError::Settings(error) => error.panel_fix(),
         }
     }
 }

@@ -75,7 +75,7 @@ pub fn start(
     host: &str,
     window: time::Duration,
     now: OffsetDateTime,
-    actor: &str,
+    actor: crate::audit::Actor,
 ) -> Result<(Changed, OffsetDateTime), ExposeError> {
     let settings = Settings::effective(file)?;
     if !settings.tls.enabled {
@@ -99,7 +99,7 @@ pub fn start(
 }
 
 /// Ends an exposure now (or when its deadline passed): back to loopback, audited.
-pub fn stop(file: &Path, audit: &AuditLog, actor: &str) -> Result<Changed, SettingsError> {
+pub fn stop(file: &Path, audit: &AuditLog, actor: crate::audit::Actor) -> Result<Changed, SettingsError> {
     crate::settings::change(
         file,
         audit,

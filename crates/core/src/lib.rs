@@ -22,6 +22,7 @@ pub mod fsutil;
 pub mod guard;
 pub mod keys;
 pub mod net;
+pub mod ops;
 pub mod paths;
 pub mod ports;
 pub mod probe;

@@ -50,9 +50,8 @@ pub struct ServerSettings {
     pub port: u16,
     /// The model repository (`<name>/<version>/model.onnx`); empty means the one setup installs.
     pub models: Option<PathBuf>,
-    /// Who may read `/metrics`: `auto` (anyone while bound to loopback, else a `metrics` key),
-    /// `public` or `key`.
-    pub metrics_access: String,
+    /// Who may read `/metrics`.
+    pub metrics_access: MetricsAccess,
     /// Further names clients may address the server by (the `Host` they send), beyond
     /// `localhost`, the host name, its addresses and the names in its certificate. Requests to
     /// any other name get 421: the defence against DNS rebinding.
@@ -68,9 +67,32 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 9001,
             models: None,
-            metrics_access: "auto".into(),
+            metrics_access: MetricsAccess::Auto,
             allowed_hosts: Vec::new(),
             exposed_until: None,
+        }
+    }
+}
+
+/// Who may read `/metrics` and the API documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone while the server is bound to loopback; a `metrics` key beyond it.
+    #[default]
+    Auto,
+    Public,
+    Key,
+}
+
+impl MetricsAccess {
+    /// Whether a `metrics` key is needed on a server listening on `loopback` or not.
+    pub fn needs_key(self, loopback: bool) -> bool {
+        match self {
+            MetricsAccess::Public => false,
+            MetricsAccess::Key => true,
+            MetricsAccess::Auto => !loopback,
         }
     }
 }
@@ -519,7 +541,7 @@ pub fn change(
     file: &Path,
     audit: &crate::audit::AuditLog,
     changes: &[(&str, &str)],
-    actor: &str,
+    actor: crate::audit::Actor,
 ) -> Result<Changed, SettingsError> {
     let mut settings = Settings::load(file)?;
     let before = toml::Table::try_from(&settings).ok();
@@ -540,7 +562,7 @@ pub fn change(
         event.insert("key".into(), (*key).into());
         event.insert("value".into(), (*value).into());
         event.insert("previous".into(), previous.unwrap_or_default().into());
-        event.insert("actor".into(), actor.into());
+        event.insert("actor".into(), actor.name().into());
         if let Err(error) = audit.record(event) {
             unaudited = Some(error);
         }

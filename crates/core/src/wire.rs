@@ -76,7 +76,41 @@ pub struct Guarding {
     pub state: String,
     /// Whether Gatehouse launched it and restarts it.
     pub launched: bool,
+    /// What the launched server's own output showed of the requests it received; told to
+    /// clients on this computer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "bindings", ts(optional))]
+    pub output: Option<UpstreamOutput>,
 }
+
+/// A launched server's output, watched for Gatehouse keys: a key there is a key the server
+/// received, which the guard must never let happen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(default)]
+pub struct UpstreamOutput {
+    /// Lines of its output that held something shaped like a Gatehouse key (before Gatehouse's
+    /// log redacted it).
+    pub keys_seen: u64,
+    /// The checklist's canary requests the server logged, most recent last.
+    pub canaries: Vec<CanarySeen>,
+}
+
+/// One canary request in a launched server's output: the checklist sends a request carrying a
+/// made-up Gatehouse key and a nonce (`gatehouse_canary=`) and looks for the nonce here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(default)]
+pub struct CanarySeen {
+    pub nonce: String,
+    /// The line that logged it also held a Gatehouse key.
+    pub key_seen: bool,
+}
+
+/// The query parameter carrying a canary's nonce.
+pub const CANARY_PARAMETER: &str = "gatehouse_canary";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -103,4 +137,35 @@ pub struct KeyInUrl {
     #[cfg_attr(feature = "bindings", ts(type = "string"))]
     pub last_seen: OffsetDateTime,
     pub count: u64,
+}
+
+/// A row of the repository index, as Triton's `POST /v2/repository/index` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+pub struct IndexEntry {
+    pub name: String,
+    pub version: String,
+    pub state: ModelState,
+    /// Why the version cannot be served; empty when ready.
+    pub reason: String,
+}
+
+/// Whether a model version can be served, in the words of Triton's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ModelState {
+    Ready,
+    Unavailable,
+}
+
+impl ModelState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelState::Ready => "READY",
+            ModelState::Unavailable => "UNAVAILABLE",
+        }
+    }
 }

@@ -360,7 +360,7 @@ pub async fn repository_index(
     };
     let mut rows = loaded(&state)?.index();
     if request.ready {
-        rows.retain(|row| row.state == "READY");
+        rows.retain(|row| row.state == crate::models::ModelState::Ready);
     }
     // A key held to some models sees only those.
     if let Some(Caller(identity)) = caller.as_deref() {

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use gatehouse_core::audit::{Actor, AuditLog};
-use gatehouse_core::certs::{self, Authority, CertFiles, CertInfo};
-use gatehouse_core::keys::Keychain;
+use gatehouse_core::audit::Actor;
+use gatehouse_core::certs::{self, CertFiles, CertInfo};
+use gatehouse_core::ops;
 use gatehouse_core::paths::Paths;
+
+use crate::audited;
 use serde_json::json;
 
 /// Where to add `ca.pem` so that each kind of client trusts the server, as `export-ca` prints it:
@@ -47,7 +49,7 @@ pub enum CertsCommand {
         #[arg(long)]
         new_ca: bool,
         /// Lifetime of the server certificate in days.
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = certs::SERVER_LIFETIME.whole_days())]
         days: i64,
         #[arg(long)]
         json: bool,
@@ -55,7 +57,7 @@ pub enum CertsCommand {
     /// Issue a client certificate for mutual TLS.
     IssueClient {
         name: String,
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = certs::CLIENT_LIFETIME.whole_days())]
         days: i64,
         #[arg(long)]
         json: bool,
@@ -69,7 +71,7 @@ pub enum CertsCommand {
     Renew {
         #[arg(long)]
         force: bool,
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = certs::SERVER_LIFETIME.whole_days())]
         days: i64,
         #[arg(long)]
         json: bool,
@@ -100,7 +102,7 @@ pub enum CertsCommand {
 
 pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
     let files = CertFiles::new(paths.certs_dir());
-    let audit = AuditLog::new(paths.audit_log());
+    let ctx = ops::Context::new(paths, Actor::Cli);
     let lifetime = |days: i64| certs::lifetime(days).map_err(|e| format!("--days: {e}"));
     match command {
         CertsCommand::Init {
@@ -109,14 +111,10 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             days,
             json,
         } => {
-            let lifetime = lifetime(days)?;
-            let keychain = Keychain::connect().map_err(|e| e.to_string())?;
             // Beside the names given, the address the server is set to listen on, so a server
             // already bound to the local network gets a certificate its clients there accept.
-            let names = certs::names_for_server(&paths.settings_file(), &hosts);
-            let made = certs::init(&files, &keychain, &names, new_ca, lifetime).map_err(|e| e.to_string())?;
+            let made = audited(ops::init_certificates(&ctx, &hosts, new_ca, lifetime(days)?))?;
             let (ca, server, created) = (made.ca, made.server, made.ca_created);
-            record(&audit, "certificates_initialised", &server);
             if json {
                 println!(
                     "{}",
@@ -135,12 +133,7 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             }
         }
         CertsCommand::IssueClient { name, days, json } => {
-            let keychain = Keychain::connect().map_err(|e| e.to_string())?;
-            let authority = Authority::load(&files, &keychain).map_err(|e| e.to_string())?;
-            let info = authority
-                .issue_client(&files, &name, lifetime(days)?)
-                .map_err(|e| e.to_string())?;
-            record(&audit, "client_certificate_issued", &info);
+            let info = audited(ops::issue_client(&ctx, &name, lifetime(days)?))?;
             if json {
                 println!(
                     "{}",
@@ -181,43 +174,8 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             }
         }
         CertsCommand::Renew { force, days, json } => {
-            let lifetime = lifetime(days)?;
-            // CAs are not renewed here (a new local CA is `certs init --new-ca`), and a server
-            // certificate from another CA is its issuer's to renew.
-            let (imported, ours): (Vec<_>, Vec<_>) = certs::list(&files)
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|info| {
-                    !matches!(info.role, "ca" | "imported-ca")
-                        && (force || info.days_left < certs::RENEW_WITHIN.whole_days())
-                })
-                .partition(|info| info.role == "server" && !certs::issued_by_local_ca(&files, &info.path));
-            let imported = imported
-                .into_iter()
-                .next()
-                .map(|info| certs::CertError::Imported { path: info.path });
-            let mut renewed = Vec::new();
-            if !ours.is_empty() {
-                let keychain = Keychain::connect().map_err(|e| e.to_string())?;
-                let authority = Authority::load(&files, &keychain).map_err(|e| e.to_string())?;
-                for info in ours {
-                    let new = match info.role {
-                        "server" => authority.issue_server(&files, &info.names, lifetime),
-                        _ => {
-                            let name = info
-                                .path
-                                .file_stem()
-                                .and_then(|n| n.to_str())
-                                .unwrap_or_default()
-                                .to_string();
-                            authority.issue_client(&files, &name, lifetime)
-                        }
-                    }
-                    .map_err(|e| e.to_string())?;
-                    record(&audit, "certificate_renewed", &new);
-                    renewed.push(new);
-                }
-            }
+            let ops::RenewedDue { renewed, imported } =
+                audited(ops::renew_due(&ctx, force, lifetime(days)?))?;
             if json {
                 println!("{}", json!(renewed));
             } else if !renewed.is_empty() {
@@ -235,13 +193,13 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             }
         }
         CertsCommand::ExportCa { out, json } => {
-            let pem = std::fs::read_to_string(files.ca())
-                .map_err(|_| "there is no local CA yet; run `gatehouse certs init` first".to_string())?;
+            let pem =
+                std::fs::read_to_string(files.ca()).map_err(|_| certs::CertError::NoAuthority.to_string())?;
             if let Some(path) = &out {
                 std::fs::write(path, &pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
             if json {
-                let info = certs::inspect("ca", &files.ca()).map_err(|e| e.to_string())?;
+                let info = certs::inspect(certs::CertRole::Ca, &files.ca()).map_err(|e| e.to_string())?;
                 let trust: serde_json::Map<String, serde_json::Value> = TRUST_STEPS
                     .iter()
                     .map(|(key, _, how)| (key.to_string(), json!(how)))
@@ -263,8 +221,7 @@ pub fn run(command: CertsCommand, paths: &Paths) -> Result<(), String> {
             eprintln!("To trust it: {}.", steps.join("; "));
         }
         CertsCommand::Import { cert, key, ca, json } => {
-            let info = certs::import_server(&files, &cert, &key, ca.as_deref()).map_err(|e| e.to_string())?;
-            record(&audit, "certificate_imported", &info);
+            let info = audited(ops::import_server(&ctx, &cert, &key, ca.as_deref()))?;
             if json {
                 println!("{}", json!(info));
             } else {
@@ -291,10 +248,4 @@ fn print_info(info: &CertInfo) {
         info.path.display(),
         info.days_left
     );
-}
-
-fn record(audit: &AuditLog, event: &str, info: &CertInfo) {
-    if let Err(error) = audit.certificate_change(event, info, Actor::Cli) {
-        eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
-    }
 }

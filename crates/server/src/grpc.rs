@@ -368,7 +368,7 @@ impl GrpcInferenceService for Service {
         let asked = request.into_inner();
         let mut rows = api::loaded(&self.state).map_err(refused)?.index();
         if asked.ready {
-            rows.retain(|row| row.state == "READY");
+            rows.retain(|row| row.state == crate::models::ModelState::Ready);
         }
         if let Some(Caller(identity)) = &caller {
             rows.retain(|row| identity.may_run(&row.name));
@@ -378,7 +378,7 @@ impl GrpcInferenceService for Service {
             .map(|row| proto::repository_index_response::ModelIndex {
                 name: row.name,
                 version: row.version,
-                state: row.state.into(),
+                state: row.state.as_str().into(),
                 reason: row.reason,
             })
             .collect();

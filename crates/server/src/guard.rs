@@ -78,6 +78,8 @@ pub struct UpstreamState {
     phase: AtomicU8,
     pid: AtomicU32,
     stop: tokio::sync::watch::Sender<bool>,
+    /// What a launched upstream's output showed; `None` for one Gatehouse does not launch.
+    output: std::sync::Mutex<Option<gatehouse_core::wire::UpstreamOutput>>,
 }
 
 impl UpstreamState {
@@ -86,7 +88,59 @@ impl UpstreamState {
             phase: AtomicU8::new(phase as u8),
             pid: AtomicU32::new(0),
             stop: tokio::sync::watch::Sender::new(false),
+            output: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Looks at one line of a launched upstream's output, before it is redacted: a Gatehouse key
+    /// there is one the upstream received, and a canary's nonce is the checklist's proof that a
+    /// request reached it.
+    pub fn watch_output(&self, line: &str) {
+        let key_seen = line.contains("gth_");
+        let marker = format!("{}=", gatehouse_core::wire::CANARY_PARAMETER);
+        let nonce = line.find(&marker).map(|at| {
+            line[at + marker.len()..]
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .take(64)
+                .collect::<String>()
+        });
+        let mut output = self
+            .output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let output = output.get_or_insert_with(Default::default);
+        if key_seen {
+            output.keys_seen += 1;
+            tracing::warn!(
+                event = "upstream_received_key",
+                "the guarded server's output holds a Gatehouse key: it received one, which the guard must never forward; the key is redacted here"
+            );
+        }
+        if let Some(nonce) = nonce.filter(|n| !n.is_empty()) {
+            if output.canaries.len() >= CANARIES_KEPT {
+                output.canaries.remove(0);
+            }
+            output
+                .canaries
+                .push(gatehouse_core::wire::CanarySeen { nonce, key_seen });
+        }
+    }
+
+    /// What a launched upstream's output has shown so far.
+    pub fn output(&self) -> Option<gatehouse_core::wire::UpstreamOutput> {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The upstream is launched: its output is watched from now on.
+    pub fn watch(&self) {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(Default::default);
     }
 
     /// Asks the launcher to stop the upstream.
@@ -116,6 +170,9 @@ impl UpstreamState {
         self.pid.store(pid.unwrap_or(0), Ordering::Relaxed);
     }
 }
+
+/// Canary sightings kept: a checklist run sends one.
+const CANARIES_KEPT: usize = 16;
 
 /// What the guard's routes and middleware share.
 pub struct Guard {
@@ -228,6 +285,7 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             upstream: Some(upstream.address.to_string()),
             state: state.phase().name().into(),
             launched: launching,
+            output: None,
         }),
     };
     let guard = Arc::new(Guard {
@@ -558,6 +616,9 @@ async fn info(
         return Json(info);
     }
     info.keys_in_url = Some(guard.perimeter.url_keys.recent(time::OffsetDateTime::now_utc()));
+    if let Some(guarding) = info.guarding.as_mut() {
+        guarding.output = guard.upstream.output();
+    }
     Json(info)
 }
 

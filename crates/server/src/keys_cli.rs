@@ -3,9 +3,12 @@
 //! stderr. Every change is written to the audit log.
 
 use clap::Subcommand;
-use gatehouse_core::audit::{Actor, AuditLog};
+use gatehouse_core::audit::Actor;
 use gatehouse_core::keys::store::{DEFAULT_LIFETIME, ROTATION_GRACE};
-use gatehouse_core::keys::{KeyError, KeyRecord, KeyStore, Keychain, NewKey, Scope, parse_duration};
+use gatehouse_core::keys::{KeyError, KeyRecord, KeyStore, NewKey, Scope, Storage, parse_duration};
+use gatehouse_core::ops;
+
+use crate::audited;
 use gatehouse_core::paths::Paths;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -73,12 +76,12 @@ pub enum KeysCommand {
 
 pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
     let store = KeyStore::new(paths.keys_file());
-    let audit = AuditLog::new(paths.audit_log());
-    let keychain = |skip: bool| {
-        if skip {
-            Ok(None)
+    let ctx = ops::Context::new(paths, Actor::Cli);
+    let storage = |no_keychain: bool| {
+        if no_keychain {
+            Storage::HashOnly
         } else {
-            Keychain::connect().map(Some)
+            Storage::Keychain
         }
     };
     match command {
@@ -92,23 +95,13 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
             json,
         } => {
             let lifetime = lifetime(expires.as_deref())?;
-            let keychain = keychain(no_keychain).map_err(text)?;
-            let (new, unaudited) = store
-                .create_audited(
-                    keychain.as_ref(),
-                    &gatehouse_core::keys::KeySpec {
-                        name: &name,
-                        scopes: &scopes,
-                        models: &models,
-                        lifetime,
-                    },
-                    &audit,
-                    Actor::Cli,
-                )
-                .map_err(text)?;
-            if let Some(error) = unaudited {
-                unaudited_warning(&error);
-            }
+            let spec = gatehouse_core::keys::KeySpec {
+                name: &name,
+                scopes: &scopes,
+                models: &models,
+                lifetime,
+            };
+            let new = audited(ops::create_key(&ctx, &spec, storage(no_keychain)))?;
             print_new(&new, json, "Created");
             if share {
                 print_share(&new, paths);
@@ -124,9 +117,7 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
             }
         }
         KeysCommand::Reveal { id, json } => {
-            let key = store.reveal(&id, Keychain::connect).map_err(text)?;
-            let record_ = store.get(&id).map_err(text)?;
-            record(&audit, "key_revealed", &record_);
+            let key = audited(ops::reveal_key(&ctx, &id))?;
             if json {
                 println!("{}", json!({"id": id, "key": key.expose()}));
             } else {
@@ -134,10 +125,11 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
             }
         }
         KeysCommand::Revoke { id, json } => {
-            let keychain = keychain(false).ok().flatten();
-            let (revoked, cleanup) = store.revoke(keychain.as_ref(), &id).map_err(text)?;
-            record(&audit, "key_revoked", &revoked);
-            if let Some(problem) = cleanup {
+            let ops::Revoked {
+                record: revoked,
+                left_in_keychain,
+            } = audited(ops::revoke_key(&ctx, &id))?;
+            if let Some(problem) = left_in_keychain {
                 eprintln!(
                     "gatehouse: key {id} is revoked, but its text could not be removed from the keychain: {problem}"
                 );
@@ -165,12 +157,8 @@ pub fn run(command: KeysCommand, paths: &Paths) -> Result<(), String> {
                     .unwrap_or(time::Duration::ZERO),
             };
             let lifetime = lifetime(expires.as_deref())?;
-            let keychain = keychain(no_keychain).map_err(text)?;
-            let (new, old) = store
-                .rotate(keychain.as_ref(), &id, grace, lifetime)
-                .map_err(text)?;
-            record(&audit, "key_rotated", &old);
-            record(&audit, "key_created", &new.record);
+            let ops::Rotated { new, old } =
+                audited(ops::rotate_key(&ctx, &id, grace, lifetime, storage(no_keychain)))?;
             if json {
                 let mut value = new_json(&new);
                 value["replaces"] = describe(&old);
@@ -293,14 +281,4 @@ fn print_table(records: &[KeyRecord]) {
             storage
         );
     }
-}
-
-fn record(audit: &AuditLog, event: &str, key: &KeyRecord) {
-    if let Err(error) = audit.key_change(event, key, Actor::Cli) {
-        unaudited_warning(&error);
-    }
-}
-
-fn unaudited_warning(error: &std::io::Error) {
-    eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
 }

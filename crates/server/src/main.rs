@@ -200,7 +200,7 @@ fn expose(args: ExposeArgs, paths: &Paths) -> Result<(), String> {
     let file = paths.settings_file();
     let audit = gatehouse_core::audit::AuditLog::new(paths.audit_log());
     if args.stop {
-        exposure::stop(&file, &audit, "cli").map_err(|e| e.to_string())?;
+        exposure::stop(&file, &audit, gatehouse_core::audit::Actor::Cli).map_err(|e| e.to_string())?;
         eprintln!(
             "exposure ended: listening on 127.0.0.1 (this computer only) from the next start; a running supervisor restarts the server now"
         );
@@ -225,7 +225,15 @@ fn expose(args: ExposeArgs, paths: &Paths) -> Result<(), String> {
         gatehouse_core::net::network_address().map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string())
     });
     let now = time::OffsetDateTime::now_utc();
-    let (_, until) = exposure::start(&file, &audit, &host, window, now, "cli").map_err(|e| e.to_string())?;
+    let (_, until) = exposure::start(
+        &file,
+        &audit,
+        &host,
+        window,
+        now,
+        gatehouse_core::audit::Actor::Cli,
+    )
+    .map_err(|e| e.to_string())?;
     let settings = effective_settings(paths)?;
     println!("open on {host}:{} until {until}", settings.server.port);
     eprintln!("`gatehouse expose --stop` ends it early; a running supervisor restarts the server now");
@@ -234,7 +242,7 @@ fn expose(args: ExposeArgs, paths: &Paths) -> Result<(), String> {
         .cert
         .clone()
         .unwrap_or_else(|| gatehouse_core::certs::CertFiles::new(paths.certs_dir()).server_cert());
-    if let Ok(info) = gatehouse_core::certs::inspect("server", &certificate)
+    if let Ok(info) = gatehouse_core::certs::inspect(gatehouse_core::certs::CertRole::Server, &certificate)
         && host != "0.0.0.0"
         && !info.names.contains(&host)
     {
@@ -400,15 +408,21 @@ fn settings(command: SettingsCommand, paths: &Paths) -> Result<(), String> {
         }
         SettingsCommand::Set { key, value } => {
             let file = paths.settings_file();
-            let audit = gatehouse_core::audit::AuditLog::new(paths.audit_log());
-            let changed = gatehouse_core::settings::change(&file, &audit, &[(&key, &value)], "cli")
-                .map_err(|e| e.to_string())?;
-            if let Some(error) = changed.unaudited {
-                eprintln!("warning: the change is made but could not be audited: {error}");
-            }
+            let ctx = gatehouse_core::ops::Context::new(paths, gatehouse_core::audit::Actor::Cli);
+            audited(gatehouse_core::ops::change_settings(&ctx, &[(&key, &value)]))?;
             eprintln!("set {key} = {value} in {}", file.display());
         }
         SettingsCommand::Path => println!("{}", paths.settings_file().display()),
     }
     Ok(())
+}
+
+/// An operation's result, its error as the CLI prints it, and a warning when the change is made
+/// but its audit line is missing.
+fn audited<T, E: std::fmt::Display>(result: Result<gatehouse_core::ops::Done<T>, E>) -> Result<T, String> {
+    let done = result.map_err(|e| e.to_string())?;
+    if let Some(error) = done.unaudited {
+        eprintln!("gatehouse: the change was made, but the audit log could not be written: {error}");
+    }
+    Ok(done.value)
 }

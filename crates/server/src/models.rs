@@ -18,7 +18,7 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, ValueType};
 use prometheus_client::metrics::histogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ErrorCode};
@@ -139,16 +139,7 @@ pub struct LoadedModel {
 /// not measured yet, runs on the blocking pool.
 pub const INLINE_RUN_BUDGET: Duration = Duration::from_micros(100);
 
-/// A row of the repository index, as Triton's `POST /v2/repository/index` returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct IndexEntry {
-    pub name: String,
-    pub version: String,
-    /// `READY` or `UNAVAILABLE`.
-    pub state: &'static str,
-    /// Why the version cannot be served; empty when ready.
-    pub reason: String,
-}
+pub use gatehouse_core::wire::{IndexEntry, ModelState};
 
 /// All models found under the repository root.
 #[derive(Default)]
@@ -269,14 +260,14 @@ impl Repository {
                 rows.push(IndexEntry {
                     name: entry.name.clone(),
                     version: String::new(),
-                    state: "UNAVAILABLE",
+                    state: ModelState::Unavailable,
                     reason: reason.clone(),
                 });
             }
             for (version, state) in &entry.versions {
                 let (state, reason) = match state {
-                    VersionState::Ready(_) => ("READY", String::new()),
-                    VersionState::Unavailable(reason) => ("UNAVAILABLE", reason.clone()),
+                    VersionState::Ready(_) => (ModelState::Ready, String::new()),
+                    VersionState::Unavailable(reason) => (ModelState::Unavailable, reason.clone()),
                 };
                 rows.push(IndexEntry {
                     name: entry.name.clone(),

@@ -21,7 +21,7 @@ use crate::{api, error, models, tensor, workflows};
     ),
     components(schemas(
         error::ErrorBody, api::ServerMetadata, api::ModelMetadata, api::InferenceRequest, api::RequestedOutput,
-        api::InferenceResponse, api::ModelReady, api::ModelConfig, api::ConfigTensor, api::ServerInfo, api::PythonSandbox, api::IndexRequest, models::IndexEntry,
+        api::InferenceResponse, api::ModelReady, api::ModelConfig, api::ConfigTensor, api::ServerInfo, api::PythonSandbox, api::IndexRequest, models::IndexEntry, models::ModelState,
         tensor::TensorSpec, tensor::InputTensor, tensor::OutputTensor,
     )),
     tags((name = "public", description = "Health, readiness and server information"),

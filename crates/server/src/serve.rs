@@ -189,11 +189,10 @@ impl Frontend {
 
     /// Whether `/metrics` and the documents need a `metrics` key.
     pub fn metrics_protected(&self) -> bool {
-        match self.settings.server.metrics_access.as_str() {
-            "public" => false,
-            "key" => true,
-            _ => !self.address.ip().is_loopback(),
-        }
+        self.settings
+            .server
+            .metrics_access
+            .needs_key(self.address.ip().is_loopback())
     }
 
     /// The `listening` line and the warnings about the posture. Supervisors and scripts learn
@@ -491,7 +490,7 @@ async fn stop_at(deadline: Option<time::OffsetDateTime>, paths: Paths) {
         () = tokio::time::sleep(wait) => {
             let file = paths.settings_file();
             let audit = AuditLog::new(paths.audit_log());
-            let ended = tokio::task::spawn_blocking(move || gatehouse_core::exposure::stop(&file, &audit, "deadline")).await;
+            let ended = tokio::task::spawn_blocking(move || gatehouse_core::exposure::stop(&file, &audit, gatehouse_core::audit::Actor::Deadline)).await;
             match ended {
                 Ok(Ok(_)) => tracing::warn!(event = "exposure_ended", until = %deadline,
                     "the exposure ended: settings.toml is back on 127.0.0.1 and the server stops; it listens on this computer only from its next start"),
@@ -551,7 +550,7 @@ fn perimeter_is_empty(paths: &Paths) -> bool {
 fn own_names(settings: &Settings, tls: Option<&TlsFiles>) -> Vec<String> {
     let mut names = gatehouse_core::certs::default_server_names(&settings.server.allowed_hosts);
     if let Some(files) = tls
-        && let Ok(info) = gatehouse_core::certs::inspect("server", &files.cert)
+        && let Ok(info) = gatehouse_core::certs::inspect(gatehouse_core::certs::CertRole::Server, &files.cert)
     {
         names.extend(info.names);
     }

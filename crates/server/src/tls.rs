@@ -117,8 +117,9 @@ impl TlsFiles {
         }
         let files = gatehouse_core::certs::CertFiles::new(self.cert.parent()?.to_path_buf());
         let (cert, key) = (files.server_names_cert(), files.server_names_key());
-        let twin = gatehouse_core::certs::inspect("server", &cert).ok()?;
-        let main = gatehouse_core::certs::inspect("server", &self.cert).ok()?;
+        let twin = gatehouse_core::certs::inspect(gatehouse_core::certs::CertRole::Server, &cert).ok()?;
+        let main =
+            gatehouse_core::certs::inspect(gatehouse_core::certs::CertRole::Server, &self.cert).ok()?;
         let fits = twin.not_before == main.not_before
             && twin.not_after == main.not_after
             && !twin.names.is_empty()

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use gatehouse_core::audit::{Actor, AuditLog};
-use gatehouse_core::certs::{self, Authority, CertFiles, CertInfo, Initialised};
-use gatehouse_core::keys::Keychain;
+use gatehouse_core::certs::{self, CertFiles, CertInfo, Initialised};
+use gatehouse_core::ops;
 use serde::Serialize;
 
 use super::Shared;
@@ -24,10 +23,6 @@ fn files(state: &Shared<'_>) -> CertFiles {
     CertFiles::new(state.paths.certs_dir())
 }
 
-fn audit(state: &Shared<'_>, event: &str, info: &CertInfo) {
-    let _ = AuditLog::new(state.paths.audit_log()).certificate_change(event, info, Actor::Panel);
-}
-
 fn lifetime(days: i64) -> CommandResult<time::Duration> {
     Ok(certs::lifetime(days)?)
 }
@@ -39,7 +34,8 @@ pub fn certs_list(state: Shared<'_>) -> Vec<CertRow> {
         .into_iter()
         .map(|row| match row {
             Ok(info) => CertRow {
-                imported: info.role == "server" && !certs::issued_by_local_ca(&files, &info.path),
+                imported: info.role == certs::CertRole::Server
+                    && !certs::issued_by_local_ca(&files, &info.path),
                 info: Some(info),
                 error: None,
             },
@@ -56,21 +52,14 @@ pub fn certs_list(state: Shared<'_>) -> Vec<CertRow> {
 /// and the address the server listens on, so clients on the network can verify it too.
 #[tauri::command]
 pub fn certs_init(state: Shared<'_>, hosts: Vec<String>, days: i64) -> CommandResult<Initialised> {
-    let names = certs::names_for_server(&state.paths.settings_file(), &hosts);
-    let keychain = Keychain::connect()?;
-    let made = certs::init(&files(&state), &keychain, &names, false, lifetime(days)?)?;
-    audit(&state, "certificates_initialised", &made.server);
-    Ok(made)
+    Ok(ops::init_certificates(&state.panel(), &hosts, false, lifetime(days)?)?.value)
 }
 
 /// A new server certificate from the local CA for the names the current one carries; refused,
 /// with the way on, when the current one was imported.
 #[tauri::command]
 pub fn certs_renew_server(state: Shared<'_>, days: i64) -> CommandResult<CertInfo> {
-    let keychain = Keychain::connect()?;
-    let renewed = certs::renew_server(&files(&state), &keychain, lifetime(days)?)?;
-    audit(&state, "certificate_renewed", &renewed);
-    Ok(renewed)
+    Ok(ops::renew_server(&state.panel(), lifetime(days)?)?.value)
 }
 
 /// A client certificate for mutual TLS, and where its files are.
@@ -84,10 +73,7 @@ pub struct IssuedClient {
 #[tauri::command]
 pub fn certs_issue_client(state: Shared<'_>, name: String, days: i64) -> CommandResult<IssuedClient> {
     let files = files(&state);
-    let keychain = Keychain::connect()?;
-    let authority = Authority::load(&files, &keychain)?;
-    let certificate = authority.issue_client(&files, &name, lifetime(days)?)?;
-    audit(&state, "client_certificate_issued", &certificate);
+    let certificate = ops::issue_client(&state.panel(), &name, lifetime(days)?)?.value;
     Ok(IssuedClient {
         certificate,
         key: files.client_key(&name),
@@ -104,9 +90,7 @@ pub fn certs_import(
     key: PathBuf,
     ca: Option<PathBuf>,
 ) -> CommandResult<CertInfo> {
-    let info = certs::import_server(&files(&state), &cert, &key, ca.as_deref())?;
-    audit(&state, "certificate_imported", &info);
-    Ok(info)
+    Ok(ops::import_server(&state.panel(), &cert, &key, ca.as_deref())?.value)
 }
 
 /// The CA certificate, for the copy button and the trust-store instructions beside it.

@@ -1,9 +1,9 @@
 //! The Keys page: create, reveal, rotate and revoke API keys. Their text lives in the keychain;
 //! every change is audited with the panel as its actor.
 
-use gatehouse_core::audit::{Actor, AuditLog};
 use gatehouse_core::keys::store::ROTATION_GRACE;
-use gatehouse_core::keys::{self, KeyRecord, KeyStore, Keychain, Scope};
+use gatehouse_core::keys::{self, KeyRecord, KeyStore, Scope, Storage};
+use gatehouse_core::ops;
 use serde::Serialize;
 
 use super::Shared;
@@ -56,11 +56,6 @@ fn share(state: &Shared<'_>, record: &KeyRecord, key: &str) -> Option<Share> {
     })
 }
 
-fn audit(state: &Shared<'_>, event: &str, record: &KeyRecord) {
-    // Best effort, as in the CLI: the change itself has been made.
-    let _ = AuditLog::new(state.paths.audit_log()).key_change(event, record, Actor::Panel);
-}
-
 #[tauri::command]
 pub fn key_create(
     state: Shared<'_>,
@@ -74,19 +69,18 @@ pub fn key_create(
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()?;
     let lifetime = keys::parse_duration(&expires)?;
-    let keychain = Keychain::connect()?;
-    // Best effort, as in the CLI: the key exists whether or not its audit line could be written.
-    let (created, _unaudited) = KeyStore::new(state.paths.keys_file()).create_audited(
-        Some(&keychain),
+    // The key exists whether or not its audit line could be written.
+    let created = ops::create_key(
+        &state.panel(),
         &keys::KeySpec {
             name: &name,
             scopes: &scopes,
             models: &models,
             lifetime,
         },
-        &AuditLog::new(state.paths.audit_log()),
-        Actor::Panel,
-    )?;
+        Storage::Keychain,
+    )?
+    .value;
     Ok(CreatedKey {
         share: share(&state, &created.record, created.key.expose()),
         id: created.record.id,
@@ -98,10 +92,7 @@ pub fn key_create(
 /// The key's text from the keychain, for the Reveal button.
 #[tauri::command]
 pub fn key_reveal(state: Shared<'_>, id: String) -> CommandResult<String> {
-    let store = KeyStore::new(state.paths.keys_file());
-    let key = store.reveal(&id, Keychain::connect)?;
-    audit(&state, "key_revealed", &store.get(&id)?);
-    Ok(key.expose().clone())
+    Ok(ops::reveal_key(&state.panel(), &id)?.value.expose().clone())
 }
 
 /// A new key with the same name and scopes; the old one keeps working for a day, so clients
@@ -109,11 +100,8 @@ pub fn key_reveal(state: Shared<'_>, id: String) -> CommandResult<String> {
 #[tauri::command]
 pub fn key_rotate(state: Shared<'_>, id: String, expires: String) -> CommandResult<CreatedKey> {
     let lifetime = keys::parse_duration(&expires)?;
-    let keychain = Keychain::connect()?;
-    let (new, old) =
-        KeyStore::new(state.paths.keys_file()).rotate(Some(&keychain), &id, ROTATION_GRACE, lifetime)?;
-    audit(&state, "key_rotated", &old);
-    audit(&state, "key_created", &new.record);
+    let ops::Rotated { new, old } =
+        ops::rotate_key(&state.panel(), &id, ROTATION_GRACE, lifetime, Storage::Keychain)?.value;
     Ok(CreatedKey {
         share: share(&state, &new.record, new.key.expose()),
         id: new.record.id,
@@ -126,8 +114,6 @@ pub fn key_rotate(state: Shared<'_>, id: String, expires: String) -> CommandResu
 
 #[tauri::command]
 pub fn key_revoke(state: Shared<'_>, id: String) -> CommandResult<()> {
-    let keychain = Keychain::connect().ok();
-    let (record, _) = KeyStore::new(state.paths.keys_file()).revoke(keychain.as_ref(), &id)?;
-    audit(&state, "key_revoked", &record);
+    ops::revoke_key(&state.panel(), &id)?;
     Ok(())
 }

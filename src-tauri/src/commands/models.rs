@@ -9,7 +9,7 @@ use gatehouse_core::checklist::local_identity;
 use gatehouse_core::keys::{KeyStore, Keychain};
 use gatehouse_core::probe::{Endpoint, HttpResponse, Prober};
 use gatehouse_core::{certs::CertFiles, fsutil};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::Shared;
@@ -82,19 +82,11 @@ pub async fn request(
     Ok(response)
 }
 
-/// One version of one model, as the repository index reports it.
-#[derive(Serialize, Deserialize, ts_rs::TS)]
-pub struct ModelRow {
-    pub name: String,
-    pub version: String,
-    /// `READY` or `UNAVAILABLE`.
-    pub state: String,
-    /// Why it cannot be served; empty when ready.
-    pub reason: String,
-}
-
 #[tauri::command]
-pub async fn models_index(state: Shared<'_>, key_id: String) -> CommandResult<Vec<ModelRow>> {
+pub async fn models_index(
+    state: Shared<'_>,
+    key_id: String,
+) -> CommandResult<Vec<gatehouse_core::wire::IndexEntry>> {
     let response = request(&state, "POST", "/v2/repository/index", Some(&key_id), b"{}").await?;
     serde_json::from_slice(&response.body).map_err(|e| internal("reading the server's answer", e))
 }

@@ -2,7 +2,7 @@
 //! and the panel's own preferences (start at login).
 
 use gatehouse_core::Settings;
-use gatehouse_core::audit::AuditLog;
+use gatehouse_core::audit::{Actor, AuditLog};
 use gatehouse_core::fsutil;
 use gatehouse_core::supervisor::State as ServerState;
 use serde::{Deserialize, Serialize};
@@ -31,10 +31,9 @@ pub fn settings_change(state: Shared<'_>, changes: Vec<SettingChange>) -> Comman
         .iter()
         .map(|c| (c.key.as_str(), c.value.as_str()))
         .collect();
-    let audit = AuditLog::new(state.paths.audit_log());
-    let changed = gatehouse_core::settings::change(&state.paths.settings_file(), &audit, &pairs, "panel")?;
+    let changed = gatehouse_core::ops::change_settings(&state.panel(), &pairs)?;
     restart_if_running(&state);
-    Ok(changed.settings)
+    Ok(changed.value.settings)
 }
 
 /// Opens the server to this computer's network address for `window` (`15m`, `1h`, …): TLS and
@@ -70,7 +69,7 @@ pub fn expose(state: &crate::AppState, window: &str) -> CommandResult<Settings> 
         &host.to_string(),
         window,
         now,
-        "panel",
+        Actor::Panel,
     )?;
     restart_if_running(state);
     Ok(changed.settings)
@@ -78,7 +77,7 @@ pub fn expose(state: &crate::AppState, window: &str) -> CommandResult<Settings> 
 
 pub fn end_exposure(state: &crate::AppState) -> CommandResult<Settings> {
     let audit = AuditLog::new(state.paths.audit_log());
-    let changed = gatehouse_core::exposure::stop(&state.paths.settings_file(), &audit, "panel")?;
+    let changed = gatehouse_core::exposure::stop(&state.paths.settings_file(), &audit, Actor::Panel)?;
     restart_if_running(state);
     Ok(changed.settings)
 }
@@ -114,9 +113,39 @@ pub fn network_choices() -> NetworkChoices {
 /// How far the setup wizard got, kept across quits in `panel.json` beside the settings.
 #[derive(Serialize, Deserialize, Clone, Default, ts_rs::TS)]
 pub struct WizardProgress {
-    /// The step to show next: `network`, `key`, `tls`, `python`, `review`.
-    pub step: String,
+    /// The step to show next.
+    pub step: WizardStep,
     pub completed: bool,
+}
+
+/// The setup wizard's steps, in order.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum WizardStep {
+    /// Which server: the built-in one or one already running.
+    #[default]
+    Server,
+    Network,
+    Key,
+    Tls,
+    Python,
+    Review,
+}
+
+impl<'de> Deserialize<'de> for WizardStep {
+    /// A step this version does not know (written by another) starts the wizard at its first
+    /// step, rather than making the whole file unreadable and losing whether it was completed.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<WizardStep, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.as_str() {
+            "network" => WizardStep::Network,
+            "key" => WizardStep::Key,
+            "tls" => WizardStep::Tls,
+            "python" => WizardStep::Python,
+            "review" => WizardStep::Review,
+            _ => WizardStep::Server,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -196,4 +225,28 @@ pub async fn server_info(state: Shared<'_>) -> CommandResult<gatehouse_core::wir
     let response =
         super::models::request(&state, "GET", gatehouse_core::wire::routes::INFO, None, &[]).await?;
     serde_json::from_slice(&response.body).map_err(|e| internal("reading the server's /info", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wizard_s_step_round_trips_and_an_unknown_one_starts_it_over() {
+        for step in [
+            WizardStep::Server,
+            WizardStep::Network,
+            WizardStep::Key,
+            WizardStep::Tls,
+            WizardStep::Python,
+            WizardStep::Review,
+        ] {
+            let text = serde_json::to_string(&step).unwrap();
+            assert_eq!(serde_json::from_str::<WizardStep>(&text).unwrap(), step, "{text}");
+        }
+        let file: PanelFile =
+            serde_json::from_str(r#"{"wizard": {"step": "models", "completed": true}}"#).unwrap();
+        assert_eq!(file.wizard.step, WizardStep::Server);
+        assert!(file.wizard.completed, "the rest of the progress is kept");
+    }
 }

@@ -3,7 +3,7 @@
 /health answers like llama.cpp's; /v1/echo returns the method, path, query, headers and body
 length it received; /v1/stream sends NDJSON lines 200 ms apart with the time each was written;
 /v1/ws is a WebSocket that first sends the
-headers it got, then echoes each text message; /slots is an admin route. Run: python echo.py PORT
+headers it got, then echoes each text message; /slots is an admin route. Run: python echo.py PORT [HOST] [--access-log]
 """
 import asyncio
 import json
@@ -68,5 +68,8 @@ async def slots():
 
 
 if __name__ == "__main__":
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
-    uvicorn.run(app, host=host, port=int(sys.argv[1]), log_level="warning")
+    # --access-log prints a line per request, as most servers do, for the checklist's canary.
+    access_log = "--access-log" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--access-log"]
+    host = args[1] if len(args) > 1 else "127.0.0.1"
+    uvicorn.run(app, host=host, port=int(args[0]), log_level="info" if access_log else "warning")

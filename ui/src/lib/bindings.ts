@@ -54,7 +54,7 @@ observed: string, at: string, };
 
 export type Fix = { "action": "set_setting", key: string, value: string, } | { "action": "create_key", name: string, scopes: Array<Scope>, expires: string, } | { "action": "enable_tls" } | { "action": "renew_certificates" } | { "action": "restrict_file_modes", paths: Array<string>, };
 
-export type ItemId = "server.reachable" | "network.exposure" | "network.host_check" | "guard.upstream_loopback" | "guard.admin_routes" | "guard.custom_python" | "guard.guide" | "auth.required" | "grpc.perimeter" | "public.no_secrets" | "transport.tls" | "transport.certificate" | "transport.versions" | "transport.plaintext" | "transport.mtls" | "workflows.custom_python" | "workflows.sandbox" | "auth.key_in_url" | "cors.policy" | "metrics.protected" | "keys.exist" | "keys.expiry" | "keys.age" | "keys.separation" | "keys.storage" | "files.permissions" | "audit.enabled";
+export type ItemId = "server.reachable" | "network.exposure" | "network.host_check" | "guard.upstream_loopback" | "guard.admin_routes" | "guard.custom_python" | "guard.key_stripped" | "guard.guide" | "auth.required" | "grpc.perimeter" | "public.no_secrets" | "transport.tls" | "transport.certificate" | "transport.versions" | "transport.plaintext" | "transport.mtls" | "workflows.custom_python" | "workflows.sandbox" | "auth.key_in_url" | "cors.policy" | "metrics.protected" | "keys.exist" | "keys.expiry" | "keys.age" | "keys.separation" | "keys.storage" | "files.permissions" | "audit.enabled";
 
 export type Item = { id: ItemId, title: string, 
 /**
@@ -102,12 +102,9 @@ hash: string, storage: Storage,
  */
 models?: Array<string>, };
 
-export type CertInfo = { 
-/**
- * `ca` (the local CA), `server`, `client`, or `imported-ca` (the CA a server certificate was
- * imported with).
- */
-role: "ca" | "server" | "client" | "imported-ca", path: string, subject: string, names: Array<string>, not_before: string, not_after: string, days_left: number, };
+export type CertRole = "ca" | "server" | "client" | "imported-ca";
+
+export type CertInfo = { role: CertRole, path: string, subject: string, names: Array<string>, not_before: string, not_after: string, days_left: number, };
 
 export type Initialised = { ca: CertInfo, server: CertInfo, 
 /**
@@ -139,10 +136,9 @@ port: number,
  */
 models: string | null, 
 /**
- * Who may read `/metrics`: `auto` (anyone while bound to loopback, else a `metrics` key),
- * `public` or `key`.
+ * Who may read `/metrics`.
  */
-metrics_access: string, 
+metrics_access: MetricsAccess, 
 /**
  * Further names clients may address the server by (the `Host` they send), beyond
  * `localhost`, the host name, its addresses and the names in its certificate. Requests to
@@ -154,6 +150,8 @@ allowed_hosts: Array<string>,
  * time-limited exposure (`gatehouse expose --for 1h`). Unset, the address is deliberate.
  */
 exposed_until: string | null, };
+
+export type MetricsAccess = "auto" | "public" | "key";
 
 export type GrpcSettings = { 
 /**
@@ -457,7 +455,29 @@ state: string,
 /**
  * Whether Gatehouse launched it and restarts it.
  */
-launched: boolean, };
+launched: boolean, 
+/**
+ * What the launched server's own output showed of the requests it received; told to
+ * clients on this computer only.
+ */
+output?: UpstreamOutput, };
+
+export type UpstreamOutput = { 
+/**
+ * Lines of its output that held something shaped like a Gatehouse key (before Gatehouse's
+ * log redacted it).
+ */
+keys_seen: number, 
+/**
+ * The checklist's canary requests the server logged, most recent last.
+ */
+canaries: Array<CanarySeen>, };
+
+export type CanarySeen = { nonce: string, 
+/**
+ * The line that logged it also held a Gatehouse key.
+ */
+key_seen: boolean, };
 
 export type PythonSandbox = { layers: Array<string>, missing: Array<string>, 
 /**
@@ -509,19 +529,19 @@ export type NetworkChoices = {
  */
 lan_address: string | null, host_name: string | null, };
 
+export type WizardStep = "server" | "network" | "key" | "tls" | "python" | "review";
+
 export type WizardProgress = { 
 /**
- * The step to show next: `network`, `key`, `tls`, `python`, `review`.
+ * The step to show next.
  */
-step: string, completed: boolean, };
+step: WizardStep, completed: boolean, };
 
-export type ModelRow = { name: string, version: string, 
+export type ModelState = "READY" | "UNAVAILABLE";
+
+export type IndexEntry = { name: string, version: string, state: ModelState, 
 /**
- * `READY` or `UNAVAILABLE`.
- */
-state: string, 
-/**
- * Why it cannot be served; empty when ready.
+ * Why the version cannot be served; empty when ready.
  */
 reason: string, };
 

@@ -1,6 +1,6 @@
 // The logic behind the wizard and the settings pages, kept out of the components so it can be
 // tested on its own.
-import type { CertInfo, SettingChange, Settings } from "./types";
+import type { CertInfo, SettingChange, Settings, WizardStep as SavedStep } from "./types";
 
 export const wizardSteps = [
   { id: "server", label: "Server" },
@@ -9,7 +9,7 @@ export const wizardSteps = [
   { id: "tls", label: "TLS" },
   { id: "python", label: "Custom Python" },
   { id: "review", label: "Review" },
-] as const;
+] as const satisfies readonly { id: SavedStep; label: string }[];
 export type WizardStep = (typeof wizardSteps)[number]["id"];
 
 /** Where a wizard resumes: the saved step if it is one, else the first. */

@@ -3,3 +3,4 @@
 export type * from "./bindings";
 export type { State as ServerState } from "./bindings";
 export type { Event as SecurityEvent } from "./bindings";
+export type { IndexEntry as ModelRow } from "./bindings";

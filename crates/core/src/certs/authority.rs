@@ -116,7 +116,7 @@ impl Authority {
             )?;
         }
         self.sign_at(params, validity, &files.server_cert(), &files.server_key())?;
-        inspect("server", &files.server_cert())
+        inspect(CertRole::Server, &files.server_cert())
     }
 
     /// Issues a client certificate for mutual TLS.
@@ -148,7 +148,7 @@ impl Authority {
             &files.client_cert(client),
             &files.client_key(client),
         )?;
-        inspect("client", &files.client_cert(client))
+        inspect(CertRole::Client, &files.client_cert(client))
     }
 
     fn sign(

@@ -12,7 +12,7 @@ pub fn import_server(
     key: &Path,
     ca: Option<&Path>,
 ) -> Result<CertInfo, CertError> {
-    let info = inspect("server", cert)?;
+    let info = inspect(CertRole::Server, cert)?;
     let key_pem = std::fs::read_to_string(key).map_err(|e| CertError::Unreadable {
         path: key.to_path_buf(),
         message: e.to_string(),

@@ -79,6 +79,11 @@ catalog! {
         why: "A workflow with a custom Python block runs that code inside the server's own process: anyone who can submit one runs code on this computer. Roboflow's guide says to turn it off; Gatehouse turns it off and refuses such workflows at the gate as well.",
         standards: ["OWASP API8:2023", "OWASP NHI Top 10 (NHI5)", "NIST CSF PR.PS-1"],
     }
+    GuardKeyStripped = "guard.key_stripped" {
+        title: "Gatehouse's key never reaches the guarded server",
+        why: "A key the guarded server receives lands in its logs, its crash reports and whatever it calls in turn, where the audit log cannot follow it. Gatehouse removes its key from every request it passes on; a canary request carrying a made-up key proves it in the server's own output.",
+        standards: ["OWASP API2:2023", "NIST CSF PR.DS-5"],
+    }
     GuardGuide = "guard.guide" {
         title: "The guarded server's own security guide is applied",
         why: "The guarded server's makers publish the controls a self-hosted server needs and leave applying them to each reader; Gatehouse applies them in front of it and proves each one with the items it names.",

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditLog;
-use crate::certs::{self, Authority, CertFiles};
-use crate::keys::{KeyStore, Keychain, Scope};
+use crate::audit::Actor;
+use crate::certs::{self, CertFiles};
+use crate::keys::{Scope, Storage};
+use crate::ops::{self, Context};
 use crate::paths::Paths;
 use crate::sensitive::Sensitive;
 
@@ -66,7 +67,9 @@ pub struct Applied {
 #[derive(Debug, thiserror::Error)]
 pub enum FixError {
     #[error("{0}")]
-    Settings(String),
+    Settings(#[from] crate::settings::SettingsError),
+    #[error("{0}")]
+    Tls(#[from] crate::ops::EnableTlsError),
     #[error("{0}")]
     Keys(#[from] crate::keys::KeyError),
     #[error("{0}")]
@@ -76,9 +79,13 @@ pub enum FixError {
 }
 
 pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
+    // The same operations as the CLI and the panel, with the checklist as the actor: a key the fix
+    // creates gets its `key_created` line, a certificate its certificate line. An audit line that
+    // cannot be written does not undo a change that is made.
+    let ctx = Context::new(paths, Actor::Checklist);
     let applied = match fix {
         Fix::SetSetting { key, value } => {
-            change_setting(paths, key, value)?;
+            ops::change_settings(&ctx, &[(key, value)])?;
             Applied {
                 message: format!("set {key} = {value} in {}", paths.settings_file().display()),
                 restart_needed: true,
@@ -90,20 +97,14 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             scopes,
             expires,
         } => {
-            let keychain = Keychain::connect()?;
             let lifetime = crate::keys::parse_duration(expires)?;
-            // The checklist's own `checklist_fix_applied` line follows; this one is the key's.
-            let (created, _unaudited) = KeyStore::new(paths.keys_file()).create_audited(
-                Some(&keychain),
-                &crate::keys::KeySpec {
-                    name,
-                    scopes,
-                    models: &[],
-                    lifetime,
-                },
-                &crate::audit::AuditLog::new(paths.audit_log()),
-                crate::audit::Actor::Checklist,
-            )?;
+            let spec = crate::keys::KeySpec {
+                name,
+                scopes,
+                models: &[],
+                lifetime,
+            };
+            let created = ops::create_key(&ctx, &spec, Storage::Keychain)?.value;
             Applied {
                 message: format!(
                     "created key {} ({}); it is in your keychain",
@@ -114,20 +115,10 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             }
         }
         Fix::EnableTls => {
+            // The server may already listen beyond loopback (this item warns exactly then): the
+            // certificate names the address clients there use, as the CLI's and the panel's do.
+            ops::enable_tls(&ctx)?;
             let files = CertFiles::new(paths.certs_dir());
-            let keychain = Keychain::connect()?;
-            // The server may already listen beyond loopback (this item warns exactly then):
-            // its certificate must name the address clients there use.
-            let names = certs::names_for_server(&paths.settings_file(), &[]);
-            let (authority, _) = Authority::load_or_create(&files, &keychain, false, &names)?;
-            if !files.server_cert().exists() || !files.server_key().exists() {
-                authority.issue_server(
-                    &files,
-                    &certs::default_server_names(&names),
-                    certs::SERVER_LIFETIME,
-                )?;
-            }
-            change_setting(paths, "tls.enabled", "true")?;
             Applied {
                 message: format!(
                     "TLS is on with {}; clients trust {}",
@@ -139,9 +130,7 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
             }
         }
         Fix::RenewCertificates => {
-            let files = CertFiles::new(paths.certs_dir());
-            let keychain = Keychain::connect()?;
-            let info = certs::renew_server(&files, &keychain, certs::SERVER_LIFETIME)?;
+            let info = ops::renew_server(&ctx, certs::SERVER_LIFETIME)?.value;
             Applied {
                 message: format!(
                     "issued a new server certificate valid for {} days; the server picks it up without a restart",
@@ -171,13 +160,6 @@ pub fn apply(fix: &Fix, paths: &Paths) -> Result<Applied, FixError> {
     event.insert("event".into(), "checklist_fix_applied".into());
     event.insert("fix".into(), fix.label().into());
     // The audit line is best effort: the change itself has been made and reported.
-    let _ = AuditLog::new(paths.audit_log()).record(event);
+    let _ = ctx.audit().record(event);
     Ok(applied)
-}
-
-fn change_setting(paths: &Paths, key: &str, value: &str) -> Result<(), FixError> {
-    let audit = AuditLog::new(paths.audit_log());
-    crate::settings::change(&paths.settings_file(), &audit, &[(key, value)], "checklist")
-        .map(drop)
-        .map_err(|e| FixError::Settings(e.to_string()))
 }

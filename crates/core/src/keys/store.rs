@@ -74,21 +74,6 @@ impl KeyStore {
             .ok_or_else(|| KeyError::UnknownKey { id: id.to_string() })
     }
 
-    /// [`create`](Self::create), then the `key_created` audit event for `actor`: the one way the
-    /// CLI, the panel and the checklist's fix make a key. An audit line that cannot be written
-    /// comes back beside the key, which exists either way.
-    pub fn create_audited(
-        &self,
-        keychain: Option<&Keychain>,
-        spec: &KeySpec<'_>,
-        audit: &crate::audit::AuditLog,
-        actor: crate::audit::Actor,
-    ) -> Result<(NewKey, Option<std::io::Error>), KeyError> {
-        let created = self.create(keychain, spec)?;
-        let unaudited = audit.key_change("key_created", &created.record, actor).err();
-        Ok((created, unaudited))
-    }
-
     /// Creates the key `spec` describes. With a keychain the key is stored there; without, only
     /// its hash is kept.
     pub fn create(&self, keychain: Option<&Keychain>, spec: &KeySpec<'_>) -> Result<NewKey, KeyError> {

@@ -76,7 +76,8 @@ pub async fn supervise(launch: Launch, state: Arc<UpstreamState>) {
         state.set_phase(Phase::Starting);
         tracing::info!(event = "upstream_started", pid = child.id().unwrap_or(0), port = launch.port,
             program = %launch.command[0], "started the guarded server");
-        pass_output(&mut child);
+        state.watch();
+        pass_output(&mut child, &state);
         let status = tokio::select! {
             status = child.wait() => status,
             () = state.stopping() => {
@@ -115,21 +116,26 @@ pub async fn supervise(launch: Launch, state: Arc<UpstreamState>) {
 }
 
 /// The upstream's stdout and stderr, line by line, into Gatehouse's log.
-fn pass_output(child: &mut tokio::process::Child) {
-    fn follow(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, name: &'static str) {
+fn pass_output(child: &mut tokio::process::Child, state: &Arc<UpstreamState>) {
+    fn follow(
+        stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        name: &'static str,
+        state: Arc<UpstreamState>,
+    ) {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                state.watch_output(&line);
                 let line = redact(&line);
                 tracing::info!(target: "upstream", event = "upstream_output", stream = name, "{line}");
             }
         });
     }
     if let Some(stdout) = child.stdout.take() {
-        follow(stdout, "stdout");
+        follow(stdout, "stdout", state.clone());
     }
     if let Some(stderr) = child.stderr.take() {
-        follow(stderr, "stderr");
+        follow(stderr, "stderr", state.clone());
     }
 }
 

@@ -336,7 +336,7 @@ pub fn local_identity(paths: &Paths) -> TlsIdentity {
     let client = crate::certs::list(&files)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|info| info.role == "client" && info.days_left >= 0)
+        .filter(|info| info.role == crate::certs::CertRole::Client && info.days_left >= 0)
         .find_map(|info| {
             let name = info.path.file_stem()?.to_string_lossy().into_owned();
             let key = files.client_key(&name);
