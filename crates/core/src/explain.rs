@@ -14,6 +14,11 @@ pub trait Explain: fmt::Display {
     fn panel_fix(&self) -> Option<String> {
         None
     }
+
+    /// What went wrong, where the text holds more than one `…; fix: …` sentence.
+    fn panel_message(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An error taken apart for the panel.
@@ -29,7 +34,7 @@ impl Explained {
         let (message, fix) = split(&error.to_string());
         Explained {
             code: error.code(),
-            message,
+            message: error.panel_message().unwrap_or(message),
             fix: error.panel_fix().or(fix),
         }
     }
@@ -130,6 +135,20 @@ impl Explain for crate::settings::SettingsError {
         }
     }
 
+    fn panel_message(&self) -> Option<String> {
+        let crate::settings::SettingsError::Invalid(problems) = self else {
+            return None;
+        };
+        let each: Vec<String> = problems
+            .iter()
+            .map(|problem| match &problem.source {
+                Some(source) => format!("{} (from {source}): {}", problem.field, problem.message),
+                None => format!("{}: {}", problem.field, problem.message),
+            })
+            .collect();
+        Some(format!("invalid settings: {}", each.join("; ")))
+    }
+
     fn panel_fix(&self) -> Option<String> {
         let crate::settings::SettingsError::Invalid(problems) = self else {
             return None;
@@ -147,6 +166,15 @@ impl Explain for crate::settings::SettingsError {
 }
 
 impl Explain for crate::checklist::FixError {
+    fn panel_message(&self) -> Option<String> {
+        use crate::checklist::FixError::*;
+        match self {
+            Settings(error) => error.panel_message(),
+            Tls(error) => error.panel_message(),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         use crate::checklist::FixError::*;
         match self {
@@ -174,6 +202,13 @@ impl Explain for crate::checklist::FixError {
 }
 
 impl Explain for crate::exposure::ExposeError {
+    fn panel_message(&self) -> Option<String> {
+        match self {
+            crate::exposure::ExposeError::Settings(error) => error.panel_message(),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         use crate::exposure::ExposeError::*;
         match self {
@@ -197,6 +232,13 @@ impl Explain for crate::exposure::ExposeError {
 }
 
 impl Explain for crate::ops::EnableTlsError {
+    fn panel_message(&self) -> Option<String> {
+        match self {
+            crate::ops::EnableTlsError::Settings(error) => error.panel_message(),
+            crate::ops::EnableTlsError::Certificates(_) => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             crate::ops::EnableTlsError::Certificates(error) => error.code(),
@@ -314,5 +356,19 @@ mod tests {
         let explained = Explained::for_panel(&error);
         assert_eq!(explained.code, "invalid_settings");
         assert!(explained.fix.unwrap().starts_with("limits.max_body_bytes: "));
+        // Every problem is in the message, not only the first sentence's.
+        let Err(two) = Settings::parse("[limits]\nmax_body_bytes = 10\n[inference]\nintra_threads = 0\n")
+            .unwrap()
+            .validate()
+        else {
+            panic!("both values are out of range");
+        };
+        let explained = Explained::for_panel(&two);
+        assert!(
+            explained.message.contains("inference.intra_threads")
+                && explained.message.contains("limits.max_body_bytes"),
+            "{}",
+            explained.message
+        );
     }
 }

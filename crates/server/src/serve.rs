@@ -389,6 +389,30 @@ fn reachable(address: SocketAddr) -> SocketAddr {
 
 /// Runs the ONNX server until SIGINT or SIGTERM.
 pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
+    let (runtime, models_dir) = load_runtime(&settings, &paths)?;
+    let frontend = Frontend::open(settings, paths, &runtime.version(), true).await?;
+    let state = app_state(&frontend, runtime.version());
+    if frontend.settings.workflows.allow_custom_python {
+        tracing::warn!(
+            event = "custom_python_enabled",
+            "custom Python in workflows is on: anyone with a workflows key can run code here, inside the sandbox"
+        );
+        let sandbox = state.sandbox.clone();
+        tokio::spawn(async move { crate::workflows::sandbox::probe(&sandbox).await });
+    }
+    frontend.announce();
+    load_models(runtime, models_dir, &frontend.settings, &state);
+    let grpc = frontend
+        .grpc_address
+        .is_some()
+        .then(|| crate::grpc::router(&state));
+    frontend.serve(router(state), grpc).await;
+    Ok(())
+}
+
+/// ONNX Runtime from the configured library (or the one setup installs), and the model
+/// repository it will serve.
+fn load_runtime(settings: &Settings, paths: &Paths) -> Result<(Runtime, PathBuf), StartError> {
     let library = settings
         .inference
         .onnxruntime
@@ -400,20 +424,25 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         .models
         .clone()
         .unwrap_or_else(|| paths.default_models_dir());
-    let onnxruntime_version = runtime.version();
-    tracing::info!(event = "runtime_loaded", library = %library.display(), version = %onnxruntime_version,
-        models = %models_dir.display(), "ONNX Runtime {onnxruntime_version} loaded from {}", library.display());
-    let frontend = Frontend::open(settings, paths, &onnxruntime_version, true).await?;
+    let version = runtime.version();
+    tracing::info!(event = "runtime_loaded", library = %library.display(), version = %version,
+        models = %models_dir.display(), "ONNX Runtime {version} loaded from {}", library.display());
+    Ok((runtime, models_dir))
+}
+
+/// What every handler shares, from the opened front end: its limits, perimeter and metrics, and
+/// the `/info` it tells.
+fn app_state(frontend: &Frontend, onnxruntime_version: String) -> AppState {
     let settings = &frontend.settings;
     let paths = &frontend.paths;
     let metrics = frontend.metrics.clone();
-    let state = AppState::from(Shared {
+    AppState::from(Shared {
         hosts: frontend.hosts.clone(),
         request_limits: RequestLimits::new(&settings.limits, metrics.clone()),
         cors: settings.cors.clone(),
         perimeter: frontend.perimeter.clone(),
         metrics_protected: frontend.metrics_protected(),
-        metrics: metrics.clone(),
+        metrics,
         repository: Arc::new(OnceLock::new()),
         info: Arc::new(ServerInfo {
             name: "gatehouse".into(),
@@ -439,23 +468,19 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
             &settings.workflows,
             vec![paths.config_dir.clone(), paths.data_dir.clone()],
         ),
-    });
-    if settings.workflows.allow_custom_python {
-        tracing::warn!(
-            event = "custom_python_enabled",
-            "custom Python in workflows is on: anyone with a workflows key can run code here, inside the sandbox"
-        );
-        let sandbox = state.sandbox.clone();
-        tokio::spawn(async move { crate::workflows::sandbox::probe(&sandbox).await });
-    }
-    frontend.announce();
+    })
+}
 
+/// Loads the models on the blocking pool while the server already answers (readiness says when
+/// they are in).
+fn load_models(runtime: Runtime, models_dir: PathBuf, settings: &Settings, state: &AppState) {
     let options = LoadOptions {
         intra_threads: settings.inference.intra_threads,
         sessions_per_model: settings.inference.sessions_per_model,
         allow_symlinks: settings.inference.allow_model_symlinks,
     };
     let repository_slot = state.repository.clone();
+    let metrics = state.metrics.clone();
     tokio::task::spawn_blocking(move || {
         let repository = Repository::load(&runtime, &models_dir, &options);
         let ready = repository.ready_count();
@@ -468,12 +493,6 @@ pub async fn run(settings: Settings, paths: Paths) -> Result<(), StartError> {
         );
         let _ = repository_slot.set(repository);
     });
-    let grpc = frontend
-        .grpc_address
-        .is_some()
-        .then(|| crate::grpc::router(&state));
-    frontend.serve(router(state), grpc).await;
-    Ok(())
 }
 
 /// Completes at SIGINT or SIGTERM, or when a time-limited exposure ends: then the settings go
