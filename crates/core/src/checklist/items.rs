@@ -15,20 +15,30 @@ use crate::paths::Paths;
 use crate::probe::{Endpoint, HttpResponse, LegacyAnswer, ProbeError, Prober, TlsIdentity};
 use crate::wire::{KeyInUrl, PythonSandbox, ServerInfo};
 
-mod access;
-mod config;
+mod audit;
+mod auth;
+mod cors;
+mod files;
 mod grpc;
+mod keys;
+mod metrics;
 mod network;
-mod python;
+mod public;
 mod transport;
+mod workflows;
 
-pub(super) use access::*;
-pub(super) use config::*;
+pub(super) use audit::*;
+pub(super) use auth::*;
+pub(super) use cors::*;
+pub(super) use files::*;
 pub(super) use grpc::*;
+pub(super) use keys::*;
+pub(super) use metrics::*;
 pub(super) use network::*;
-pub(super) use python::*;
+pub(super) use public::*;
 pub(super) use transport::*;
 pub use transport::{local_identity, local_identity_reader};
+pub(super) use workflows::*;
 
 /// Keys older than this should be rotated.
 pub const ROTATION_DAYS: i64 = 90;
@@ -200,6 +210,14 @@ pub async fn external(endpoint: Endpoint, options: Options) -> Vec<Item> {
     items.extend(transport);
     items.push(cors);
     items.push(metrics);
+    items
+}
+
+/// The items read from files rather than probed.
+pub(in crate::checklist) fn configuration_items(paths: &Paths, settings: &Settings) -> Vec<Item> {
+    let mut items = keys(paths, settings);
+    items.push(file_permissions(paths, settings));
+    items.push(audit(paths, settings));
     items
 }
 
