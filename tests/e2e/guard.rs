@@ -439,7 +439,8 @@ fn a_launched_upstream_is_restarted_after_a_crash_and_stopped_with_the_guard() {
 #[test]
 fn a_gatehouse_key_in_the_launched_upstream_s_output_fails_the_checklist_and_stays_out_of_the_log() {
     // An upstream that prints a Gatehouse key is one that received it, however it got there.
-    let leaked = "gth_leakedKEY0000000000000000";
+    let (_, leaked) = gatehouse_core::keys::format::generate().unwrap();
+    let leaked = leaked.as_str();
     let server = TestServer::builder()
         .guard()
         .arg("--preset")

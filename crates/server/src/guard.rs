@@ -96,7 +96,7 @@ impl UpstreamState {
     /// there is one the upstream received, and a canary's nonce is the checklist's proof that a
     /// request reached it.
     pub fn watch_output(&self, line: &str) {
-        let key_seen = line.contains("gth_");
+        let key_seen = gatehouse_core::keys::format::holds_key(line);
         let marker = format!("{}=", gatehouse_core::wire::CANARY_PARAMETER);
         let nonce = line.find(&marker).map(|at| {
             line[at + marker.len()..]

@@ -66,6 +66,21 @@ pub fn parse(key: &str) -> Result<&str, FormatError> {
     Ok(&key[PREFIX.len()..PREFIX.len() + ID_LENGTH])
 }
 
+/// Whether `text` holds a Gatehouse key: `gth_` at the start of a word, followed by a key whose
+/// checksum holds — so `max_length_tokens` in a server's log is not mistaken for one.
+pub fn holds_key(text: &str) -> bool {
+    text.match_indices(PREFIX).any(|(at, _)| {
+        let starts_a_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let end = text[at + PREFIX.len()..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(text.len(), |i| at + PREFIX.len() + i);
+        starts_a_word && parse(&text[at..end]).is_ok()
+    })
+}
+
 /// SHA-256 of the whole key: what `keys.toml` and the server keep instead of the key.
 pub fn hash(key: &str) -> [u8; 32] {
     let digest = Sha256::digest(key.as_bytes());
@@ -138,6 +153,21 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_key_is_found_in_a_line_and_look_alikes_are_not() {
+        let (_, key) = generate().unwrap();
+        assert!(holds_key(&format!("GET /x?api_key={key} HTTP/1.1")));
+        assert!(holds_key(&format!("Authorization: Bearer {key}")));
+        assert!(holds_key(&key));
+        assert!(!holds_key("max_length_tokens=512 strength_0"));
+        assert!(!holds_key("Bearer gth_notAKeyAtAll"));
+        assert!(!holds_key(&format!("x{key}")), "inside a word");
+        let mut broken = key.clone();
+        broken.replace_range(10..11, if &key[10..11] == "A" { "B" } else { "A" });
+        assert!(!holds_key(&broken), "a bad checksum is not a key");
+    }
+
     use super::*;
 
     #[test]
