@@ -212,8 +212,10 @@ pub fn renew_due(
         .into_iter()
         .next()
         .map(|info| CertError::Imported { path: info.path });
-    let mut renewed = Vec::new();
-    let mut unaudited = None;
+    let mut done = Done::new(RenewedDue {
+        renewed: Vec::new(),
+        imported,
+    });
     if !ours.is_empty() {
         let keychain = Keychain::connect()?;
         let authority = Authority::load(&files, &keychain)?;
@@ -230,19 +232,11 @@ pub fn renew_due(
                     authority.issue_client(&files, &name, lifetime)?
                 }
             };
-            if let Err(error) = ctx
-                .audit
-                .certificate_change("certificate_renewed", &new, ctx.actor)
-            {
-                unaudited.get_or_insert(error);
-            }
-            renewed.push(new);
+            done = done.certificate(ctx, "certificate_renewed", &new);
+            done.value.renewed.push(new);
         }
     }
-    Ok(Done {
-        value: RenewedDue { renewed, imported },
-        unaudited,
-    })
+    Ok(done)
 }
 
 /// Existing certificate and key files (say, from a company CA) as the server's, with the CA that
@@ -261,14 +255,13 @@ pub fn import_server(
 /// server is set to listen on), then `tls.enabled = true`.
 pub fn enable_tls(ctx: &Context<'_>) -> Result<Done<settings::Changed>, EnableTlsError> {
     let files = ctx.certs();
-    let mut done = Done::new(());
+    let mut certificates_unaudited = None;
     if !files.server_cert().exists() || !files.server_key().exists() {
-        let made = init_certificates(ctx, &[], false, certs::SERVER_LIFETIME)?;
-        done.unaudited = made.unaudited;
+        certificates_unaudited = init_certificates(ctx, &[], false, certs::SERVER_LIFETIME)?.unaudited;
     }
     let changed = change_settings(ctx, &[("tls.enabled", "true")])?;
     Ok(Done {
-        unaudited: done.unaudited.or(changed.unaudited),
+        unaudited: certificates_unaudited.or(changed.unaudited),
         value: changed.value,
     })
 }
