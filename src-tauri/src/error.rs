@@ -14,7 +14,6 @@ pub struct CommandError {
 /// The panel's own failures, beside the codes core errors carry ([`Explain::code`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Code {
-    NoLocalCa,
     ServerNotRunning,
     ServerNotVerified,
     ServerRefused,
@@ -31,7 +30,6 @@ pub enum Code {
 impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
-            Code::NoLocalCa => "no_local_ca",
             Code::ServerNotRunning => "server_not_running",
             Code::ServerNotVerified => "server_not_verified",
             Code::ServerRefused => "server_refused",

@@ -97,14 +97,17 @@ impl UpstreamState {
     /// request reached it.
     pub fn watch_output(&self, line: &str) {
         let key_seen = gatehouse_core::keys::format::holds_key(line);
-        let marker = format!("{}=", gatehouse_core::wire::CANARY_PARAMETER);
-        let nonce = line.find(&marker).map(|at| {
-            line[at + marker.len()..]
-                .chars()
-                .take_while(char::is_ascii_alphanumeric)
-                .take(64)
-                .collect::<String>()
-        });
+        let marker = gatehouse_core::wire::CANARY_PARAMETER;
+        let nonce = line
+            .find(marker)
+            .and_then(|at| line[at + marker.len()..].strip_prefix('='))
+            .map(|value| {
+                value
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .take(64)
+                    .collect::<String>()
+            });
         let mut output = self
             .output
             .lock()

@@ -8,7 +8,7 @@ use gatehouse_core::ops;
 use serde::Serialize;
 
 use super::Shared;
-use crate::error::{Code, CommandError, CommandResult};
+use crate::error::CommandResult;
 
 /// One certificate file: what it says, or why it could not be read.
 #[derive(Serialize, ts_rs::TS)]
@@ -103,12 +103,6 @@ pub struct ExportedCa {
 #[tauri::command]
 pub fn certs_export_ca(state: Shared<'_>) -> CommandResult<ExportedCa> {
     let path = files(&state).ca();
-    let pem = std::fs::read_to_string(&path).map_err(|_| {
-        CommandError::new(
-            Code::NoLocalCa,
-            format!("there is no local CA at {} yet", path.display()),
-            "turn TLS on on the Certificates page first: it creates the local CA",
-        )
-    })?;
+    let pem = std::fs::read_to_string(&path).map_err(|_| certs::CertError::NoAuthority)?;
     Ok(ExportedCa { path, pem })
 }

@@ -266,12 +266,17 @@ pub(super) struct AdminRoutes {
     pub observed: String,
 }
 
-async fn admin_routes(prober: &Prober, preset: &str, settings: &Settings) -> Item {
-    let table = RouteTable::new(&crate::guard::GuardSettings {
+/// The route table the guard runs with: `preset` (as the server reports it) and the settings'
+/// own route scopes.
+fn route_table(preset: &str, settings: &Settings) -> Result<RouteTable, String> {
+    RouteTable::new(&crate::guard::GuardSettings {
         preset: preset.to_string(),
         ..settings.guard.clone()
-    });
-    let Ok(table) = table else {
+    })
+}
+
+async fn admin_routes(prober: &Prober, preset: &str, settings: &Settings) -> Item {
+    let Ok(table) = route_table(preset, settings) else {
         return judge_admin(&AdminRoutes {
             preset: preset.into(),
             probe: None,

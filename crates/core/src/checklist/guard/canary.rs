@@ -26,10 +26,7 @@ const CANARY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) async fn key_stripped(prober: &Prober, guarding: &Guarding, settings: &Settings) -> Item {
     let preset = crate::guard::preset(&guarding.preset);
-    let table = RouteTable::new(&crate::guard::GuardSettings {
-        preset: guarding.preset.clone(),
-        ..settings.guard.clone()
-    });
+    let table = route_table(&guarding.preset, settings);
     let route = preset.and_then(|p| p.health).filter(|path| {
         table
             .as_ref()
