@@ -96,6 +96,122 @@ impl Files {
     }
 }
 
+/// The fields of an audit line the detector reads. The server calls [`catch_up`] every second
+/// and writes a line per request, so a line is read into borrowed fields and the rest of it
+/// (hashes, paths, ids) is skipped without being built into a tree.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Line<'a> {
+    #[serde(borrow)]
+    time: Field<'a>,
+    #[serde(borrow)]
+    event: Field<'a>,
+    #[serde(borrow)]
+    seq: Field<'a>,
+    #[serde(borrow)]
+    address: Field<'a>,
+    #[serde(borrow)]
+    key_id: Field<'a>,
+    #[serde(borrow)]
+    reason: Field<'a>,
+    #[serde(borrow)]
+    status: Field<'a>,
+    #[serde(borrow)]
+    port: Field<'a>,
+    #[serde(borrow)]
+    addresses: Field<'a>,
+    #[serde(borrow)]
+    key: Field<'a>,
+    #[serde(borrow)]
+    value: Field<'a>,
+    #[serde(borrow)]
+    actor: Field<'a>,
+}
+
+/// One field of a line, whatever JSON it holds: a field of an unexpected type reads as absent
+/// instead of making the whole line unreadable.
+#[derive(Debug, Default, PartialEq)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Text(std::borrow::Cow<'a, str>),
+    Number(u64),
+    Texts(Vec<std::borrow::Cow<'a, str>>),
+}
+
+impl Field<'_> {
+    fn as_text(&self) -> Option<&str> {
+        match self {
+            Field::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+    fn text(&self) -> &str {
+        self.as_text().unwrap_or("")
+    }
+    fn number(&self) -> Option<u64> {
+        match self {
+            Field::Number(number) => Some(*number),
+            _ => None,
+        }
+    }
+    fn texts(&self) -> &[std::borrow::Cow<'_, str>] {
+        match self {
+            Field::Texts(texts) => texts,
+            _ => &[],
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        use std::borrow::Cow;
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Field<'de>, E> {
+                Ok(Field::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Field<'de>, E> {
+                Ok(Field::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Field<'de>, E> {
+                Ok(Field::Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Field<'de>, E> {
+                Ok(u64::try_from(v).map_or(Field::Absent, Field::Number))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Field<'de>, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Field<'de>, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<'de>, A::Error> {
+                let mut texts = Vec::new();
+                while let Some(element) = seq.next_element::<Field<'de>>()? {
+                    if let Field::Text(text) = element {
+                        texts.push(text);
+                    }
+                }
+                Ok(Field::Texts(texts))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Absent)
+            }
+        }
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
 fn unix(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &Rfc3339)
         .ok()
@@ -136,11 +252,10 @@ impl State {
     }
 
     /// The events one audit line gives rise to.
-    fn observe(&mut self, line: &Value, out: &mut Vec<Event>) {
-        let text = |field: &str| line.get(field).and_then(Value::as_str).unwrap_or("");
-        let time = text("time").to_string();
+    fn observe(&mut self, line: &Line, out: &mut Vec<Event>) {
+        let time = line.time.text().to_string();
         let Some(now) = unix(&time) else { return };
-        let seq = line.get("seq").and_then(Value::as_u64);
+        let seq = line.seq.number();
         let mut say = |severity, kind: &str, summary: String, evidence: Value| {
             let mut evidence = evidence;
             if let (Some(seq), Some(map)) = (seq, evidence.as_object_mut()) {
@@ -154,12 +269,12 @@ impl State {
                 evidence,
             });
         };
-        match text("event") {
+        match line.event.text() {
             "request" => {
-                let address = text("address").to_string();
-                let key = line.get("key_id").and_then(Value::as_str).map(str::to_string);
-                let status = line.get("status").and_then(Value::as_u64).unwrap_or(0);
-                match text("reason") {
+                let address = line.address.text().to_string();
+                let key = line.key_id.as_text().map(str::to_string);
+                let status = line.status.number().unwrap_or(0);
+                match line.reason.text() {
                     "locked_out" => {
                         if self.fresh(&format!("lockout {address}"), now) {
                             say(
@@ -187,7 +302,7 @@ impl State {
                 if status == 401 {
                     // A request without a key is a client not configured yet, not a guess; the
                     // checklist's own probe key is well known and tried on every run.
-                    if text("reason") == "missing_key" || key.as_deref() == Some(CHECKLIST_PROBE_KEY_ID) {
+                    if line.reason.text() == "missing_key" || key.as_deref() == Some(CHECKLIST_PROBE_KEY_ID) {
                         return;
                     }
                     let times = self.failures.entry(address.clone()).or_default();
@@ -245,12 +360,8 @@ impl State {
                 }
             }
             "upstream_exposed" => {
-                let port = line.get("port").and_then(Value::as_u64).unwrap_or(0);
-                let addresses: Vec<String> = line
-                    .get("addresses")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                    .unwrap_or_default();
+                let port = line.port.number().unwrap_or(0);
+                let addresses: Vec<String> = line.addresses.texts().iter().map(|a| a.to_string()).collect();
                 if self.fresh(&format!("upstream {port}"), now) {
                     say(
                         Severity::Critical,
@@ -264,7 +375,7 @@ impl State {
                 }
             }
             "setting_changed" => {
-                let (key, value, actor) = (text("key"), text("value"), text("actor"));
+                let (key, value, actor) = (line.key.text(), line.value.text(), line.actor.text());
                 match key {
                     "server.exposed_until" if !value.is_empty() => say(
                         Severity::Warning,
@@ -294,11 +405,11 @@ impl State {
     }
 }
 
-/// The audit lines after `state`'s place, oldest first, moving the place on.
-fn new_lines(files: &Files, state: &mut State) -> std::io::Result<Vec<Value>> {
+/// Observes the audit lines after `state`'s place, oldest first, moving the place on.
+fn observe_new_lines(files: &Files, state: &mut State, events: &mut Vec<Event>) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(&files.audit) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let mut sources = Vec::new();
     if meta.ino() != state.inode || meta.len() < state.offset {
@@ -311,7 +422,6 @@ fn new_lines(files: &Files, state: &mut State) -> std::io::Result<Vec<Value>> {
     } else {
         sources.push((files.audit.clone(), state.offset));
     }
-    let mut lines = Vec::new();
     for (path, from) in sources {
         let mut file = std::fs::File::open(&path)?;
         file.seek(SeekFrom::Start(from))?;
@@ -319,25 +429,25 @@ fn new_lines(files: &Files, state: &mut State) -> std::io::Result<Vec<Value>> {
         file.read_to_end(&mut bytes)?;
         // Only whole lines: one being written is read next time.
         let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        for line in bytes[..whole].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(value) = serde_json::from_slice::<Value>(line) else {
+        for text in bytes[..whole].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(line) = serde_json::from_slice::<Line>(text) else {
                 continue;
             };
-            let seq = value.get("seq").and_then(Value::as_u64);
+            let seq = line.seq.number();
             if seq.is_some_and(|s| s <= state.seq) {
                 continue;
             }
             if let Some(seq) = seq {
                 state.seq = seq;
             }
-            lines.push(value);
+            state.observe(&line, events);
         }
         if path == files.audit {
             state.offset = from + whole as u64;
             state.inode = std::fs::metadata(&path)?.ino();
         }
     }
-    Ok(lines)
+    Ok(())
 }
 
 fn certificate_events(paths: &Paths, state: &mut State, now: OffsetDateTime, out: &mut Vec<Event>) {
@@ -385,9 +495,7 @@ pub fn catch_up(paths: &Paths, now: OffsetDateTime) -> std::io::Result<Vec<Event
     let before = std::fs::read(files.state()).unwrap_or_default();
     let mut state: State = serde_json::from_slice(&before).unwrap_or_default();
     let mut events = Vec::new();
-    for line in new_lines(&files, &mut state)? {
-        state.observe(&line, &mut events);
-    }
+    observe_new_lines(&files, &mut state, &mut events)?;
     certificate_events(paths, &mut state, now, &mut events);
     state.forget_old(now.unix_timestamp());
     if !events.is_empty() {
@@ -486,9 +594,26 @@ mod tests {
         let mut state = State::default();
         let mut out = Vec::new();
         for line in lines {
-            state.observe(line, &mut out);
+            let text = line.to_string();
+            let line: Line = serde_json::from_str(&text).expect("a test line reads");
+            state.observe(&line, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn a_line_is_read_field_by_field_whatever_the_fields_hold() {
+        let text = r#"{"time":"2026-12-03T10:00:00Z","event":"re\u0071uest","seq":7,"status":-1,"key_id":null,
+            "value":true,"addresses":["10.0.0.1",3,"::1"],"detail":{"nested":[1,{"a":"b"}]},"port":8.5}"#;
+        let line: Line = serde_json::from_str(text).unwrap();
+        assert_eq!(line.event.text(), "request", "an escaped string is decoded");
+        assert_eq!(line.seq.number(), Some(7));
+        assert_eq!(line.status.number(), None);
+        assert_eq!(line.key_id.as_text(), None);
+        assert_eq!(line.value.text(), "");
+        assert_eq!(line.port, Field::Absent);
+        assert_eq!(line.addresses.texts(), ["10.0.0.1", "::1"]);
+        assert!(serde_json::from_str::<Line>(r#"{"time": "#).is_err());
     }
 
     #[test]
