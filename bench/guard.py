@@ -5,7 +5,10 @@ serving the tiny model (sigmoid) through its ONNX Runtime runtime, reached
   - through `gatehouse guard` (plain HTTP, API key, audit log on),
   - through `gatehouse guard` over TLS with a key,
   - through nginx doing the TF Serving guide's recipe (TLS, basic auth, proxy_pass), as written
-    (a new upstream connection per request) and tuned (upstream keep-alive).
+    (a new upstream connection per request) and tuned (upstream keep-alive);
+
+and, to tell the guard's own cost at one connection from what a slow upstream's idle time costs
+in wake-ups, a static upstream (nginx returning MLServer's answer at once) direct and guarded.
 
 Part of bench/run.py; runs alone too, after a release build and ./scripts/test.sh's setup:
 
@@ -23,24 +26,23 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 import run
 
-INFER = "/v2/models/sigmoid/infer"
-
 
 @contextlib.contextmanager
-def mlserver():
+def mlserver(model: str = "sigmoid"):
     # Read here, not at import: run.py imports this module before it has its own constants.
     venv = pathlib.Path(os.environ.get("GATEHOUSE_UPSTREAMS_VENV", run.DATA / "upstreams-venv"))
     script = run.ROOT / "tests" / "e2e" / "upstreams" / "mlserver" / "serve.py"
     http, grpc = run.free_port(), run.free_port()
     server = subprocess.Popen([str(venv / "bin" / "python"), str(script),
-                               str(run.MODELS / "sigmoid" / "1" / "model.onnx"), str(http), str(grpc)],
+                               str(run.MODELS / model / "1" / "model.onnx"), str(http), str(grpc), model],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         run.wait_http(f"http://127.0.0.1:{http}/v2/health/ready")
-        yield http, server.pid
+        yield http, server.pid, grpc
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=20)
@@ -122,10 +124,43 @@ http {{
             server.wait(timeout=20)
 
 
-def turns(sides: dict, body: pathlib.Path, connections: int) -> dict:
+@contextlib.contextmanager
+def static_upstream(answer: bytes):
+    """nginx answering every request with `answer` at once: an upstream that takes almost no time,
+    so that what the guard adds is its own work and not the wake-ups a slow upstream's idle
+    time costs."""
+    port = run.free_port()
+    quoted = answer.decode().replace("'", "\\'")
+    with tempfile.TemporaryDirectory() as prefix:
+        (pathlib.Path(prefix) / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{quoted}'; }}
+  }}
+}}
+""")
+        server = subprocess.Popen(["nginx", "-c", str(pathlib.Path(prefix) / "nginx.conf"), "-p", prefix],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            run.wait_tcp(port)
+            yield port
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def turns(sides: dict, body: pathlib.Path, connections: int, model: str = "sigmoid") -> dict:
     """Each side's mean req/s and p50 over alternating turns; sides: name → (base, authorization)."""
+    path = f"/v2/models/{model}/infer"
     for base, authorization, _ in sides.values():
-        run.warm_up(f"{base}{INFER}", body, "", authorization)
+        run.warm_up(f"{base}{path}", body, "", authorization)
     results = {name: [] for name in sides}
     names = list(sides)
     order = []
@@ -133,16 +168,16 @@ def turns(sides: dict, body: pathlib.Path, connections: int) -> dict:
         order += names if pair % 2 == 0 else list(reversed(names))
     for name in order:
         base, authorization, _ = sides[name]
-        result = run.wrk(f"{base}{INFER}", body, connections, "", authorization)
+        result = run.wrk(f"{base}{path}", body, connections, "", authorization)
         results[name].append(result)
-        print(f"  {name:18} sigmoid c={connections:<3} {result['rps']:>8.0f} req/s  p50 {result['p50_us']:>7.0f} µs", flush=True)
+        print(f"  {name:18} {model} c={connections:<3} {result['rps']:>8.0f} req/s  p50 {result['p50_us']:>7.0f} µs", flush=True)
     return {name: {"rps": sum(r["rps"] for r in rs) / len(rs), "p50_us": sum(r["p50_us"] for r in rs) / len(rs)}
             for name, rs in results.items()}
 
 
 def measure(files: dict) -> dict:
     body = files["sigmoid"]
-    with tempfile.TemporaryDirectory() as directory, mlserver() as (upstream, _):
+    with tempfile.TemporaryDirectory() as directory, mlserver() as (upstream, _, _):
         ca, cert, key = run.make_certificate(pathlib.Path(directory))
         tls_env = {"GATEHOUSE_TLS": "true", "SSL_CERTFILE": str(cert), "SSL_KEYFILE": str(key)}
         with contextlib.ExitStack() as stack:
@@ -151,6 +186,14 @@ def measure(files: dict) -> dict:
             print("guard mode: MLServer direct vs through `gatehouse guard` (plain HTTP, key required)", flush=True)
             sixteen = turns({"direct": direct, "guard": guarded}, body, 16)
             one = turns({"direct": direct, "guard": guarded}, body, 1)
+        request = urllib.request.Request(f"http://127.0.0.1:{upstream}/v2/models/sigmoid/infer", data=body.read_bytes(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = response.read()
+        with static_upstream(answer) as port, contextlib.ExitStack() as stack:
+            print("guard mode: a static upstream (nginx `return 200` with MLServer's answer) direct vs through the guard", flush=True)
+            static = turns({"static direct": (f"http://127.0.0.1:{port}", "", None),
+                            "static guard": stack.enter_context(guard(port))}, body, 1)
         with contextlib.ExitStack() as stack:
             sides = {
                 "guard TLS + key": stack.enter_context(guard(upstream, tls_env)),
@@ -161,7 +204,7 @@ def measure(files: dict) -> dict:
             against = turns(sides, body, 16)
             against_one = turns(sides, body, 1)
     return {"direct": sixteen["direct"], "guard": sixteen["guard"], "direct_1": one["direct"], "guard_1": one["guard"],
-            "against": against, "against_1": against_one}
+            "against": against, "against_1": against_one, "static_1": static}
 
 
 if __name__ == "__main__":

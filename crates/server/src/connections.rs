@@ -290,6 +290,49 @@ async fn serve_one<Io>(
     }
 }
 
+/// An HTTP/2 connection's transport, said not to take vectored writes. h2 keeps a DATA payload
+/// of 256 bytes or more apart from its write buffer when the transport is vectored, and writes
+/// nothing after such a payload until it is flushed: a unary gRPC reply (headers, a message of a
+/// few hundred bytes, trailers) then leaves in two writes, and the second costs a loopback
+/// delivery and a wake-up of the client. Without vectored writes h2 copies payloads under 1 KiB
+/// into its buffer, and the reply leaves in one.
+struct Unvectored<Io>(Io);
+
+impl<Io: AsyncRead + Unpin> AsyncRead for Unvectored<Io> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for Unvectored<Io> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
 /// One HTTP/2 connection. HTTP/2 has no header read timeout of its own, so a connection that has
 /// not started a call within `limits.header_read_timeout` of opening is closed, as a slow HTTP/1
 /// client is; once it has, it may stay open and idle, as gRPC channels do, with pings finding
@@ -316,7 +359,7 @@ async fn serve_one_h2<Io>(
         .max_header_list_size(64 * 1024)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder.serve_connection(TokioIo::new(Unvectored(io)), service);
     let mut connection = std::pin::pin!(connection);
     let started = tokio::select! {
         result = connection.as_mut() => { let _ = result; return; }

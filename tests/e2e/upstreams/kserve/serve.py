@@ -1,13 +1,15 @@
 """KServe's Python model server on one ONNX model, for the guard's tests:
-python serve.py MODEL.onnx HTTP_PORT.
+python serve.py MODEL.onnx HTTP_PORT [NAME [GRPC_PORT]] (the model's name, sigmoid unless
+given; gRPC off unless a port is given).
 
-KServe 0.21 binds its REST server to 0.0.0.0 whatever it is told; a guarded server must listen
-on loopback only, so the server's uvicorn configuration is set to 127.0.0.1 before it starts.
+KServe 0.21 binds its REST server to 0.0.0.0 and its gRPC server to [::] whatever it is told; a
+guarded server must listen on loopback only, so both are moved to 127.0.0.1 before they start.
 """
 import sys
 import uuid
 
 import onnxruntime
+from grpc.aio import _server as aio_server
 import kserve
 from kserve import InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest import server as rest
@@ -21,6 +23,14 @@ def _on_loopback(self, *args, **kwargs):
 
 
 rest.RESTServer.__init__ = _on_loopback
+_add_port = aio_server.Server.add_insecure_port
+
+
+def _port_on_loopback(self, address):
+    return _add_port(self, address.replace("[::]", "127.0.0.1"))
+
+
+aio_server.Server.add_insecure_port = _port_on_loopback
 
 
 class OnnxModel(kserve.Model):
@@ -42,4 +52,8 @@ class OnnxModel(kserve.Model):
 
 if __name__ == "__main__":
     model, port = sys.argv[1], int(sys.argv[2])
-    kserve.ModelServer(http_port=port, enable_grpc=False).start([OnnxModel("sigmoid", model)])
+    name = sys.argv[3] if len(sys.argv) > 3 else "sigmoid"
+    grpc_port = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    server = kserve.ModelServer(http_port=port, grpc_port=grpc_port, enable_grpc=True) if grpc_port \
+        else kserve.ModelServer(http_port=port, enable_grpc=False)
+    server.start([OnnxModel(name, model)])
