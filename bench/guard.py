@@ -77,24 +77,12 @@ def nginx(upstream: int, cert: pathlib.Path, key: pathlib.Path, keepalive: bool)
     """The guide's server block, over TLS, with an htpasswd file made by openssl (apr1, what
     `htpasswd` writes)."""
     port = run.free_port()
-    with tempfile.TemporaryDirectory() as prefix:
-        hashed = subprocess.run(["openssl", "passwd", "-apr1", "bench-password"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        # nginx's workers run as an unprivileged user and read the file at each request.
-        os.chmod(prefix, 0o755)
-        (pathlib.Path(prefix) / "htpasswd").write_text(f"apiuser:{hashed}\n")
-        os.chmod(pathlib.Path(prefix) / "htpasswd", 0o644)
-        upstream_block = f"upstream model {{ server 127.0.0.1:{upstream}; keepalive 32; }}" if keepalive else ""
-        target = "http://model" if keepalive else f"http://127.0.0.1:{upstream}"
-        keepalive_lines = 'proxy_http_version 1.1;\n      proxy_set_header Connection "";' if keepalive else ""
-        (pathlib.Path(prefix) / "nginx.conf").write_text(f"""
-worker_processes auto;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
+    hashed = subprocess.run(["openssl", "passwd", "-apr1", "bench-password"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    upstream_block = f"upstream model {{ server 127.0.0.1:{upstream}; keepalive 32; }}" if keepalive else ""
+    target = "http://model" if keepalive else f"http://127.0.0.1:{upstream}"
+    keepalive_lines = 'proxy_http_version 1.1;\n      proxy_set_header Connection "";' if keepalive else ""
+    with run.nginx_serving(f"""
   {upstream_block}
   server {{
     listen 127.0.0.1:{port} ssl;
@@ -103,25 +91,16 @@ http {{
     ssl_protocols TLSv1.2 TLSv1.3;
     location /v2/ {{
       auth_basic "Restricted";
-      auth_basic_user_file {prefix}/htpasswd;
+      auth_basic_user_file {{prefix}}/htpasswd;
       proxy_pass {target};
       proxy_set_header Host $host;
       proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       {keepalive_lines}
     }}
-  }}
-}}
-""")
-        server = subprocess.Popen(["nginx", "-c", str(pathlib.Path(prefix) / "nginx.conf"), "-p", prefix],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            run.wait_tcp(port)
-            credentials = base64.b64encode(b"apiuser:bench-password").decode()
-            yield f"https://127.0.0.1:{port}", f"Basic {credentials}", server.pid
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+  }}""", files={"htpasswd": f"apiuser:{hashed}\n"}) as (_, pid):
+        credentials = base64.b64encode(b"apiuser:bench-password").decode()
+        yield f"https://127.0.0.1:{port}", f"Basic {credentials}", pid
 
 
 @contextlib.contextmanager
@@ -131,29 +110,12 @@ def static_upstream(answer: bytes):
     time costs."""
     port = run.free_port()
     quoted = answer.decode().replace("'", "\\'")
-    with tempfile.TemporaryDirectory() as prefix:
-        (pathlib.Path(prefix) / "nginx.conf").write_text(f"""
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
+    with run.nginx_serving(f"""
   server {{
     listen 127.0.0.1:{port};
     location / {{ default_type application/json; return 200 '{quoted}'; }}
-  }}
-}}
-""")
-        server = subprocess.Popen(["nginx", "-c", str(pathlib.Path(prefix) / "nginx.conf"), "-p", prefix],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            run.wait_tcp(port)
-            yield port
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+  }}""", workers="1"):
+        yield port
 
 
 def turns(sides: dict, body: pathlib.Path, connections: int, model: str = "sigmoid") -> dict:
@@ -162,11 +124,7 @@ def turns(sides: dict, body: pathlib.Path, connections: int, model: str = "sigmo
     for base, authorization, _ in sides.values():
         run.warm_up(f"{base}{path}", body, "", authorization)
     results = {name: [] for name in sides}
-    names = list(sides)
-    order = []
-    for pair in range(run.PAIRS):
-        order += names if pair % 2 == 0 else list(reversed(names))
-    for name in order:
+    for name in run.balanced(*sides):
         base, authorization, _ = sides[name]
         result = run.wrk(f"{base}{path}", body, connections, "", authorization)
         results[name].append(result)

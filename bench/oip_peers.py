@@ -126,11 +126,7 @@ def grpc_turns(sides: dict, frame: pathlib.Path, connections: int) -> dict:
     """sides: name → (host:port, key). Mean req/s and mean latency over alternating turns."""
     answers = {name: grpc_answers(address, key, frame) for name, (address, key) in sides.items()}
     results = {name: [] for name in sides}
-    names = list(sides)
-    order = []
-    for pair in range(run.PAIRS):
-        order += names if pair % 2 == 0 else list(reversed(names))
-    for name in order:
+    for name in run.balanced(*sides):
         address, key = sides[name]
         result = h2load(address, key, frame, connections)
         results[name].append(result)

@@ -39,12 +39,13 @@ CORES = os.cpu_count() or 1
 PAIRS = 4
 
 
-def balanced(first, second) -> list:
-    """A, B, B, A, A, B, B, A: each side goes first in as many pairs as it goes second, and the
-    sides' mean positions are equal, so neither a drift nor a first-turn advantage favours one."""
+def balanced(*sides) -> list:
+    """A, B, B, A, A, B, B, A (or A, B, C, C, B, A, …): each side goes first in as many rounds as
+    it goes last, and the sides' mean positions are equal, so neither a drift nor a first-turn
+    advantage favours one."""
     order = []
     for pair in range(PAIRS):
-        order += [first, second] if pair % 2 == 0 else [second, first]
+        order += list(sides) if pair % 2 == 0 else list(reversed(sides))
     return order
 
 
@@ -350,18 +351,41 @@ def handshakes_per_second(port: int, server_pid: int, ca: pathlib.Path) -> tuple
 
 
 @contextlib.contextmanager
-def nginx(cert: pathlib.Path, key: pathlib.Path):
-    port = free_port()
+def nginx_serving(servers: str, workers: str = "auto", files: dict | None = None):
+    """nginx on loopback with `servers` (server blocks naming `{prefix}` for its scratch
+    directory) inside its http block, and `files` (name → text) written there first. Yields the
+    scratch directory and the master's pid once the first `listen` port answers."""
     with tempfile.TemporaryDirectory() as prefix:
+        # nginx's workers run as an unprivileged user and read the files at each request.
+        os.chmod(prefix, 0o755)
+        for name, text in (files or {}).items():
+            (pathlib.Path(prefix) / name).write_text(text)
+            os.chmod(pathlib.Path(prefix) / name, 0o644)
         config = pathlib.Path(prefix) / "nginx.conf"
         config.write_text(f"""
-worker_processes auto;
+worker_processes {workers};
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
+{servers.replace("{prefix}", prefix)}
+}}
+""")
+        server = subprocess.Popen(["nginx", "-c", str(config), "-p", prefix], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_tcp(int(re.search(r"listen 127\.0\.0\.1:(\d+)", servers).group(1)))
+            yield prefix, server.pid
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def nginx(cert: pathlib.Path, key: pathlib.Path):
+    port = free_port()
+    with nginx_serving(f"""
   server {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {cert};
@@ -370,16 +394,8 @@ http {{
     ssl_session_cache off;
     ssl_session_tickets off;
     location / {{ return 200 "ok"; }}
-  }}
-}}
-""")
-        server = subprocess.Popen(["nginx", "-c", str(config), "-p", prefix], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_tcp(port)
-            yield port, server.pid
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+  }}""") as (_, pid):
+        yield port, pid
 
 
 def nginx_version() -> str:
