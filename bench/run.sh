@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 had_nginx=0
 dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q 'install ok installed' && had_nginx=1
-setup_all wrk nginx openssl xvfb
+setup_all wrk nginx nghttp2-client openssl xvfb
 # Debian starts nginx on port 80 when it installs it. The benchmark runs its own instance on a
 # loopback port, so a service it brought along is stopped and disabled; one that was already
 # there is left as it was.
@@ -22,6 +22,7 @@ if [ "$had_nginx" = 0 ] && command -v systemctl >/dev/null && systemctl is-enabl
     "${sudo_cmd[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
 # Triton's perf_analyzer drives the gRPC part (bench/grpc.py); it comes with the KServe environment's pip.
+# h2load (nghttp2-client) drives gRPC against MLServer and KServe (bench/oip_peers.py), which perf_analyzer cannot.
 install_venv "$GATEHOUSE_KSERVE_VENV" scripts/upstreams-kserve.txt "KServe and Triton's clients"
 install_perf_analyzer
 export GATEHOUSE_PERF_ANALYZER
